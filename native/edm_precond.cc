@@ -1,0 +1,166 @@
+// EDMPrecond (Karras et al. 2022, eq. 7 / Table 1): D(x, sigma) = c_skip x + c_out F((c_in x), c_noise).
+// The N-API surface of the EDM family: edmCreate(config) and edmForward(...), one call per forward.
+#include <cmath>
+
+#include "edm_networks.h"
+
+namespace dmd::edm {
+
+namespace {
+
+int64_t getInt(const Napi::Object& o, const char* k, int64_t dflt) {
+  Napi::Value v = o.Get(k);
+  if (isNullish(v)) return dflt;
+  if (!v.IsNumber()) throwType(std::string("EDM config: '") + k + "' must be an integer");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (std::floor(d) != d || d < 0 || d > 1e9) throwRange(std::string("EDM config: '") + k + "' must be a non-negative integer");
+  return static_cast<int64_t>(d);
+}
+double getDouble(const Napi::Object& o, const char* k, double dflt) {
+  Napi::Value v = o.Get(k);
+  if (isNullish(v)) return dflt;
+  if (!v.IsNumber()) throwType(std::string("EDM config: '") + k + "' must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+std::string getString(const Napi::Object& o, const char* k, const std::string& dflt) {
+  Napi::Value v = o.Get(k);
+  if (isNullish(v)) return dflt;
+  if (!v.IsString()) throwType(std::string("EDM config: '") + k + "' must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+template <typename T>
+std::vector<T> getList(const Napi::Object& o, const char* k, const std::vector<T>& dflt) {
+  Napi::Value v = o.Get(k);
+  if (isNullish(v)) return dflt;
+  if (!v.IsArray()) throwType(std::string("EDM config: '") + k + "' must be a list");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<T> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) throwType(std::string("EDM config: '") + k + "' must hold numbers");
+    out.push_back(static_cast<T>(e.As<Napi::Number>().DoubleValue()));
+  }
+  return out;
+}
+
+struct EDMPrecond : torch::nn::Module {
+  explicit EDMPrecond(const Config& c) : cfg(c) {
+    if (c.model_type == "SongUNet") model = register_module("model", makeSongUNet(c));
+    else if (c.model_type == "DhariwalUNet") model = register_module("model", makeDhariwalUNet(c));
+    else TORCH_CHECK(false, "unknown model_type '", c.model_type, "' (expected SongUNet or DhariwalUNet)");
+  }
+  Config cfg;
+  std::shared_ptr<UNet> model;
+};
+
+at::Tensor precondForward(EDMPrecond& m, const at::Tensor& x_in, const at::Tensor& sigma_in, c10::optional<at::Tensor> labels,
+                          c10::optional<at::Tensor> augment, at::ScalarType dtype, bool bottleneck) {
+  const Config& c = m.cfg;
+  TORCH_CHECK(x_in.dim() == 4 && x_in.size(1) == c.img_channels && x_in.size(2) == c.img_resolution && x_in.size(3) == c.img_resolution,
+              "x must have shape [N, ", c.img_channels, ", ", c.img_resolution, ", ", c.img_resolution, "], got ", x_in.sizes());
+  const int64_t n = x_in.size(0);
+  TORCH_CHECK(sigma_in.numel() == n || sigma_in.numel() == 1, "sigma must have 1 or N=", n, " elements, got ", sigma_in.numel());
+  at::Tensor x = x_in.to(at::kFloat);
+  at::Tensor sigma = sigma_in.to(at::kFloat).reshape({-1, 1, 1, 1});
+  at::Tensor cl;
+  if (c.label_dim) {
+    if (labels) {
+      TORCH_CHECK(labels->numel() == n * c.label_dim, "class labels must have shape [N, ", c.label_dim, "] (one-hot), got ", labels->sizes());
+      cl = labels->to(at::kFloat).reshape({-1, c.label_dim});
+    } else {
+      cl = at::zeros({1, c.label_dim}, x.options());
+    }
+  }
+  at::Tensor aug;
+  if (augment) {
+    TORCH_CHECK(c.augment_dim > 0, "augment labels given but the network has augment_dim 0");
+    TORCH_CHECK(augment->numel() == n * c.augment_dim, "augment labels must have shape [N, ", c.augment_dim, "]");
+    aug = augment->to(at::kFloat).reshape({-1, c.augment_dim});
+  }
+  const double sd = c.sigma_data;
+  at::Tensor c_skip = (sd * sd) / (sigma.square() + sd * sd);
+  at::Tensor c_out = sigma * sd / (sigma.square() + sd * sd).sqrt();
+  at::Tensor c_in = 1 / (sd * sd + sigma.square()).sqrt();
+  at::Tensor c_noise = sigma.log() / 4;
+  at::Tensor F_x = m.model->forward((c_in * x).to(dtype), c_noise.flatten(), cl, aug, bottleneck);
+  if (bottleneck) return F_x.to(at::kFloat);
+  TORCH_CHECK(F_x.scalar_type() == dtype, "internal: network output dtype mismatch");
+  return c_skip * x + c_out * F_x.to(at::kFloat);
+}
+
+EDMPrecond& precondArg(const Napi::CallbackInfo& info, size_t i) {
+  ModuleHandle* h = ModuleHandle::From(info[i]);
+  if (!h) throwType("argument " + std::to_string(i) + " must be an EDM network module");
+  auto* p = dynamic_cast<EDMPrecond*>(h->module().get());
+  if (!p) throwType("argument " + std::to_string(i) + " is a '" + h->kind() + "' module, not an EDM network");
+  return *p;
+}
+
+// edmCreate(config)
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject()) throwType("edmCreate: config must be an object");
+  Config c = configFrom(info[0].As<Napi::Object>());
+  return ModuleHandle::Wrap(info.Env(), std::make_shared<EDMPrecond>(c), "EDMPrecond");
+}
+
+// edmForward(m, x, sigma, labels|null, augment|null, {dtype, returnBottleneck})
+Napi::Value Forward(const Napi::CallbackInfo& info) {
+  EDMPrecond& m = precondArg(info, 0);
+  at::Tensor& x = tensorArg(info, 1);
+  at::Tensor& sigma = tensorArg(info, 2);
+  auto labels = optTensorArg(info, 3);
+  auto augment = optTensorArg(info, 4);
+  at::ScalarType dtype = at::kFloat;
+  bool bottleneck = false;
+  if (info[5].IsObject()) {
+    Napi::Object f = info[5].As<Napi::Object>();
+    if (!isNullish(f.Get("dtype"))) dtype = dtypeFrom(f.Get("dtype"), 5);
+    bottleneck = f.Get("returnBottleneck").ToBoolean().Value();
+  }
+  if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16)
+    throwType("edmForward: execution dtype must be float32, float16 or bfloat16");
+  return wrap(info.Env(), precondForward(m, x, sigma, labels, augment, dtype, bottleneck));
+}
+
+}  // namespace
+
+Config configFrom(const Napi::Object& o) {
+  Config c;
+  c.model_type = getString(o, "model_type", "DhariwalUNet");
+  const bool song = c.model_type == "SongUNet";
+  if (!song && c.model_type != "DhariwalUNet") throwType("EDM config: unknown model_type '" + c.model_type + "' (expected SongUNet or DhariwalUNet)");
+  c.img_resolution = getInt(o, "img_resolution", 32);
+  c.img_channels = getInt(o, "img_channels", 3);
+  c.label_dim = getInt(o, "label_dim", 0);
+  c.augment_dim = getInt(o, "augment_dim", 0);
+  c.model_channels = getInt(o, "model_channels", song ? 128 : 192);
+  c.channel_mult = getList<int64_t>(o, "channel_mult", song ? std::vector<int64_t>{1, 2, 2, 2} : std::vector<int64_t>{1, 2, 3, 4});
+  c.channel_mult_emb = getInt(o, "channel_mult_emb", 4);
+  c.channel_mult_noise = getInt(o, "channel_mult_noise", 1);
+  c.num_blocks = getInt(o, "num_blocks", song ? 4 : 3);
+  c.attn_resolutions = getList<int64_t>(o, "attn_resolutions", song ? std::vector<int64_t>{16} : std::vector<int64_t>{32, 16, 8});
+  c.dropout = getDouble(o, "dropout", 0.1);
+  c.label_dropout = getDouble(o, "label_dropout", 0);
+  c.embedding_type = getString(o, "embedding_type", "positional");
+  c.encoder_type = getString(o, "encoder_type", "standard");
+  c.decoder_type = getString(o, "decoder_type", "standard");
+  c.resample_filter = getList<double>(o, "resample_filter", {1, 1});
+  c.sigma_data = getDouble(o, "sigma_data", 0.5);
+  if (c.img_resolution < 1 || c.img_channels < 1 || c.model_channels < 1 || c.channel_mult.empty())
+    throwRange("EDM config: img_resolution, img_channels, model_channels must be positive and channel_mult non-empty");
+  if ((c.img_resolution >> (c.channel_mult.size() - 1)) < 1)
+    throwRange("EDM config: img_resolution " + std::to_string(c.img_resolution) + " is too small for " + std::to_string(c.channel_mult.size()) + " levels");
+  if (c.resample_filter.empty()) throwRange("EDM config: resample_filter must not be empty");
+  if (!(c.dropout >= 0 && c.dropout <= 1) || !(c.label_dropout >= 0 && c.label_dropout <= 1))
+    throwRange("EDM config: dropout and label_dropout must be in [0, 1]");
+  return c;
+}
+
+}  // namespace dmd::edm
+
+namespace dmd {
+void registerEDM(Napi::Env env, Exports exports) {
+  DMD_EXPORT(exports, env, "edmCreate", edm::Create);
+  DMD_EXPORT(exports, env, "edmForward", edm::Forward);
+}
+}  // namespace dmd

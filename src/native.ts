@@ -1,0 +1,240 @@
+// Loads the libtorch addon and types its surface. Only src/ talks to this module; users see the
+// typed API built on it (Tensor, Module, ...).
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+declare const tensorBrand: unique symbol;
+declare const moduleBrand: unique symbol;
+declare const generatorBrand: unique symbol;
+/** Opaque native handles. */
+export interface TensorHandle { readonly [tensorBrand]: true }
+export interface ModuleHandle { readonly [moduleBrand]: true }
+export interface GeneratorHandle { readonly [generatorBrand]: true }
+
+type H = TensorHandle;
+type Opt<T> = T | null | undefined;
+type Operand = H | number | boolean;
+/** A tensor list for foreach ops: handles, or the gradients of the given parameters. */
+export type HandleList = readonly H[] | { readonly gradsOf: readonly H[] };
+export interface NamedHandles { names: string[]; tensors: H[] }
+
+export interface EDMForwardFlags {
+  dtype: number;
+  returnBottleneck: boolean;
+}
+
+/** The addon's functions (native/*.cc), argument order as in C++. */
+export interface NativeBinding {
+  // tensor.cc
+  dispose(t: H): void;
+  disposeMany(ts: readonly H[]): void;
+  isDisposed(t: H): boolean;
+  liveTensors(): number;
+  isTensor(v: unknown): v is H;
+  shape(t: H): number[];
+  strides(t: H): number[];
+  dim(t: H): number;
+  numel(t: H): number;
+  dtype(t: H): number;
+  device(t: H): string;
+  isContiguous(t: H): boolean;
+  sameStorage(a: H, b: H): boolean;
+  item(t: H): number | boolean;
+  toBuffer(t: H): Buffer;
+  // creation.cc
+  empty(shape: readonly number[], dtype: Opt<number>, device: Opt<string>): H;
+  zeros(shape: readonly number[], dtype: Opt<number>, device: Opt<string>): H;
+  ones(shape: readonly number[], dtype: Opt<number>, device: Opt<string>): H;
+  full(shape: readonly number[], value: number | boolean, dtype: Opt<number>, device: Opt<string>): H;
+  arange(start: number, end: number, step: number, dtype: Opt<number>, device: Opt<string>): H;
+  linspace(start: number, end: number, steps: number, dtype: Opt<number>, device: Opt<string>): H;
+  eye(n: number, dtype: Opt<number>, device: Opt<string>): H;
+  fromTypedArray(data: ArrayBufferView, shape: readonly number[], dtype: Opt<number>, share: boolean): H;
+  fromBuffer(bytes: Uint8Array, shape: readonly number[], dtype: number): H;
+  // ops.cc
+  opNames: { unary: string[]; binary: string[]; reduce: string[] };
+  unary(id: number, t: H): H;
+  unaryInplace(id: number, t: H): void;
+  binary(id: number, a: Operand, b: Operand): H;
+  binaryInplace(id: number, a: H, b: Operand): void;
+  addScaled(a: H, b: Operand, alpha: number, inplace: boolean): H | undefined;
+  reduce(id: number, t: H, dims: Opt<readonly number[]>, keepdim: boolean): H;
+  stdVar(isStd: boolean, t: H, dims: Opt<readonly number[]>, correction: number, keepdim: boolean): H;
+  norm(t: H, p: number, dims: Opt<readonly number[]>, keepdim: boolean): H;
+  argExtreme(isMax: boolean, t: H, dim: Opt<number>, keepdim: boolean): H;
+  extremeDim(isMax: boolean, t: H, dim: number, keepdim: boolean): [H, H];
+  cumsum(t: H, dim: number): H;
+  reshape(t: H, shape: readonly number[]): H;
+  view(t: H, shape: readonly number[]): H;
+  permute(t: H, dims: readonly number[]): H;
+  transpose(t: H, d0: number, d1: number): H;
+  squeeze(t: H, dim: Opt<number>): H;
+  unsqueeze(t: H, dim: number): H;
+  flatten(t: H, start: number, end: number): H;
+  expand(t: H, shape: readonly number[]): H;
+  repeat(t: H, reps: readonly number[]): H;
+  flip(t: H, dims: readonly number[]): H;
+  roll(t: H, shifts: readonly number[], dims: readonly number[]): H;
+  slice(t: H, dim: number, start: Opt<number>, end: Opt<number>, step: number): H;
+  select(t: H, dim: number, index: number): H;
+  indexSelect(t: H, dim: number, index: H): H;
+  gather(t: H, dim: number, index: H): H;
+  scatter(t: H, dim: number, index: H, src: Operand): H;
+  indexPut(t: H, index: H, values: Operand): void;
+  cat(ts: HandleList, dim: number): H;
+  stack(ts: HandleList, dim: number): H;
+  split(t: H, sizes: number | readonly number[], dim: number): H[];
+  chunk(t: H, n: number, dim: number): H[];
+  maskedFill(t: H, mask: H, value: Operand): H;
+  where(cond: H, a: Operand, b: Operand): H;
+  clamp(t: H, min: Opt<number>, max: Opt<number>, inplace: boolean): H | undefined;
+  nanToNum(t: H, nan: number, posinf: Opt<number>, neginf: Opt<number>): H;
+  lerp(a: H, b: H, w: H | number, inplace: boolean): H | undefined;
+  addcmul(t: H, t1: H, t2: H, value: number, inplace: boolean): H | undefined;
+  addcdiv(t: H, t1: H, t2: H, value: number, inplace: boolean): H | undefined;
+  fill(t: H, value: number | boolean): void;
+  to(t: H, dtype: Opt<number>, device: Opt<string>, copy: boolean): H;
+  einsum(eq: string, ts: HandleList): H;
+  topk(t: H, k: number, dim: number, largest: boolean, sorted: boolean): [H, H];
+  sort(t: H, dim: number, descending: boolean): [H, H];
+  bincount(t: H, minlength: number): H;
+  allclose(a: H, b: H, rtol: number, atol: number): boolean;
+  equal(a: H, b: H): boolean;
+  eigh(t: H): [H, H];
+  eigvals(t: H): [H, H];
+  diagonal(t: H, offset: number): H;
+  tril(t: H, k: number): H;
+  // nn.cc
+  linear(x: H, w: H, b: Opt<H>): H;
+  conv2d(x: H, w: H, b: Opt<H>, stride: number | readonly number[], padding: number | readonly number[],
+    dilation: number | readonly number[], groups: number): H;
+  convTranspose2d(x: H, w: H, b: Opt<H>, stride: number | readonly number[], padding: number | readonly number[],
+    outputPadding: number | readonly number[], groups: number, dilation: number | readonly number[]): H;
+  groupNorm(x: H, groups: number, w: Opt<H>, b: Opt<H>, eps: number): H;
+  layerNorm(x: H, shape: readonly number[], w: Opt<H>, b: Opt<H>, eps: number): H;
+  interpolate(x: H, size: Opt<readonly number[]>, scale: Opt<number>, mode: string, alignCorners: Opt<boolean>, antialias: boolean): H;
+  pad(x: H, pads: readonly number[], mode: string, value: number): H;
+  softmax(x: H, dim: number): H;
+  logSoftmax(x: H, dim: number): H;
+  softplusEx(x: H, beta: number, threshold: number): H;
+  dropout(x: H, p: number, train: boolean): H;
+  avgPool2d(x: H, k: number | readonly number[], stride: Opt<number | readonly number[]>, padding: number | readonly number[]): H;
+  maxPool2d(x: H, k: number | readonly number[], stride: Opt<number | readonly number[]>, padding: number | readonly number[]): H;
+  adaptiveAvgPool2d(x: H, size: number | readonly number[]): H;
+  oneHot(t: H, n: number): H;
+  crossEntropy(logits: H, target: H, labelSmoothing: number): H;
+  // autograd.cc
+  setRequiresGrad(t: H, on: boolean): void;
+  requiresGrad(t: H): boolean;
+  isLeaf(t: H): boolean;
+  backward(t: H, grad: Opt<H>, retainGraph: Opt<boolean>, createGraph: boolean): void;
+  grad(t: H): H | null;
+  setGrad(t: H, g: Opt<H>): void;
+  retainGrad(t: H): void;
+  gradEnabled(): boolean;
+  setGradEnabled(on: boolean): void;
+  autogradGrad(outputs: HandleList, inputs: HandleList, gradOutputs: Opt<HandleList>, retainGraph: Opt<boolean>,
+    createGraph: boolean, allowUnused: boolean): (H | null)[];
+  // foreach.cc
+  foreachHasGrad(ts: HandleList): boolean[];
+  foreachZeroGrad(ts: HandleList, setToNone: boolean): void;
+  foreachZero(ts: HandleList): void;
+  foreachMul(ts: HandleList, other: number | HandleList): void;
+  foreachAdd(ts: HandleList, other: number | HandleList, alpha: number): void;
+  foreachLerp(ts: HandleList, ends: HandleList, weight: number): void;
+  foreachAddcmul(ts: HandleList, a: HandleList, b: HandleList, value: number): void;
+  foreachAddcdiv(ts: HandleList, a: HandleList, b: HandleList, value: number): void;
+  foreachSqrt(ts: HandleList): void;
+  foreachCopy(dst: HandleList, src: HandleList): void;
+  foreachZerosLike(ts: HandleList, dtype: Opt<number>): H[];
+  foreachClone(ts: HandleList): H[];
+  foreachAllFinite(ts: HandleList): boolean;
+  clipGradNorm(params: HandleList, maxNorm: number, normType: number): H;
+  // random.cc
+  createGenerator(device: string, seed: number): GeneratorHandle;
+  defaultGenerator(device: string): GeneratorHandle;
+  manualSeed(seed: number): void;
+  generatorSeed(g: GeneratorHandle, seed: number): void;
+  generatorDevice(g: GeneratorHandle): string;
+  generatorGetState(g: GeneratorHandle): H;
+  generatorSetState(g: GeneratorHandle, state: H): void;
+  rand(shape: readonly number[], dtype: Opt<number>, device: Opt<string>, gen: Opt<GeneratorHandle>): H;
+  randn(shape: readonly number[], dtype: Opt<number>, device: Opt<string>, gen: Opt<GeneratorHandle>): H;
+  randint(low: number, high: number, shape: readonly number[], dtype: Opt<number>, device: Opt<string>, gen: Opt<GeneratorHandle>): H;
+  randperm(n: number, dtype: Opt<number>, device: Opt<string>, gen: Opt<GeneratorHandle>): H;
+  normal(t: H, mean: number, std: number, gen: Opt<GeneratorHandle>): void;
+  uniform(t: H, from: number, to: number, gen: Opt<GeneratorHandle>): void;
+  bernoulli(p: H, gen: Opt<GeneratorHandle>): H;
+  multinomial(p: H, n: number, replacement: boolean, gen: Opt<GeneratorHandle>): H;
+  // module.cc
+  moduleKind(m: ModuleHandle): string;
+  moduleNamedParameters(m: ModuleHandle): NamedHandles;
+  moduleNamedBuffers(m: ModuleHandle): NamedHandles;
+  moduleStateNames(m: ModuleHandle): string[];
+  moduleTrain(m: ModuleHandle, on: boolean): void;
+  moduleIsTraining(m: ModuleHandle): boolean;
+  moduleTo(m: ModuleHandle, device: Opt<string>, dtype: Opt<number>): void;
+  moduleSetRequiresGrad(m: ModuleHandle, on: boolean): void;
+  moduleParameterCount(m: ModuleHandle): number;
+  moduleLoadState(m: ModuleHandle, names: readonly string[], tensors: readonly H[], strict: boolean): { missing: string[]; unexpected: string[] };
+  moduleCopy(dst: ModuleHandle, src: ModuleHandle): void;
+  moduleDispose(m: ModuleHandle): void;
+  // serialize.cc
+  pickleLoad(bytes: Uint8Array): unknown;
+  pickleSave(value: unknown): Buffer;
+  // cuda.cc
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  cudaSynchronize(device: number): void;
+  cudaManualSeedAll(seed: number): void;
+  cudaMemoryStats(device: number): { allocated: number; peakAllocated: number; reserved: number; peakReserved: number };
+  cudaResetPeak(device: number): void;
+  cudaEmptyCache(): void;
+  // runtime.cc
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  buildInfo(): { torchVersion: string; cuda: boolean; sdpa: boolean; parallelInfo: string };
+  // edm.cc
+  edmCreate(config: Record<string, unknown>): ModuleHandle;
+  edmForward(m: ModuleHandle, x: H, sigma: H, labels: Opt<H>, augment: Opt<H>, flags: EDMForwardFlags): H;
+  // lpips.cc
+  lpipsCreate(): ModuleHandle;
+  lpipsForward(m: ModuleHandle, x0: H, x1: H, resize: number, dtype: number): H;
+  // heads.cc
+  headCreate(kind: string, config: Record<string, unknown>): ModuleHandle;
+  headForward(m: ModuleHandle, x: H): H;
+}
+
+function addonPath(): string {
+  // src/native.ts and dist/native.js both sit one level below the package root
+  return fileURLToPath(new URL('../build/Release/dmd_torch.node', import.meta.url));
+}
+
+function load(): NativeBinding {
+  const path = addonPath();
+  if (!existsSync(path)) {
+    throw new Error(
+      `dmd-torch: the native addon is not built (${path} is missing). Run 'npm run build:native' in the dmd-torch ` +
+        `package; it needs libtorch (apt-get install libtorch-dev, or LIBTORCH=<libtorch dir>, see README).`,
+    );
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    return require(path) as NativeBinding;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(`dmd-torch: loading ${path} failed: ${msg}. If libtorch moved since the build, rebuild with 'npm run build:native'.`);
+  }
+}
+
+export const N: NativeBinding = load();
+
+// Debian's libtorch starts with one intra-op thread; use every core unless told otherwise.
+{
+  const env = process.env.DMD_NUM_THREADS;
+  const n = env !== undefined && env !== '' ? Number(env) : availableParallelism();
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`DMD_NUM_THREADS must be a positive integer, got '${env}'`);
+  N.setNumThreads(n);
+}

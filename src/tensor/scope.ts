@@ -1,0 +1,108 @@
+// Explicit tensor lifetime: tidy() scopes free every tensor created inside except what the function
+// returns (or what was kept). GC finalizers only back this up: a synchronous training loop must not
+// depend on them (Node runs ObjectWrap finalizers only after the event loop turns).
+import { N, type TensorHandle } from '../native.js';
+
+/** What a scope needs to know of a tensor. */
+export interface Scoped {
+  /** @internal */ _h: TensorHandle | null;
+  /** @internal */ _kept: boolean;
+}
+
+const stack: Scoped[][] = [];
+
+/** Registers a new tensor with the innermost open scope (if any). */
+export function track(t: Scoped): void {
+  const top = stack[stack.length - 1];
+  if (top) top.push(t);
+}
+
+function isScoped(x: unknown): x is Scoped {
+  return typeof x === 'object' && x !== null && '_h' in x && '_kept' in x;
+}
+
+/** Finds the tensors in a result: the value itself, or inside arrays, Maps, Sets and plain objects. */
+function collect(value: unknown, out: Set<Scoped>, depth = 0): void {
+  if (depth > 16 || value === null || typeof value !== 'object') return;
+  if (isScoped(value)) {
+    out.add(value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collect(v, out, depth + 1);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) collect(v, out, depth + 1);
+  } else if (value instanceof Set) {
+    for (const v of value) collect(v, out, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collect(v, out, depth + 1);
+  }
+}
+
+function release(ts: Scoped[]): void {
+  const handles: TensorHandle[] = [];
+  for (const t of ts) {
+    if (t._h) {
+      handles.push(t._h);
+      t._h = null;
+    }
+  }
+  if (handles.length) N.disposeMany(handles);
+}
+
+/**
+ * Runs fn and disposes every tensor it created, except the tensors it returns (found in arrays,
+ * Maps, Sets and plain objects) and tensors marked with keep(). Returned tensors move to the
+ * enclosing scope. fn must be synchronous.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope: Scoped[] = [];
+  stack.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    stack.pop();
+    release(scope.filter((t) => !t._kept));
+    throw e;
+  }
+  stack.pop();
+  if (result instanceof Promise) {
+    release(scope.filter((t) => !t._kept));
+    throw new TypeError('tidy() takes a synchronous function; await inside it would free tensors too early');
+  }
+  const keepSet = new Set<Scoped>();
+  collect(result, keepSet);
+  const dead: Scoped[] = [];
+  const parent = stack[stack.length - 1];
+  for (const t of scope) {
+    if (t._kept) continue;
+    if (keepSet.has(t)) parent?.push(t);
+    else dead.push(t);
+  }
+  release(dead);
+  return result;
+}
+
+/** Exempts a tensor from every tidy() scope; it lives until dispose() (or GC). */
+export function keep<T extends Scoped>(t: T): T {
+  t._kept = true;
+  return t;
+}
+
+/** Disposes every tensor found in the value (arrays, Maps, Sets, plain objects). */
+export function dispose(value: unknown): void {
+  const found = new Set<Scoped>();
+  collect(value, found);
+  release([...found]);
+}
+
+/** Number of native tensors alive (not disposed, not yet collected). */
+export function liveTensors(): number {
+  return N.liveTensors();
+}
+
+/** Number of tidy() scopes currently open. */
+export function scopeDepth(): number {
+  return stack.length;
+}
