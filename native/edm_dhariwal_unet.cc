@@ -28,12 +28,18 @@ DhariwalUNet::DhariwalUNet(const Config& c) : model_channels(c.model_channels) {
   bo.emb_channels = emb_channels;
   bo.channels_per_head = 64;
   bo.dropout = c.dropout;
+  const Init init{Init::KaimingUniform, std::sqrt(1.0 / 3), std::sqrt(1.0 / 3)};
+  const Init init_zero{Init::KaimingUniform, 0, 0};
+  bo.init = init;
+  bo.init_zero = init_zero;
+  const std::vector<double> rf{1, 1};
 
   // Mapping (registration order follows EDM: map_augment, map_layer0, map_layer1, map_label).
-  if (c.augment_dim) map_augment = register_module("map_augment", std::make_shared<Linear>(c.augment_dim, c.model_channels, false));
-  map_layer0 = register_module("map_layer0", std::make_shared<Linear>(c.model_channels, emb_channels, true));
-  map_layer1 = register_module("map_layer1", std::make_shared<Linear>(emb_channels, emb_channels, true));
-  if (c.label_dim) map_label = register_module("map_label", std::make_shared<Linear>(c.label_dim, emb_channels, false));
+  if (c.augment_dim) map_augment = register_module("map_augment", std::make_shared<Linear>(c.augment_dim, c.model_channels, false, init_zero));
+  map_layer0 = register_module("map_layer0", std::make_shared<Linear>(c.model_channels, emb_channels, true, init));
+  map_layer1 = register_module("map_layer1", std::make_shared<Linear>(emb_channels, emb_channels, true, init));
+  if (c.label_dim) map_label = register_module("map_label", std::make_shared<Linear>(c.label_dim, emb_channels, false,
+                                                                                  Init{Init::KaimingNormal, std::sqrt(static_cast<double>(c.label_dim)), 0}));
 
   // Encoder.
   enc = register_module("enc", std::make_shared<Container>());
@@ -47,7 +53,7 @@ DhariwalUNet::DhariwalUNet(const Config& c) : model_channels(c.model_channels) {
     if (level == 0) {
       int64_t cin = cout;
       cout = c.model_channels * mult;
-      enc_conv = enc->register_module(r + "_conv", std::make_shared<Conv2d>(cin, cout, 3, true, false, false, std::vector<double>{1, 1}, false));
+      enc_conv = enc->register_module(r + "_conv", std::make_shared<Conv2d>(cin, cout, 3, true, false, false, rf, false, init));
     } else {
       enc_blocks.push_back(enc->register_module(r + "_down", std::make_shared<UNetBlock>(cout, cout, false, true, false, bo)));
     }
@@ -82,7 +88,7 @@ DhariwalUNet::DhariwalUNet(const Config& c) : model_channels(c.model_channels) {
     }
   }
   out_norm = register_module("out_norm", std::make_shared<GroupNorm>(cout, 1e-5));
-  out_conv = register_module("out_conv", std::make_shared<Conv2d>(cout, c.img_channels, 3, true, false, false, std::vector<double>{1, 1}, false));
+  out_conv = register_module("out_conv", std::make_shared<Conv2d>(cout, c.img_channels, 3, true, false, false, rf, false, init_zero));
 }
 
 at::Tensor DhariwalUNet::forward(const at::Tensor& x_in, const at::Tensor& noise_labels, const at::Tensor& class_labels,

@@ -15,11 +15,22 @@ at::Tensor convT(const at::Tensor& x, const at::Tensor& w, int64_t pad, int64_t 
 }
 }  // namespace
 
+at::Tensor weightInit(at::IntArrayRef shape, const Init& init, int64_t fan_in, int64_t fan_out) {
+  at::NoGradGuard ng;
+  const double fi = static_cast<double>(fan_in), fo = static_cast<double>(fan_out);
+  switch (init.mode) {
+    case Init::XavierUniform: return std::sqrt(6 / (fi + fo)) * (torch::rand(shape) * 2 - 1);
+    case Init::XavierNormal: return std::sqrt(2 / (fi + fo)) * torch::randn(shape);
+    case Init::KaimingUniform: return std::sqrt(3 / fi) * (torch::rand(shape) * 2 - 1);
+    case Init::KaimingNormal: return std::sqrt(1 / fi) * torch::randn(shape);
+  }
+  TORCH_CHECK(false, "invalid init mode");
+}
+
 // ---- Linear ---------------------------------------------------------------------------------------
-// Parameters start at zero; real values always come from a checkpoint or from init.ts.
-Linear::Linear(int64_t in, int64_t out, bool has_bias) : in_features(in), out_features(out) {
-  weight = register_parameter("weight", torch::zeros({out, in}));
-  if (has_bias) bias = register_parameter("bias", torch::zeros({out}));
+Linear::Linear(int64_t in, int64_t out, bool has_bias, const Init& init) : in_features(in), out_features(out) {
+  weight = register_parameter("weight", weightInit({out, in}, init, in, out) * init.weight);
+  if (has_bias) bias = register_parameter("bias", weightInit({out}, init, in, out) * init.bias);
 }
 
 at::Tensor Linear::forward(const at::Tensor& x) {
@@ -29,12 +40,14 @@ at::Tensor Linear::forward(const at::Tensor& x) {
 }
 
 // ---- Conv2d ---------------------------------------------------------------------------------------
-Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, bool has_bias, bool up_, bool down_, const std::vector<double>& rf, bool fused_)
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, bool has_bias, bool up_, bool down_, const std::vector<double>& rf, bool fused_,
+               const Init& init)
     : in_channels(in), out_channels(out), up(up_), down(down_), fused(fused_) {
   TORCH_CHECK(!(up && down), "Conv2d cannot both upsample and downsample");
   if (kernel) {
-    weight = register_parameter("weight", torch::zeros({out, in, kernel, kernel}));
-    if (has_bias) bias = register_parameter("bias", torch::zeros({out}));
+    const int64_t fi = in * kernel * kernel, fo = out * kernel * kernel;
+    weight = register_parameter("weight", weightInit({out, in, kernel, kernel}, init, fi, fo) * init.weight);
+    if (has_bias) bias = register_parameter("bias", weightInit({out}, init, fi, fo) * init.bias);
   }
   if (up || down) {
     at::Tensor f = torch::tensor(rf, torch::kFloat32);
@@ -94,18 +107,19 @@ UNetBlock::UNetBlock(int64_t in, int64_t out, bool up, bool down, bool attn, con
     : in_channels(in), out_channels(out), dropout(o.dropout), skip_scale(o.skip_scale), adaptive_scale(o.adaptive_scale) {
   num_heads = !attn ? 0 : o.num_heads >= 0 ? o.num_heads : out / o.channels_per_head;
   norm0 = register_module("norm0", std::make_shared<GroupNorm>(in, o.eps));
-  conv0 = register_module("conv0", std::make_shared<Conv2d>(in, out, 3, true, up, down, o.resample_filter, false));
-  affine = register_module("affine", std::make_shared<Linear>(o.emb_channels, out * (adaptive_scale ? 2 : 1), true));
+  conv0 = register_module("conv0", std::make_shared<Conv2d>(in, out, 3, true, up, down, o.resample_filter, false, o.init));
+  affine = register_module("affine", std::make_shared<Linear>(o.emb_channels, out * (adaptive_scale ? 2 : 1), true, o.init));
   norm1 = register_module("norm1", std::make_shared<GroupNorm>(out, o.eps));
-  conv1 = register_module("conv1", std::make_shared<Conv2d>(out, out, 3, true, false, false, o.resample_filter, false));
+  conv1 = register_module("conv1", std::make_shared<Conv2d>(out, out, 3, true, false, false, o.resample_filter, false, o.init_zero));
   if (out != in || up || down) {
     int64_t kernel = (o.resample_proj || out != in) ? 1 : 0;
-    skip = register_module("skip", std::make_shared<Conv2d>(in, out, kernel, true, up, down, o.resample_filter, false));
+    skip = register_module("skip", std::make_shared<Conv2d>(in, out, kernel, true, up, down, o.resample_filter, false, o.init));
   }
   if (num_heads) {
     norm2 = register_module("norm2", std::make_shared<GroupNorm>(out, o.eps));
-    qkv = register_module("qkv", std::make_shared<Conv2d>(out, out * 3, 1, true, false, false, o.resample_filter, false));
-    proj = register_module("proj", std::make_shared<Conv2d>(out, out, 1, true, false, false, o.resample_filter, false));
+    qkv = register_module("qkv", std::make_shared<Conv2d>(out, out * 3, 1, true, false, false, o.resample_filter, false,
+                                                          o.init_attn ? *o.init_attn : o.init));
+    proj = register_module("proj", std::make_shared<Conv2d>(out, out, 1, true, false, false, o.resample_filter, false, o.init_zero));
   }
 }
 

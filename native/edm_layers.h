@@ -7,8 +7,16 @@
 
 namespace dmd::edm {
 
+// EDM's weight_init(): the random initialisation of a fresh network (drawn from libtorch's default
+// generator, so torch.manual_seed / manualSeed makes it reproducible).
+struct Init {
+  enum Mode { XavierUniform, XavierNormal, KaimingUniform, KaimingNormal } mode = KaimingNormal;
+  double weight = 1, bias = 0;
+};
+at::Tensor weightInit(at::IntArrayRef shape, const Init& init, int64_t fan_in, int64_t fan_out);
+
 struct Linear : torch::nn::Module {
-  Linear(int64_t in, int64_t out, bool bias);
+  Linear(int64_t in, int64_t out, bool bias, const Init& init = {});
   at::Tensor forward(const at::Tensor& x);
   int64_t in_features, out_features;
   at::Tensor weight, bias;
@@ -16,7 +24,7 @@ struct Linear : torch::nn::Module {
 
 struct Conv2d : torch::nn::Module {
   Conv2d(int64_t in, int64_t out, int64_t kernel, bool bias, bool up, bool down, const std::vector<double>& resample_filter,
-         bool fused_resample);
+         bool fused_resample, const Init& init = {});
   at::Tensor forward(const at::Tensor& x);
   int64_t in_channels, out_channels;
   bool up, down, fused;
@@ -41,6 +49,8 @@ struct BlockOptions {
   std::vector<double> resample_filter{1, 1};
   bool resample_proj = false;
   bool adaptive_scale = true;
+  Init init, init_zero{Init::KaimingNormal, 0, 0};
+  c10::optional<Init> init_attn;
 };
 
 struct UNetBlock : torch::nn::Module {

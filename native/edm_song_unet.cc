@@ -50,17 +50,22 @@ SongUNet::SongUNet(const Config& c) {
   bo.resample_filter = c.resample_filter;
   bo.resample_proj = true;
   bo.adaptive_scale = false;
+  const Init init{Init::XavierUniform, 1, 0};
+  bo.init = init;
+  bo.init_zero = Init{Init::XavierUniform, 1e-5, 0};
+  bo.init_attn = Init{Init::XavierUniform, std::sqrt(0.2), 0};
+  const std::vector<double>& rf = c.resample_filter;
 
   // Mapping.
   fourier = c.embedding_type == "fourier";
   if (fourier) {
     auto mn = register_module("map_noise", std::make_shared<Container>());
-    freqs = mn->register_buffer("freqs", torch::zeros({noise_channels / 2}));
+    freqs = mn->register_buffer("freqs", torch::randn({noise_channels / 2}) * 16);
   }
-  if (c.label_dim) map_label = register_module("map_label", std::make_shared<Linear>(c.label_dim, noise_channels, true));
-  if (c.augment_dim) map_augment = register_module("map_augment", std::make_shared<Linear>(c.augment_dim, noise_channels, false));
-  map_layer0 = register_module("map_layer0", std::make_shared<Linear>(noise_channels, emb_channels, true));
-  map_layer1 = register_module("map_layer1", std::make_shared<Linear>(emb_channels, emb_channels, true));
+  if (c.label_dim) map_label = register_module("map_label", std::make_shared<Linear>(c.label_dim, noise_channels, true, init));
+  if (c.augment_dim) map_augment = register_module("map_augment", std::make_shared<Linear>(c.augment_dim, noise_channels, false, init));
+  map_layer0 = register_module("map_layer0", std::make_shared<Linear>(noise_channels, emb_channels, true, init));
+  map_layer1 = register_module("map_layer1", std::make_shared<Linear>(emb_channels, emb_channels, true, init));
 
   // Encoder.
   enc = register_module("enc", std::make_shared<Container>());
@@ -78,18 +83,18 @@ SongUNet::SongUNet(const Config& c) {
     if (level == 0) {
       int64_t cin = cout;
       cout = c.model_channels;
-      addEnc(r + "_conv", Role::Conv, nullptr, std::make_shared<Conv2d>(cin, cout, 3, true, false, false, c.resample_filter, false));
+      addEnc(r + "_conv", Role::Conv, nullptr, std::make_shared<Conv2d>(cin, cout, 3, true, false, false, rf, false, init));
       skips.push_back(cout);
     } else {
       addEnc(r + "_down", Role::Block, std::make_shared<UNetBlock>(cout, cout, false, true, false, bo), nullptr);
       skips.push_back(cout);
       if (c.encoder_type == "skip") {
-        addEnc(r + "_aux_down", Role::AuxDown, nullptr, std::make_shared<Conv2d>(caux, caux, 0, true, false, true, c.resample_filter, false));
-        addEnc(r + "_aux_skip", Role::AuxSkip, nullptr, std::make_shared<Conv2d>(caux, cout, 1, true, false, false, c.resample_filter, false));
+        addEnc(r + "_aux_down", Role::AuxDown, nullptr, std::make_shared<Conv2d>(caux, caux, 0, true, false, true, rf, false));
+        addEnc(r + "_aux_skip", Role::AuxSkip, nullptr, std::make_shared<Conv2d>(caux, cout, 1, true, false, false, rf, false, init));
       }
       if (c.encoder_type == "residual") {
         addEnc(r + "_aux_residual", Role::AuxResidual, nullptr,
-               std::make_shared<Conv2d>(caux, cout, 3, true, false, true, c.resample_filter, true));
+               std::make_shared<Conv2d>(caux, cout, 3, true, false, true, rf, true, init));
         caux = cout;
       }
     }
@@ -132,10 +137,10 @@ SongUNet::SongUNet(const Config& c) {
     if (c.decoder_type == "skip" || level == 0) {
       if (c.decoder_type == "skip" && level < levels - 1)
         addDec(r + "_aux_up", Role::AuxUp, nullptr,
-               std::make_shared<Conv2d>(c.img_channels, c.img_channels, 0, true, true, false, c.resample_filter, false), nullptr);
+               std::make_shared<Conv2d>(c.img_channels, c.img_channels, 0, true, true, false, rf, false), nullptr);
       addDec(r + "_aux_norm", Role::AuxNorm, nullptr, nullptr, std::make_shared<GroupNorm>(cout, 1e-6));
       addDec(r + "_aux_conv", Role::AuxConv, nullptr,
-             std::make_shared<Conv2d>(cout, c.img_channels, 3, true, false, false, c.resample_filter, false), nullptr);
+             std::make_shared<Conv2d>(cout, c.img_channels, 3, true, false, false, rf, false, bo.init_zero), nullptr);
     }
   }
 }

@@ -283,7 +283,8 @@ Napi::Value IndexPut(const Napi::CallbackInfo& info) {
   at::Tensor& t = tensorArg(info, 0);
   c10::List<c10::optional<at::Tensor>> idx;
   idx.push_back(tensorArg(info, 1));
-  t.index_put_(idx, operandArg(info, 2, t));
+  at::Tensor v = operandArg(info, 2, t);
+  t.index_put_(idx, v.scalar_type() == t.scalar_type() ? v : v.to(t.scalar_type()));
   return info.Env().Undefined();
 }
 Napi::Value Cat(const Napi::CallbackInfo& info) { return wrap(info.Env(), at::cat(tensorListArg(info, 0), intArgOr(info, 1, 0))); }

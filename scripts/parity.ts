@@ -1,0 +1,44 @@
+// npm run test:parity [-- --device cuda] [-- --dtype bfloat16 --rtol 0.02]
+// Runs every case of the reference manifest ($DMD_REFERENCE_FIXTURES, default test/fixtures/reference)
+// whose kind is implemented; prints one line per case and exits non-zero on any failure.
+import { CHECKERS, judge } from '../test/parity/kinds.js';
+import { fixturesDir, readCase, readManifest } from '../test/parity/fixtures.js';
+import { tidy, dispose, checkDevice } from '../src/tensor/index.js';
+import type { ExecutionDType } from '../src/edm/network.js';
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const device = checkDevice(flag('device') ?? process.env.DMD_PARITY_DEVICE ?? 'cpu');
+const dtype = (flag('dtype') ?? 'float32') as ExecutionDType;
+const rtolOverride = flag('rtol') !== undefined ? Number(flag('rtol')) : undefined;
+const only = flag('case');
+const dir = fixturesDir();
+const manifest = readManifest(dir);
+let failed = 0;
+let passed = 0;
+for (const c of manifest.cases) {
+  if (only && c.name !== only) continue;
+  const check = CHECKERS[c.kind];
+  if (!check) {
+    console.log(`parity ${c.name} skip ${c.kind} not implemented`);
+    continue;
+  }
+  const t0 = performance.now();
+  try {
+    const data = readCase(c, dir);
+    const v = tidy(() => judge(check(c, data, { device, dtype }), rtolOverride ?? c.rtol));
+    dispose(data.all);
+    const ms = (performance.now() - t0).toFixed(0);
+    console.log(`parity ${c.name} ${v.pass ? 'pass' : 'fail'} max_abs_err=${v.maxAbsErr.toExponential(3)} tol=${v.tol.toExponential(3)} (${v.worst}, ${device}, ${dtype}, ${ms} ms)`);
+    if (v.pass) passed++;
+    else failed++;
+  } catch (e) {
+    failed++;
+    console.log(`parity ${c.name} fail error: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+console.log(`parity summary: ${passed} passed, ${failed} failed (fixtures: ${dir})`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,185 @@
+// Teacher files: `edm.pt` (a torch.save plain dict {config: JSON string, state_dict: {key: tensor}})
+// and `.safetensors` (the same tensors, config JSON in __metadata__.config). Everything is validated
+// before use; errors name the file, the key or the field, and the fix.
+import { openSync, readSync, closeSync, statSync } from 'node:fs';
+import { readSafetensors, writeSafetensors, SafetensorsError } from '../io/safetensors.js';
+import { readTorchSave, writeTorchSave, type PickleValue, TorchSaveError } from '../io/torchsave.js';
+import { Tensor } from '../tensor/tensor.js';
+import { isFloating } from '../tensor/dtype.js';
+import { foreach } from '../tensor/foreach.js';
+import { type Device } from '../tensor/device.js';
+import { noGrad } from '../tensor/autograd.js';
+import { dispose, tidy } from '../tensor/scope.js';
+import { type EDMConfig, parseEDMConfig, configJSON } from './config.js';
+import { EDMNetwork } from './network.js';
+
+export class CheckpointError extends Error {
+  readonly code = 'ERR_CHECKPOINT';
+}
+
+export type TeacherFormat = 'pt' | 'safetensors';
+
+/** Detects the format from the first bytes (zip = torch.save, else safetensors), not the extension. */
+export function detectFormat(path: string): TeacherFormat {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new CheckpointError(`${path}: file not found (pass an EDM teacher: a .pt written by scripts/convert-edm.py or dmd teacher, or a .safetensors)`);
+  }
+  if (st.isDirectory()) throw new CheckpointError(`${path}: is a directory, expected a teacher file (.pt or .safetensors)`);
+  if (st.size < 8) throw new CheckpointError(`${path}: only ${st.size} bytes, too short to be a teacher file (truncated?)`);
+  const fd = openSync(path, 'r');
+  const head = Buffer.alloc(8);
+  try {
+    readSync(fd, head, 0, 8, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (head[0] === 0x50 && head[1] === 0x4b) return 'pt'; // 'PK': torch.save zip archive
+  if (head[0] === 0x80) {
+    throw new CheckpointError(
+      `${path}: is a raw Python pickle (an NVlabs EDM network-snapshot .pkl or a legacy torch.save); convert it with ` +
+        `'python3 scripts/convert-edm.py ${path} edm.pt' (EDM repository on PYTHONPATH)`,
+    );
+  }
+  return 'safetensors';
+}
+
+interface RawTeacher {
+  config: EDMConfig;
+  state: Map<string, Tensor>;
+}
+
+function readPt(path: string): RawTeacher {
+  let root: PickleValue;
+  try {
+    root = readTorchSave(path);
+  } catch (e) {
+    if (e instanceof TorchSaveError) throw new CheckpointError(e.message);
+    throw e;
+  }
+  const fail = (msg: string): never => {
+    dispose(root);
+    throw new CheckpointError(`${path}: ${msg}`);
+  };
+  if (root === null || typeof root !== 'object' || Array.isArray(root) || root instanceof Tensor)
+    return fail('expected a dict {"config": <JSON string>, "state_dict": {key: tensor}}; convert EDM snapshots with scripts/convert-edm.py');
+  const cfgRaw = root.config;
+  const sd = root.state_dict;
+  if (cfgRaw === undefined) return fail('has no "config" entry (expected {"config": <JSON string>, "state_dict": {...}})');
+  if (sd === undefined) return fail('has no "state_dict" entry (expected {"config": <JSON string>, "state_dict": {...}})');
+  if (sd === null || typeof sd !== 'object' || Array.isArray(sd) || sd instanceof Tensor) return fail('"state_dict" must be a dict of tensors');
+  const state = new Map<string, Tensor>();
+  for (const [k, v] of Object.entries(sd)) {
+    if (!(v instanceof Tensor)) return fail(`state_dict['${k}'] is not a tensor`);
+    state.set(k, v);
+  }
+  let config: EDMConfig;
+  try {
+    config = parseEDMConfig(typeof cfgRaw === 'string' ? cfgRaw : cfgRaw, `${path}: config`);
+  } catch (e) {
+    dispose(root);
+    throw e;
+  }
+  for (const [k, v] of Object.entries(root)) if (k !== 'state_dict') dispose(v);
+  return { config, state };
+}
+
+function readSt(path: string): RawTeacher {
+  let file;
+  try {
+    file = readSafetensors(path);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+    throw e;
+  }
+  const cfg = file.metadata.config;
+  if (cfg === undefined) {
+    dispose(file.tensors);
+    throw new CheckpointError(`${path}: has no __metadata__.config (the EDMPrecond arguments as JSON); write it with saveEDM or scripts/convert-edm.py`);
+  }
+  try {
+    return { config: parseEDMConfig(cfg, `${path}: config`), state: file.tensors };
+  } catch (e) {
+    dispose(file.tensors);
+    throw e;
+  }
+}
+
+/** Checks a state dict against a network built from its config: keys, shapes, dtypes, finiteness. */
+function validateState(path: string, net: EDMNetwork, state: Map<string, Tensor>): void {
+  const expected = new Map<string, number[]>();
+  for (const [k, t] of net.stateDict()) {
+    expected.set(k, t.shape);
+    t.dispose();
+  }
+  const missing = [...expected.keys()].filter((k) => !state.has(k));
+  const extra = [...state.keys()].filter((k) => !expected.has(k));
+  const hint = 'the config does not match the tensors (check model_type, model_channels, channel_mult, num_blocks, attn_resolutions, label_dim, augment_dim, embedding_type, encoder/decoder_type)';
+  if (missing.length || extra.length) {
+    const parts: string[] = [];
+    if (missing.length) parts.push(`${missing.length} missing key(s): ${missing.slice(0, 3).map((k) => `'${k}'`).join(', ')}${missing.length > 3 ? ', ...' : ''}`);
+    if (extra.length) parts.push(`${extra.length} unexpected key(s): ${extra.slice(0, 3).map((k) => `'${k}'`).join(', ')}${extra.length > 3 ? ', ...' : ''}`);
+    throw new CheckpointError(`${path}: ${parts.join('; ')}; ${hint}`);
+  }
+  for (const [k, t] of state) {
+    const want = expected.get(k)!;
+    const got = t.shape;
+    if (got.length !== want.length || got.some((d, i) => d !== want[i]))
+      throw new CheckpointError(`${path}: '${k}' has shape [${got.join(', ')}] but the config implies [${want.join(', ')}]; ${hint}`);
+    if (!isFloating(t.dtype)) throw new CheckpointError(`${path}: '${k}' has dtype ${t.dtype}; EDM weights must be floating point`);
+  }
+  const tensors = [...state.values()];
+  if (!foreach.allFinite(tensors)) {
+    const bad = [...state.entries()].find(([, t]) => !t.isfinite().all().item());
+    throw new CheckpointError(`${path}: '${bad?.[0] ?? '?'}' contains NaN or Inf values; the file is corrupt or the training diverged`);
+  }
+}
+
+export interface LoadOptions {
+  device?: Device;
+}
+
+/** Loads an EDM teacher (.pt or .safetensors): config validated, weights checked, network in eval mode. */
+export function loadEDM(path: string, o: LoadOptions = {}): EDMNetwork {
+  const format = detectFormat(path);
+  const raw = format === 'pt' ? readPt(path) : readSt(path);
+  let net: EDMNetwork | null = null;
+  try {
+    net = EDMNetwork.create(raw.config);
+    validateState(path, net, raw.state);
+    noGrad(() => net!.loadStateDict(raw.state));
+    if (o.device && o.device !== 'cpu') net.to({ device: o.device });
+    net.eval();
+    return net;
+  } catch (e) {
+    net?.dispose();
+    throw e;
+  } finally {
+    dispose(raw.state);
+  }
+}
+
+/** Reads only the config of a teacher file. */
+export function readEDMConfig(path: string): EDMConfig {
+  const format = detectFormat(path);
+  const raw = format === 'pt' ? readPt(path) : readSt(path);
+  dispose(raw.state);
+  return raw.config;
+}
+
+/** Saves a network as a teacher file; the format follows the extension (.safetensors, else torch.save). */
+export function saveEDM(net: EDMNetwork, path: string, extraMetadata: Record<string, string> = {}): void {
+  tidy(() => {
+    const cpu = new Map<string, Tensor>();
+    for (const [k, t] of net.stateDict()) cpu.set(k, t.to({ device: 'cpu', dtype: 'float32' }).contiguous());
+    if (path.endsWith('.safetensors')) {
+      writeSafetensors(path, cpu, { ...extraMetadata, config: configJSON(net.config), format: 'dmd-torch/edm' });
+    } else {
+      const sd: { [k: string]: PickleValue } = {};
+      for (const [k, t] of cpu) sd[k] = t;
+      writeTorchSave(path, { config: configJSON(net.config), state_dict: sd, ...extraMetadata });
+    }
+  });
+}

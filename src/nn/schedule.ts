@@ -1,0 +1,14 @@
+// Learning-rate schedules: step -> multiplier of the base rate.
+
+export type Schedule = (step: number) => number;
+
+/** Linear warm-up from 0 over warmupSteps, then constant (DMD2's "constant_with_warmup"). */
+export function warmup(warmupSteps: number): Schedule {
+  if (!(warmupSteps >= 0)) throw new RangeError('warmup steps must be >= 0');
+  return (step) => (warmupSteps === 0 ? 1 : Math.min(1, step / warmupSteps));
+}
+
+/** EDM's ramp-up in images: min(nimg / (rampup_kimg * 1000), 1). */
+export function edmRampup(rampupKimg: number): (nimg: number) => number {
+  return (nimg) => Math.min(nimg / Math.max(rampupKimg * 1000, 1e-8), 1);
+}

@@ -1,0 +1,59 @@
+// Reference fixtures: the manifest and its safetensors files (../shared/fixtures/reference format).
+// The directory comes from DMD_REFERENCE_FIXTURES, defaulting to the copy in test/fixtures/reference.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import type { Tensor } from '../../src/tensor/index.js';
+
+export const DEFAULT_FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/reference');
+
+export function fixturesDir(): string {
+  const env = process.env.DMD_REFERENCE_FIXTURES;
+  return env && env.length ? path.resolve(env) : DEFAULT_FIXTURES;
+}
+
+export interface FixtureCase {
+  name: string;
+  kind: string;
+  file: string;
+  rtol: number;
+  [field: string]: unknown;
+}
+
+export interface Manifest {
+  format: number;
+  cases: FixtureCase[];
+}
+
+export function readManifest(dir = fixturesDir()): Manifest {
+  const m = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+  if (m.format !== 1) throw new Error(`${dir}/manifest.json: unsupported format ${m.format} (expected 1)`);
+  return m;
+}
+
+/** The case's tensors grouped by prefix: weights/, real/, fake/, input/, expected/. */
+export interface CaseTensors {
+  group(prefix: string): Map<string, Tensor>;
+  get(name: string): Tensor;
+  has(name: string): boolean;
+  all: Map<string, Tensor>;
+}
+
+export function readCase(c: FixtureCase, dir = fixturesDir()): CaseTensors {
+  const { tensors } = readSafetensors(path.join(dir, c.file));
+  return {
+    all: tensors,
+    has: (name) => tensors.has(name),
+    get(name) {
+      const t = tensors.get(name);
+      if (!t) throw new Error(`fixture ${c.name}: missing tensor '${name}'`);
+      return t;
+    },
+    group(prefix) {
+      const m = new Map<string, Tensor>();
+      for (const [k, v] of tensors) if (k.startsWith(prefix)) m.set(k.slice(prefix.length), v);
+      return m;
+    },
+  };
+}
