@@ -11,6 +11,9 @@ at::Tensor conv(const at::Tensor& x, const at::Tensor& w, int64_t stride, int64_
   return at::conv2d(x, w, {}, IntList{stride, stride}, IntList{pad, pad}, IntList{1, 1}, groups);
 }
 at::Tensor convT(const at::Tensor& x, const at::Tensor& w, int64_t pad, int64_t groups) {
+  // libtorch's CPU transposed convolution has no 16-bit kernels: run those in float32 and cast back.
+  if (x.device().is_cpu() && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf))
+    return convT(x.to(at::kFloat), w.to(at::kFloat), pad, groups).to(x.scalar_type());
   return at::conv_transpose2d(x, w, {}, IntList{2, 2}, IntList{pad, pad}, IntList{0, 0}, groups);
 }
 }  // namespace

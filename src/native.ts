@@ -201,10 +201,10 @@ export interface NativeBinding {
   edmForward(m: ModuleHandle, x: H, sigma: H, labels: Opt<H>, augment: Opt<H>, flags: EDMForwardFlags): H;
   // lpips.cc
   lpipsCreate(): ModuleHandle;
-  lpipsForward(m: ModuleHandle, x0: H, x1: H, resize: number, dtype: number): H;
+  lpipsForward(m: ModuleHandle, x0: H, x1: H, resize: number, dtype: Opt<number>): H;
   // heads.cc
   headCreate(kind: string, config: Record<string, unknown>): ModuleHandle;
-  headForward(m: ModuleHandle, x: H): H;
+  headForward(m: ModuleHandle, x: H, mode: Opt<string>): H;
 }
 
 function addonPath(): string {

@@ -90,6 +90,13 @@ export function keep<T extends Scoped>(t: T): T {
   return t;
 }
 
+/** Undoes keep(): the tensor joins the innermost open tidy() scope again. */
+export function unkeep<T extends Scoped>(t: T): T {
+  t._kept = false;
+  track(t);
+  return t;
+}
+
 /** Disposes every tensor found in the value (arrays, Maps, Sets, plain objects). */
 export function dispose(value: unknown): void {
   const found = new Set<Scoped>();

@@ -2,7 +2,10 @@
 // output with its expected tensor. Pass criterion (fixtures README): max|got - expected| <=
 // rtol * max|expected| + 1e-12, per expected tensor.
 import { EDMNetwork, type ExecutionDType } from '../../src/edm/network.js';
-import { noGrad, tidy, type Tensor, type Device } from '../../src/tensor/index.js';
+import { noGrad, tidy, tensor, type Tensor, type Device } from '../../src/tensor/index.js';
+import { sampleEDM } from '../../src/edm/sampler.js';
+import { karrasTable } from '../../src/edm/sigmas.js';
+import { distributionMatchingLoss, dmGradient, dmSurrogateLoss, fakeScoreLoss, scoreFn } from '../../src/dmd/losses.js';
 import type { CaseTensors, FixtureCase } from './fixtures.js';
 
 export interface Comparison {
@@ -50,6 +53,62 @@ export const CHECKERS: Record<string, Checker> = {
       net.dispose();
     }
   },
+};
+
+CHECKERS['heun-sampler'] = (c, t, ctx) => {
+  const net = caseNetwork(c, t, 'weights/', ctx);
+  try {
+    const r = sampleEDM(net, on(t.get('input/z'), ctx), labelsOrNull(on(t.get('input/class_labels'), ctx)), {
+      numSteps: c.num_steps as number,
+      sigmaMin: c.sigma_min as number,
+      sigmaMax: c.sigma_max as number,
+      rho: c.rho as number,
+      dtype: ctx.dtype,
+    });
+    if (c.nfe !== undefined && r.nfe !== c.nfe) throw new Error(`NFE ${r.nfe}, expected ${String(c.nfe)}`);
+    return [
+      { name: 't_steps', got: tensor(r.tSteps, { dtype: 'float64' }), expected: t.get('expected/t_steps') },
+      { name: 'x', got: r.x, expected: t.get('expected/x') },
+    ];
+  } finally {
+    net.dispose();
+  }
+};
+
+// The chain is checked stage by stage: the scores' predictions end to end from the injected noise
+// levels and noise; the distribution-matching gradient, surrogate loss and d loss/dx from the
+// reference's own x, pred_real and pred_fake. (Chaining them would divide float32 rounding of the
+// predictions by the per-sample weight mean|x - pred_real|, 0.07 at sigma 0.085: a one-ulp difference
+// in pred_real becomes 1.5e-4 of dm_grad, which PyTorch itself shows across builds.)
+CHECKERS['dmd-losses'] = (c, t, ctx) => {
+  const real = caseNetwork(c, t, 'real/', ctx);
+  const fake = caseNetwork(c, t, 'fake/', ctx);
+  try {
+    const sigmaData = ((c.config as { sigma_data?: number } | undefined)?.sigma_data) ?? 0.5;
+    const table = karrasTable(c.num_train_timesteps as number, { sigmaMin: c.sigma_min as number, sigmaMax: c.sigma_max as number, rho: c.rho as number, device: ctx.device });
+    const x = on(t.get('input/x'), ctx);
+    const labels = labelsOrNull(on(t.get('input/class_labels'), ctx));
+    const R = scoreFn(real, { dtype: ctx.dtype });
+    const Fk = scoreFn(fake, { dtype: ctx.dtype });
+    const dm = distributionMatchingLoss(x, labels, R, Fk, table, { tIndex: on(t.get('input/dm_t_index'), ctx), noise: on(t.get('input/dm_noise'), ctx) });
+    const xr = x.detach().requiresGrad_();
+    const grad = dmGradient(xr, on(t.get('expected/pred_real'), ctx), on(t.get('expected/pred_fake'), ctx));
+    const loss = dmSurrogateLoss(xr, grad);
+    loss.backward();
+    const fl = noGrad(() => fakeScoreLoss(x, labels, Fk, table, { tIndex: on(t.get('input/fake_t_index'), ctx), noise: on(t.get('input/fake_noise'), ctx) }, sigmaData));
+    return [
+      { name: 'karras_sigmas', got: table, expected: t.get('expected/karras_sigmas') },
+      { name: 'pred_real', got: dm.predReal, expected: t.get('expected/pred_real') },
+      { name: 'pred_fake', got: dm.predFake, expected: t.get('expected/pred_fake') },
+      { name: 'dm_grad', got: grad, expected: t.get('expected/dm_grad') },
+      { name: 'dm_loss', got: loss.reshape([1]), expected: t.get('expected/dm_loss') },
+      { name: 'dm_x_grad', got: xr.grad!, expected: t.get('expected/dm_x_grad') },
+      { name: 'fake_loss', got: fl.loss.reshape([1]), expected: t.get('expected/fake_loss') },
+    ];
+  } finally {
+    real.dispose();
+    fake.dispose();
+  }
 };
 
 export interface Verdict {
