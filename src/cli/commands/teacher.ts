@@ -1,0 +1,12 @@
+import { command } from '../common.js';
+import { TeacherConfigSchema, trainTeacher } from '../../edm/teacher.js';
+
+export const teacherCommand = command({
+  name: 'teacher',
+  describe: 'train an EDM teacher (EDM loss, Adam, EMA) and write it as a teacher file',
+  schema: TeacherConfigSchema,
+  async run(cfg) {
+    const r = await trainTeacher(cfg);
+    console.log(`${r.status === 'done' ? 'finished' : 'stopped'}: ${r.steps} steps in ${(r.seconds / 60).toFixed(1)} min`);
+  },
+});

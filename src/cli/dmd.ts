@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+// dmd: teacher training, ODE pairs, sampling, evaluation and the evaluation classifier.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { reportAndExit } from './common.js';
+import { teacherCommand } from './commands/teacher.js';
+
+try {
+  await yargs(hideBin(process.argv))
+    .scriptName('dmd')
+    .command(teacherCommand)
+    .demandCommand(1, 'name a command (see --help)')
+    .strict()
+    .fail((msg, err) => reportAndExit(err ?? new Error(msg)))
+    .help()
+    .parseAsync();
+} catch (e) {
+  reportAndExit(e);
+}

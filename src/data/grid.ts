@@ -1,0 +1,36 @@
+// Image grids: a batch in [-1, 1] NCHW to one PNG (rows of `cols` images), and single images.
+import { writeFileSync, renameSync } from 'node:fs';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { encodePNG } from './png.js';
+
+/** uint8 HWC pixels of a [-1, 1] NCHW batch laid out as a grid. */
+export function gridPixels(images: Tensor, cols?: number): { data: Uint8Array; width: number; height: number; channels: 1 | 3 } {
+  const [n, c, h, w] = images.shape as [number, number, number, number];
+  if (c !== 1 && c !== 3) throw new RangeError(`image grids need 1 or 3 channels, got ${c}`);
+  const k = cols ?? Math.ceil(Math.sqrt(n));
+  const rows = Math.ceil(n / k);
+  const u8 = tidy(() => images.detach().to({ device: 'cpu', dtype: 'float32' }).add(1).mul(127.5).round().clamp(0, 255).to('uint8').permute([0, 2, 3, 1]).contiguous().data() as Uint8Array);
+  const W = k * w;
+  const H = rows * h;
+  const data = new Uint8Array(W * H * c);
+  for (let i = 0; i < n; i++) {
+    const gy = Math.floor(i / k) * h;
+    const gx = (i % k) * w;
+    for (let y = 0; y < h; y++) data.set(u8.subarray(((i * h + y) * w) * c, ((i * h + y) * w + w) * c), ((gy + y) * W + gx) * c);
+  }
+  return { data, width: W, height: H, channels: c as 1 | 3 };
+}
+
+export function saveGrid(images: Tensor, file: string, cols?: number): void {
+  const g = gridPixels(images, cols);
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, encodePNG(g));
+  renameSync(tmp, file);
+}
+
+/** Saves each image of a batch as its own PNG (names from `name(i)`). */
+export function saveImages(images: Tensor, name: (i: number) => string): void {
+  const n = images.shape[0]!;
+  for (let i = 0; i < n; i++) tidy(() => saveGrid(images.narrow(0, i, 1), name(i), 1));
+}

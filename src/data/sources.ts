@@ -1,0 +1,193 @@
+// Image datasets as uint8 sources: MNIST/Fashion-MNIST IDX files (gzip or not), CIFAR-10 binary
+// batches, a folder of PNGs (class = subfolder) and EDM's dataset zip (PNGs + dataset.json).
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import path from 'node:path';
+import { decodePNG } from './png.js';
+import { ZipReader } from './zip.js';
+
+export class DatasetError extends Error {
+  readonly code = 'ERR_DATASET';
+}
+
+export interface ImageSource {
+  readonly name: string;
+  readonly size: number;
+  readonly channels: number;
+  readonly height: number;
+  readonly width: number;
+  /** number of classes (0 for unlabelled data) */
+  readonly numClasses: number;
+  /** class index per image, or null */
+  readonly labels: Int32Array | null;
+  /** CHW uint8 pixels of image i */
+  image(i: number): Uint8Array;
+}
+
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
+// ---- IDX (MNIST, Fashion-MNIST) ------------------------------------------------------------------
+function readMaybeGzip(file: string): Buffer {
+  const b = readFileSync(file);
+  if (b[0] === 0x1f && b[1] === 0x8b) {
+    try {
+      return gunzipSync(b);
+    } catch (e) {
+      throw new DatasetError(`${file}: corrupt gzip (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  return b;
+}
+
+export function parseIDX(buf: Buffer, file: string): { dims: number[]; data: Uint8Array } {
+  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) throw new DatasetError(`${file}: not an IDX file (bad magic)`);
+  if (buf[2] !== 0x08) throw new DatasetError(`${file}: IDX element type 0x${buf[2]!.toString(16)} is not unsigned bytes`);
+  const nd = buf[3]!;
+  if (nd < 1 || nd > 4 || buf.length < 4 + 4 * nd) throw new DatasetError(`${file}: bad IDX header`);
+  const dims: number[] = [];
+  for (let i = 0; i < nd; i++) dims.push(buf.readUInt32BE(4 + 4 * i));
+  const n = dims.reduce((a, b) => a * b, 1);
+  const start = 4 + 4 * nd;
+  if (buf.length - start !== n) throw new DatasetError(`${file}: IDX header says ${n} bytes of data, file has ${buf.length - start} (truncated or corrupt)`);
+  return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + start, n) };
+}
+
+function findFile(dir: string, base: string): string | null {
+  for (const f of [base, `${base}.gz`]) if (existsSync(path.join(dir, f))) return path.join(dir, f);
+  return null;
+}
+
+export function idxSource(imagesFile: string, labelsFile: string | null, name = path.basename(imagesFile)): ImageSource {
+  const img = parseIDX(readMaybeGzip(imagesFile), imagesFile);
+  if (img.dims.length !== 3) throw new DatasetError(`${imagesFile}: expected [N, H, W] images, got [${img.dims.join(', ')}]`);
+  const [n, h, w] = img.dims as [number, number, number];
+  let labels: Int32Array | null = null;
+  let numClasses = 0;
+  if (labelsFile) {
+    const lab = parseIDX(readMaybeGzip(labelsFile), labelsFile);
+    if (lab.dims.length !== 1 || lab.dims[0] !== n) throw new DatasetError(`${labelsFile}: ${lab.dims[0]} labels for ${n} images in ${imagesFile}`);
+    labels = Int32Array.from(lab.data);
+    numClasses = Math.max(...labels) + 1;
+  }
+  const px = h * w;
+  return { name, size: n, channels: 1, height: h, width: w, numClasses, labels, image: (i) => img.data.subarray(i * px, (i + 1) * px) };
+}
+
+function idxDir(dir: string, split: 'train' | 't10k'): ImageSource | null {
+  const imgs = findFile(dir, `${split}-images-idx3-ubyte`);
+  if (!imgs) return null;
+  return idxSource(imgs, findFile(dir, `${split}-labels-idx1-ubyte`), `${path.basename(dir)}:${split}`);
+}
+
+// ---- CIFAR-10 binary ------------------------------------------------------------------------------
+export function cifarSource(files: string[], name: string): ImageSource {
+  const rec = 1 + 3072;
+  const bufs = files.map((f) => {
+    const b = readFileSync(f);
+    if (b.length % rec !== 0) throw new DatasetError(`${f}: ${b.length} bytes is not a whole number of CIFAR-10 records (${rec} bytes each)`);
+    return b;
+  });
+  const all = Buffer.concat(bufs);
+  const n = all.length / rec;
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    labels[i] = all[i * rec]!;
+    if (labels[i]! > 9) throw new DatasetError(`${name}: record ${i} has label ${labels[i]}, CIFAR-10 labels are 0..9 (not a CIFAR-10 binary file?)`);
+  }
+  return { name, size: n, channels: 3, height: 32, width: 32, numClasses: 10, labels, image: (i) => all.subarray(i * rec + 1, (i + 1) * rec) };
+}
+
+// ---- PNG folders and EDM zips ---------------------------------------------------------------------
+function hwcToChw(d: Uint8Array, h: number, w: number, c: number): Uint8Array {
+  if (c === 1) return d;
+  const out = new Uint8Array(d.length);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) out[k * h * w + y * w + x] = d[(y * w + x) * c + k]!;
+  return out;
+}
+
+function pngSource(name: string, files: string[], labels: Int32Array | null, read: (f: string) => Buffer): ImageSource {
+  if (!files.length) throw new DatasetError(`${name}: no PNG images found`);
+  const first = decodePNG(read(files[0]!), files[0]);
+  const { width, height, channels } = first;
+  const numClasses = labels ? Math.max(...labels) + 1 : 0;
+  return {
+    name, size: files.length, channels, height, width, numClasses, labels,
+    image(i) {
+      const f = files[i]!;
+      const img = decodePNG(read(f), f);
+      if (img.width !== width || img.height !== height || img.channels !== channels)
+        throw new DatasetError(`${name}: ${f} is ${img.width}x${img.height}x${img.channels}, the dataset is ${width}x${height}x${channels}`);
+      return hwcToChw(img.data, height, width, channels);
+    },
+  };
+}
+
+export function folderSource(dir: string): ImageSource {
+  const subdirs = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const files: string[] = [];
+  const labels: number[] = [];
+  if (subdirs.length) {
+    subdirs.forEach((sd, cls) => {
+      for (const f of readdirSync(path.join(dir, sd)).filter((f) => f.toLowerCase().endsWith('.png')).sort()) {
+        files.push(path.join(dir, sd, f));
+        labels.push(cls);
+      }
+    });
+  } else {
+    for (const f of readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.png')).sort()) files.push(path.join(dir, f));
+  }
+  return pngSource(dir, files, subdirs.length ? Int32Array.from(labels) : null, (f) => readFileSync(f));
+}
+
+export function edmZipSource(file: string): ImageSource {
+  const zip = new ZipReader(file);
+  const names = [...zip.entries.keys()].filter((n) => n.toLowerCase().endsWith('.png')).sort();
+  let labels: Int32Array | null = null;
+  if (zip.entries.has('dataset.json')) {
+    let meta: { labels?: [string, number][] | null };
+    try {
+      meta = JSON.parse(zip.readEntry('dataset.json').toString('utf8'));
+    } catch (e) {
+      throw new DatasetError(`${file}: dataset.json is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (meta.labels) {
+      const map = new Map(meta.labels.map(([n, l]) => [n.replace(/\\/g, '/'), l]));
+      labels = Int32Array.from(names.map((n) => {
+        const l = map.get(n);
+        if (l === undefined) throw new DatasetError(`${file}: dataset.json has no label for ${n}`);
+        return l;
+      }));
+    }
+  }
+  return pngSource(file, names, labels, (n) => zip.readEntry(n));
+}
+
+/**
+ * Opens a dataset: 'fashion-mnist' / 'fmnist' (Debian's dataset-fashion-mnist; ':test' for t10k), a
+ * directory of IDX files, a CIFAR-10 binary directory, an EDM dataset .zip, or a folder of PNGs.
+ */
+export function openDataset(spec: string): ImageSource {
+  const [base, split] = spec.split(':') as [string, string | undefined];
+  if (base === 'fashion-mnist' || base === 'fmnist') {
+    const s = idxDir(FASHION_MNIST_DIR, split === 'test' ? 't10k' : 'train');
+    if (!s) throw new DatasetError(`Fashion-MNIST not found in ${FASHION_MNIST_DIR}: install it with 'apt-get install dataset-fashion-mnist', or pass --data <directory of IDX files>`);
+    return s;
+  }
+  if (!existsSync(spec)) throw new DatasetError(`dataset '${spec}' not found (expected fashion-mnist, a directory of IDX or CIFAR-10 files, an EDM .zip, or a folder of PNGs)`);
+  const st = statSync(spec);
+  if (st.isFile()) {
+    if (spec.endsWith('.zip')) return edmZipSource(spec);
+    if (/idx3-ubyte(\.gz)?$/.test(spec)) return idxSource(spec, existsSync(spec.replace('images-idx3', 'labels-idx1')) ? spec.replace('images-idx3', 'labels-idx1') : null);
+    if (spec.endsWith('.bin')) return cifarSource([spec], spec);
+    throw new DatasetError(`${spec}: unknown dataset file type (expected .zip, an IDX images file, or a CIFAR-10 .bin)`);
+  }
+  const idx = idxDir(spec, split === 'test' ? 't10k' : 'train');
+  if (idx) return idx;
+  for (const d of [spec, path.join(spec, 'cifar-10-batches-bin')]) {
+    if (existsSync(path.join(d, 'data_batch_1.bin'))) {
+      const files = split === 'test' ? ['test_batch.bin'] : [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
+      return cifarSource(files.map((f) => path.join(d, f)), `${d}${split ? `:${split}` : ''}`);
+    }
+  }
+  return folderSource(spec);
+}

@@ -1,0 +1,69 @@
+// Progress reporting: a live bar on a TTY, plain lines otherwise (or when CI is set).
+
+export interface ProgressOptions {
+  total: number;
+  start?: number;
+  label?: string;
+  /** plain-line interval in steps when not on a TTY */
+  every?: number;
+  stream?: NodeJS.WriteStream;
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '--:--';
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.floor(s % 60);
+  return h ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
+}
+
+export function formatMetric(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toFixed(4);
+}
+
+export class Progress {
+  private readonly t0 = performance.now();
+  private readonly start: number;
+  private readonly live: boolean;
+  private lastDraw = 0;
+  private readonly stream: NodeJS.WriteStream;
+
+  constructor(private readonly o: ProgressOptions) {
+    this.start = o.start ?? 0;
+    this.stream = o.stream ?? process.stderr;
+    this.live = !!this.stream.isTTY && !process.env.CI;
+  }
+
+  update(step: number, metrics: Record<string, number> = {}, unit = 'it'): void {
+    const done = step - this.start;
+    const elapsed = (performance.now() - this.t0) / 1000;
+    const rate = done / Math.max(elapsed, 1e-9);
+    const eta = (this.o.total - step) / rate;
+    const m = Object.entries(metrics).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
+    const head = `${this.o.label ? `${this.o.label} ` : ''}${step}/${this.o.total}`;
+    const speed = rate >= 1 ? `${rate.toFixed(2)} ${unit}/s` : `${(1 / rate).toFixed(2)} s/${unit}`;
+    if (this.live) {
+      const now = performance.now();
+      if (now - this.lastDraw < 100 && step < this.o.total) return;
+      this.lastDraw = now;
+      const width = 24;
+      const filled = Math.round((width * step) / Math.max(this.o.total, 1));
+      const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
+      const line = `${head} ${bar} ${speed} eta ${fmtTime(eta)} ${m}`;
+      const cols = this.stream.columns ?? 120;
+      this.stream.write(`\r${line.slice(0, cols - 1).padEnd(Math.min(cols - 1, line.length))}\x1b[K`);
+      if (step >= this.o.total) this.stream.write('\n');
+    } else {
+      const every = this.o.every ?? Math.max(1, Math.round(this.o.total / 50));
+      if (step % every !== 0 && step !== this.o.total && done !== 1) return;
+      this.stream.write(`${head} ${speed} elapsed ${fmtTime(elapsed)} eta ${fmtTime(eta)} ${m}\n`);
+    }
+  }
+
+  /** Ends a live line before other output. */
+  break(): void {
+    if (this.live) this.stream.write('\n');
+  }
+}
