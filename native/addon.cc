@@ -24,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerEDM(env, exports);
   registerLPIPS(env, exports);
   registerHeads(env, exports);
+  registerTorchScript(env, exports);
   return exports;
 }
 

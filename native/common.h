@@ -123,6 +123,7 @@ void registerRuntime(Napi::Env env, Exports exports);
 void registerEDM(Napi::Env env, Exports exports);
 void registerLPIPS(Napi::Env env, Exports exports);
 void registerHeads(Napi::Env env, Exports exports);
+void registerTorchScript(Napi::Env env, Exports exports);
 
 }  // namespace dmd
 

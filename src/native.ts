@@ -205,6 +205,9 @@ export interface NativeBinding {
   // heads.cc
   headCreate(kind: string, config: Record<string, unknown>): ModuleHandle;
   headForward(m: ModuleHandle, x: H, mode: Opt<string>): H;
+  // torchscript.cc
+  scriptLoad(path: string, device: Opt<string>): ModuleHandle;
+  scriptCall(m: ModuleHandle, method: string, args: readonly unknown[], kwargs: Record<string, unknown>): unknown;
 }
 
 function addonPath(): string {

@@ -4,11 +4,15 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { reportAndExit } from './common.js';
 import { teacherCommand } from './commands/teacher.js';
+import { pairsCommand } from './commands/pairs.js';
+import { sampleCommand } from './commands/sample.js';
 
 try {
   await yargs(hideBin(process.argv))
     .scriptName('dmd')
     .command(teacherCommand)
+    .command(pairsCommand)
+    .command(sampleCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .fail((msg, err) => reportAndExit(err ?? new Error(msg)))

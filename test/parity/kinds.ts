@@ -5,6 +5,9 @@ import { EDMNetwork, type ExecutionDType } from '../../src/edm/network.js';
 import { noGrad, tidy, tensor, type Tensor, type Device } from '../../src/tensor/index.js';
 import { sampleEDM } from '../../src/edm/sampler.js';
 import { karrasTable } from '../../src/edm/sigmas.js';
+import { LPIPS } from '../../src/metrics/lpips.js';
+import { featureStats, frechetDistance } from '../../src/metrics/frechet.js';
+import { fromArray } from '../../src/tensor/index.js';
 import { distributionMatchingLoss, dmGradient, dmSurrogateLoss, fakeScoreLoss, scoreFn } from '../../src/dmd/losses.js';
 import type { CaseTensors, FixtureCase } from './fixtures.js';
 
@@ -109,6 +112,49 @@ CHECKERS['dmd-losses'] = (c, t, ctx) => {
     real.dispose();
     fake.dispose();
   }
+};
+
+interface FormulaWeight {
+  name: string;
+  shape: number[];
+  seed: number;
+  scale: number;
+  offset: number;
+}
+
+/** The closed-form weights of an lpips-vgg case: float32(scale * (sin(0.61803398875 i + seed) + offset)), in float64. */
+export function formulaWeights(ws: readonly FormulaWeight[]): Map<string, Tensor> {
+  const m = new Map<string, Tensor>();
+  for (const w of ws) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) v[i] = w.scale * (Math.sin(0.61803398875 * i + w.seed) + w.offset);
+    m.set(w.name, fromArray(v, w.shape));
+  }
+  return m;
+}
+
+CHECKERS['lpips-vgg'] = (c, t, ctx) => {
+  const net = LPIPS.empty();
+  try {
+    noGrad(() => net.loadStateDict(formulaWeights(c.weights as FormulaWeight[])));
+    net.eval();
+    if (ctx.device !== 'cpu') net.to({ device: ctx.device });
+    const d = noGrad(() => net.distance(on(t.get('input/x0'), ctx), on(t.get('input/x1'), ctx), { resize: (c.resize as number | null) ?? 0, dtype: ctx.dtype }));
+    return [{ name: 'distance', got: d, expected: t.get('expected/distance') }];
+  } finally {
+    net.dispose();
+  }
+};
+
+CHECKERS['frechet-distance'] = (_c, t) => {
+  const a = featureStats(t.get('input/features_a'));
+  const b = featureStats(t.get('input/features_b'));
+  return [
+    { name: 'mu_a', got: a.mu, expected: t.get('expected/mu_a') },
+    { name: 'sigma_a', got: a.sigma, expected: t.get('expected/sigma_a') },
+    { name: 'fd', got: tensor([frechetDistance(a, b)], { dtype: 'float64' }), expected: t.get('expected/fd') },
+  ];
 };
 
 export interface Verdict {

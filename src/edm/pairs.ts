@@ -1,0 +1,207 @@
+// The regression dataset of DMD: for seeded noises z (and labels), the teacher's deterministic
+// Heun ODE output y. Stored as sharded safetensors (z, label, y) with a manifest; resumable: a killed
+// run continues at the first incomplete shard and never rewrites a complete one.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, openSync, readSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { Tensor } from '../tensor/tensor.js';
+import { tidy, dispose, keep } from '../tensor/scope.js';
+import { noGrad } from '../tensor/autograd.js';
+import { randn, randint, Generator } from '../tensor/random.js';
+import { arange, cat } from '../tensor/create.js';
+import { cuda } from '../tensor/cuda.js';
+import type { Device } from '../tensor/device.js';
+import { oneHot } from '../nn/functional.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
+import { deriveSeed } from '../data/loader.js';
+import { Progress } from '../train/progress.js';
+import { loadEDM } from './checkpoint.js';
+import { sampleEDM } from './sampler.js';
+import { resolveDevice } from './teacher.js';
+import { defaultTeacherPath } from './default-teacher.js';
+
+export const PairsConfigSchema = z.object({
+  teacher: z.string().optional().describe('teacher file (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
+  out: z.string().describe('output directory (pairs.json + shards)'),
+  count: z.number().int().positive().default(10000).describe('number of pairs (DMD used 100k for CIFAR-10)'),
+  steps: z.number().int().positive().default(18).describe('Heun steps (NFE = 2 steps - 1)'),
+  sigmaMin: z.number().positive().default(0.002).describe('sampler sigma_min'),
+  sigmaMax: z.number().positive().default(80).describe('sampler sigma_max'),
+  rho: z.number().positive().default(7).describe('sampler rho'),
+  guidance: z.number().positive().default(1).describe('classifier-free guidance weight of the teacher (1 = none)'),
+  labels: z.enum(['balanced', 'random']).default('balanced').describe('class labels: cycled through the classes, or drawn uniformly'),
+  shardSize: z.number().int().positive().default(1000).describe('pairs per shard file'),
+  batchSize: z.number().int().positive().default(250).describe('samples per teacher batch'),
+  seed: z.number().int().min(0).default(0).describe('noise seed'),
+  device: z.string().default('auto').describe("'cpu', 'cuda', 'cuda:N' or 'auto'"),
+});
+export type PairsConfig = z.infer<typeof PairsConfigSchema>;
+
+export interface PairsManifest {
+  format: 'dmd-torch/pairs';
+  version: 1;
+  teacher: { file: string; sha256: string };
+  sampler: { solver: 'heun'; numSteps: number; sigmaMin: number; sigmaMax: number; rho: number; guidance: number; nfe: number };
+  seed: number;
+  count: number;
+  shardSize: number;
+  labels: 'balanced' | 'random';
+  imageShape: number[];
+  labelDim: number;
+  shards: { file: string; start: number; count: number; complete: boolean }[];
+}
+
+export class PairsError extends Error {
+  readonly code = 'ERR_PAIRS';
+}
+
+export function fileSha256(file: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (!n) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+function writeJSONAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
+  renameSync(tmp, file);
+}
+
+export function readPairsManifest(dir: string): PairsManifest {
+  const file = path.join(dir, 'pairs.json');
+  if (!existsSync(file)) throw new PairsError(`${dir}: no pairs.json (make the dataset with 'dmd pairs --out ${dir}')`);
+  const m = JSON.parse(readFileSync(file, 'utf8')) as PairsManifest;
+  if (m.format !== 'dmd-torch/pairs') throw new PairsError(`${file}: not a dmd-torch pairs manifest`);
+  return m;
+}
+
+function shardComplete(dir: string, s: PairsManifest['shards'][number]): boolean {
+  if (!s.complete) return false;
+  const f = path.join(dir, s.file);
+  if (!existsSync(f)) return false;
+  try {
+    const h = readSafetensorsHeader(f);
+    return h.entries.some((e) => e.name === 'y' && e.shape[0] === s.count);
+  } catch {
+    return false;
+  }
+}
+
+/** Makes (or completes) a pairs dataset. */
+export async function makePairs(cfg: PairsConfig, log: (s: string) => void = console.log): Promise<PairsManifest> {
+  const device: Device = resolveDevice(cfg.device);
+  const teacherFile = path.resolve(cfg.teacher ?? defaultTeacherPath());
+  const sha = fileSha256(teacherFile);
+  const net = loadEDM(teacherFile, { device });
+  const c = net.config;
+  mkdirSync(cfg.out, { recursive: true });
+  const manifestFile = path.join(cfg.out, 'pairs.json');
+  const nfe = 2 * cfg.steps - 1;
+  const fresh: PairsManifest = {
+    format: 'dmd-torch/pairs', version: 1,
+    teacher: { file: teacherFile, sha256: sha },
+    sampler: { solver: 'heun', numSteps: cfg.steps, sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, guidance: cfg.guidance, nfe },
+    seed: cfg.seed, count: cfg.count, shardSize: cfg.shardSize, labels: cfg.labels,
+    imageShape: [c.img_channels, c.img_resolution, c.img_resolution], labelDim: c.label_dim,
+    shards: Array.from({ length: Math.ceil(cfg.count / cfg.shardSize) }, (_, i) => ({
+      file: `pairs-${String(i).padStart(5, '0')}.safetensors`, start: i * cfg.shardSize, count: Math.min(cfg.shardSize, cfg.count - i * cfg.shardSize), complete: false,
+    })),
+  };
+  let m = fresh;
+  if (existsSync(manifestFile)) {
+    const old = readPairsManifest(cfg.out);
+    const same = (k: keyof PairsManifest) => JSON.stringify(old[k]) === JSON.stringify(fresh[k]);
+    const diff = (['sampler', 'seed', 'count', 'shardSize', 'labels', 'imageShape', 'labelDim'] as const).filter((k) => !same(k));
+    if (old.teacher.sha256 !== sha) diff.unshift('teacher' as never);
+    if (diff.length) throw new PairsError(`${cfg.out} holds pairs made with other settings (${diff.join(', ')} differ); use another --out or the same settings to resume`);
+    m = old;
+  }
+  const todo = m.shards.filter((s) => !shardComplete(cfg.out, s));
+  if (todo.length < m.shards.length) log(`resuming: ${m.shards.length - todo.length} of ${m.shards.length} shards already complete`);
+  writeJSONAtomic(manifestFile, m);
+  const total = todo.reduce((a, s) => a + s.count, 0);
+  const progress = new Progress({ total, label: 'pairs' });
+  let done = 0;
+  for (const shard of todo) {
+    await new Promise<void>((r) => setImmediate(r));
+    const idx = m.shards.indexOf(shard);
+    const g = Generator.create('cpu', deriveSeed(cfg.seed, 1000 + idx));
+    const zAll = keep(randn([shard.count, ...fresh.imageShape], { generator: g }));
+    const cls = keep(c.label_dim ? (cfg.labels === 'balanced' ? arange(shard.start, shard.start + shard.count).remainder(c.label_dim) : randint(0, c.label_dim, [shard.count], { generator: g })) : arange(0, 0));
+    const ys: Tensor[] = [];
+    for (let b = 0; b < shard.count; b += cfg.batchSize) {
+      const n = Math.min(cfg.batchSize, shard.count - b);
+      ys.push(keep(noGrad(() => tidy(() => {
+        const zb = zAll.narrow(0, b, n).to(device);
+        const lb = c.label_dim ? oneHot(cls.narrow(0, b, n), c.label_dim).to(device) : null;
+        return sampleEDM(net, zb, lb, { numSteps: cfg.steps, sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, guidance: cfg.guidance }).x.to({ device: 'cpu', dtype: 'float32' });
+      }))));
+      done += n;
+      progress.update(done, {}, 'img');
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    tidy(() => {
+      const y = cat(ys, 0);
+      writeSafetensors(path.join(cfg.out, shard.file), { z: zAll, label: cls, y }, { start: String(shard.start), teacher_sha256: sha });
+    });
+    dispose([zAll, cls, ys]);
+    shard.complete = true;
+    writeJSONAtomic(manifestFile, m);
+  }
+  net.dispose();
+  if (device !== 'cpu') cuda.synchronize();
+  log(`pairs: ${m.count} in ${m.shards.length} shards at ${cfg.out} (teacher ${path.basename(teacherFile)}, ${cfg.steps} Heun steps, NFE ${nfe})`);
+  return m;
+}
+
+/** Random batches of a complete pairs dataset (all shards in memory), seeded and checkpointable. */
+export class PairsDataset {
+  readonly manifest: PairsManifest;
+  private z: Tensor;
+  private y: Tensor;
+  private label: Tensor;
+
+  constructor(readonly dir: string) {
+    this.manifest = readPairsManifest(dir);
+    const bad = this.manifest.shards.filter((s) => !shardComplete(dir, s));
+    if (bad.length) throw new PairsError(`${dir}: ${bad.length} shard(s) incomplete (first ${bad[0]!.file}); finish them with 'dmd pairs' and the same settings`);
+    const zs: Tensor[] = [], ys: Tensor[] = [], ls: Tensor[] = [];
+    for (const s of this.manifest.shards) {
+      const r = readSafetensors(path.join(dir, s.file));
+      zs.push(r.tensors.get('z')!);
+      ys.push(r.tensors.get('y')!);
+      ls.push(r.tensors.get('label')!);
+    }
+    this.z = keep(cat(zs));
+    this.y = keep(cat(ys));
+    this.label = keep(cat(ls));
+    dispose([zs, ys, ls]);
+  }
+
+  get size(): number { return this.manifest.count; }
+
+  /** A batch of (z, one-hot labels or null, y) drawn uniformly with the generator, on a device. */
+  batch(n: number, generator: Generator, device: Device, labelDim: number): { z: Tensor; labels: Tensor | null; y: Tensor } {
+    return tidy(() => {
+      const idx = randint(0, this.size, [n], { generator });
+      const mv = (t: Tensor) => (device === 'cpu' ? t : t.to(device));
+      const labels = labelDim ? mv(oneHot(this.label.indexSelect(0, idx), labelDim)) : null;
+      return { z: mv(this.z.indexSelect(0, idx)), labels, y: mv(this.y.indexSelect(0, idx)) };
+    });
+  }
+
+  dispose(): void {
+    dispose([this.z, this.y, this.label]);
+  }
+}
