@@ -20,17 +20,18 @@ import json
 import math
 import os
 import pickle
-import struct
 import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _safetensors import write_safetensors  # noqa: E402
 
 KNOWN = {
     'img_resolution', 'img_channels', 'label_dim', 'use_fp16', 'sigma_min', 'sigma_max', 'sigma_data', 'model_type',
     'augment_dim', 'model_channels', 'channel_mult', 'channel_mult_emb', 'channel_mult_noise', 'num_blocks',
     'attn_resolutions', 'dropout', 'label_dropout', 'embedding_type', 'encoder_type', 'decoder_type', 'resample_filter',
 }
-ST_DTYPES = {torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.float64: 'F64'}
 
 
 def fail(msg):
@@ -65,27 +66,6 @@ def edm_config(net):
     return config
 
 
-def write_safetensors(path, tensors, metadata):
-    header, blobs, offset = {'__metadata__': metadata}, [], 0
-    for name, t in tensors.items():
-        if t.dtype not in ST_DTYPES:
-            fail(f'{name} has dtype {t.dtype}, expected a floating-point tensor')
-        raw = t.view(torch.int16) if t.dtype == torch.bfloat16 else t
-        data = raw.numpy().tobytes()
-        header[name] = {'dtype': ST_DTYPES[t.dtype], 'shape': list(t.shape), 'data_offsets': [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode('utf8')
-    text += b' ' * ((8 - len(text) % 8) % 8)
-    tmp = path + '.tmp'
-    with open(tmp, 'wb') as f:
-        f.write(struct.pack('<Q', len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('src', help='EDM network snapshot (.pkl)')
@@ -105,6 +85,9 @@ def main():
         fail(f'{a.src}: no network under key {a.key!r} (found {keys})')
     config = edm_config(net)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    bad = [k for k, v in state.items() if not v.is_floating_point()]
+    if bad:
+        fail(f'{bad[0]} is not a floating-point tensor')
     if a.dst.endswith('.safetensors'):
         write_safetensors(a.dst, state, {'config': json.dumps(config), 'format': 'dmd-torch/edm'})
     else:

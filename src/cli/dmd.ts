@@ -6,6 +6,7 @@ import { reportAndExit } from './common.js';
 import { teacherCommand } from './commands/teacher.js';
 import { pairsCommand } from './commands/pairs.js';
 import { sampleCommand } from './commands/sample.js';
+import { evalCommand, classifierCommand } from './commands/eval.js';
 
 try {
   await yargs(hideBin(process.argv))
@@ -13,6 +14,8 @@ try {
     .command(teacherCommand)
     .command(pairsCommand)
     .command(sampleCommand)
+    .command(evalCommand)
+    .command(classifierCommand)
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .fail((msg, err) => reportAndExit(err ?? new Error(msg)))
