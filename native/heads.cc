@@ -3,7 +3,6 @@
 //    conv k x k/k to 1x1, GroupNorm, SiLU, conv 1x1), keys as DMD2's nn.Sequential (0, 1, 3, 4, 6).
 //  - "classifier": the feature extractor of `dmd classifier` for Fréchet distances in its own
 //    features (three conv stages, global average pool -> features, linear -> logits).
-#include <numeric>
 
 #include "common.h"
 
@@ -13,7 +12,13 @@ namespace {
 
 namespace nn = torch::nn;
 
-int64_t groupsFor(int64_t channels) { return std::gcd<int64_t>(32, channels); }
+// GroupNorm groups: 32 as DMD2 (768 channels -> 24 per group), fewer when that would leave under 8
+// channels per group (after the 1x1 reduction a group of 1-2 channels would normalise to a constant).
+int64_t groupsFor(int64_t channels) {
+  for (int64_t g = 32; g > 1; --g)
+    if (channels % g == 0 && channels / g >= 8) return g;
+  return 1;
+}
 
 struct GanHead : nn::Module {
   GanHead(int64_t c, int64_t res) {

@@ -1,0 +1,188 @@
+// The DMD trainer end to end on the CPU with a small random teacher: with and without regression
+// pairs, with the GAN option, finite losses, sample grids, bit-exact resume, NaN stop, SIGINT.
+import test from 'ava';
+import { existsSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { randn, tensor, tidy, noGrad, readSafetensors, writeSafetensors, loadEDM } from '../../src/index.js';
+import { distributionMatchingLoss, scoreFn } from '../../src/dmd/losses.js';
+import { karrasTable } from '../../src/edm/sigmas.js';
+import { makePairs, PairsConfigSchema } from '../../src/edm/pairs.js';
+import { DMDTrainer, DMDSetupError } from '../../src/dmd/trainer.js';
+import { NonFiniteLossError } from '../../src/train/loop.js';
+import { generate } from '../../src/dmd/generator.js';
+import { DEFAULT_FIXTURES, readManifest } from '../parity/fixtures.js';
+import { formulaWeights } from '../parity/kinds.js';
+import { tempDir } from '../helpers/tmp.js';
+import { tinyTeacher } from '../helpers/teacher.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const dir = tempDir();
+const teacher = tinyTeacher(dir);
+const quiet = () => {};
+const pairsDir = path.join(dir, 'pairs');
+const pairsReady = makePairs(PairsConfigSchema.parse({ teacher, out: pairsDir, count: 24, steps: 3, shardSize: 10, batchSize: 8, device: 'cpu' }), quiet);
+
+test('the distribution-matching loss backpropagates grad / numel into the generator output', (t) => {
+  const net = loadEDM(teacher);
+  const fake = net.clone();
+  noGrad(() => fake.parameters().forEach((p) => p.mul_(1.01)));
+  const table = karrasTable(1000);
+  const x = randn([2, 1, 32, 32]).requiresGrad_();
+  const labels = tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]);
+  const dm = distributionMatchingLoss(x, labels, scoreFn(net), scoreFn(fake), table, { tIndex: tensor([100, 900], { dtype: 'int64' }), noise: randn([2, 1, 32, 32]) });
+  dm.loss.backward();
+  t.true(x.grad!.allclose(dm.grad.div(x.numel), 1e-5, 1e-10));
+  t.true(dm.grad.abs().max().item() > 0);
+  t.deepEqual(dm.sigma.toArray().map((s) => +s.toFixed(4)), table.indexSelect(0, tensor([100, 900], { dtype: 'int64' })).toArray().map((s) => +s.toFixed(4)));
+  net.dispose();
+  fake.dispose();
+});
+
+const base = { teacher, batchSize: 4, device: 'cpu', sampleEvery: 10, checkpointEvery: 10, metricsEvery: 1, fakeUpdatesPerGen: 2 };
+
+test('a few dozen iterations without pairs (DMD2 style): finite losses, grids, generator file', async (t) => {
+  const out = path.join(dir, 'nopairs');
+  const tr = new DMDTrainer({ ...base, out, steps: 24 }, quiet);
+  const r = await tr.train(quiet, { progress: false });
+  t.is(r.status, 'done');
+  const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  t.is(lines.length, 24);
+  for (const l of lines) for (const k of ['loss_fake', 'loss_dm']) if (k in l) t.true(Number.isFinite(l[k]), `${k} at ${l.step}`);
+  t.is(lines.filter((l) => l.gen_update === 1).length, 12);
+  t.true(lines.some((l) => l.loss_dm! > 0));
+  t.true(existsSync(path.join(out, 'samples-00000020.png')) && existsSync(path.join(out, 'samples-final.png')));
+  const G = loadEDM(r.generator!);
+  t.deepEqual(G.config, tr.real.config);
+  const x = noGrad(() => generate(G, randn([2, 1, 32, 32]), tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]])));
+  t.deepEqual(x.shape, [2, 1, 32, 32]);
+  G.dispose();
+  tr.dispose();
+});
+
+test('with regression pairs (l2 and LPIPS) the regression loss is used', async (t) => {
+  await pairsReady;
+  const lp = path.join(dir, 'lpips.safetensors');
+  const c = readManifest(DEFAULT_FIXTURES).cases.find((x) => x.kind === 'lpips-vgg')!;
+  writeSafetensors(lp, formulaWeights(c.weights as never));
+  for (const [name, extra] of [['l2', { regression: 'l2' }], ['lpips', { regression: 'lpips', lpips: lp, lpipsResize: 0 }]] as const) {
+    const out = path.join(dir, `pairs-${name}`);
+    const tr = new DMDTrainer({ ...base, out, steps: 6, pairs: pairsDir, ...extra }, quiet);
+    await tr.train(quiet, { progress: false });
+    const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    const reg = lines.filter((l) => 'loss_reg' in l).map((l) => l.loss_reg!);
+    t.is(reg.length, 3, name);
+    t.true(reg.every((v) => Number.isFinite(v) && v > 0), name);
+    tr.dispose();
+  }
+});
+
+test.serial('resume is bit-exact on the CPU: 20 iterations = 10 + resume + 10 (pairs, diffusion GAN, EMA)', async (t) => {
+  await pairsReady;
+  const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, gan: true, diffusionGan: true, data: fakeData(), emaDecay: 0.9, sampleEvery: 100, checkpointEvery: 100 };
+  const a = new DMDTrainer({ ...cfg, out: path.join(dir, 'straight'), steps: 20 }, quiet);
+  await a.train(quiet, { progress: false });
+  const b1 = new DMDTrainer({ ...cfg, out: path.join(dir, 'split'), steps: 10 }, quiet);
+  await b1.train(quiet, { progress: false });
+  b1.dispose();
+  const b2 = new DMDTrainer({ ...cfg, out: path.join(dir, 'split'), steps: 20, resume: true }, quiet);
+  await b2.train(quiet, { progress: false });
+  for (const [name, x, y] of [['G', a.G, b2.G], ['fake', a.fake, b2.fake], ['head', a.head!, b2.head!], ['ema', a.ema!, b2.ema!]] as const) {
+    const sa = x.stateDict();
+    const sb = y.stateDict();
+    let same = true;
+    for (const [k, v] of sa) if (!v.equal(sb.get(k)!)) same = false;
+    t.true(same, `${name} differs after resume`);
+  }
+  const la = readFileSync(path.join(dir, 'straight', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  const lb = readFileSync(path.join(dir, 'split', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  t.is(la.at(-1)!.loss_fake, lb.at(-1)!.loss_fake);
+  t.is(la.at(-1)!.loss_gan_head, lb.at(-1)!.loss_gan_head);
+  a.dispose();
+  b2.dispose();
+});
+
+// A tiny labelled PNG dataset for the GAN's real images.
+function fakeData(): string {
+  const d = path.join(dir, 'real');
+  if (existsSync(d)) return d;
+  const py = `
+import os,sys,zlib,struct
+def png(path,v):
+    raw=b''.join(b'\\x00'+bytes([(v+x+y)%256 for x in range(28)]) for y in range(28))
+    def ch(t,d): return struct.pack('>I',len(d))+t+d+struct.pack('>I',zlib.crc32(t+d))
+    open(path,'wb').write(b'\\x89PNG\\r\\n\\x1a\\n'+ch(b'IHDR',struct.pack('>IIBBBBB',28,28,8,0,0,0,0))+ch(b'IDAT',zlib.compress(raw))+ch(b'IEND',b''))
+for c in range(10):
+    os.makedirs(os.path.join(sys.argv[1],str(c)),exist_ok=True)
+    for i in range(2): png(os.path.join(sys.argv[1],str(c),f'{i}.png'),c*20+i)`;
+  writeFileSync(path.join(dir, 'mk.py'), py);
+  if (spawnSync('python3', [path.join(dir, 'mk.py'), d]).status !== 0) throw new Error('could not write the PNG dataset');
+  return d;
+}
+
+test('NaN losses stop the run and keep the last good checkpoint', async (t) => {
+  const out = path.join(dir, 'nan');
+  const tr = new DMDTrainer({ ...base, out, steps: 40, checkpointEvery: 2, genLr: 1e12, fakeLr: 1e12, warmupSteps: 0, gradClip: 0 }, quiet);
+  const e = await t.throwsAsync(() => tr.train(quiet, { progress: false }), { instanceOf: NonFiniteLossError });
+  t.regex(e!.message, /became (NaN|Infinity|-Infinity)|NaN\/Inf weights/);
+  const cks = readdirSync(path.join(out, 'checkpoints'));
+  for (const f of cks) {
+    const r = readSafetensors(path.join(out, 'checkpoints', f));
+    t.true(tidy(() => [...r.tensors].filter(([k]) => k.startsWith('G/')).every(([, v]) => v.isfinite().all().item() === 1)), `${f} holds non-finite weights`);
+  }
+  tr.dispose();
+});
+
+test('bad settings fail at start-up with the field named', (t) => {
+  t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'x'), steps: -1 }, quiet), { instanceOf: DMDSetupError, message: /steps/ });
+  t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'x'), pairs: pairsDir, regression: 'lpips' }, quiet), { message: /needs LPIPS weights/ });
+  t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'x'), gan: true }, quiet), { message: /--gan needs real images/ });
+  t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'x'), teacher: path.join(dir, 'none.pt') }, quiet), { message: /file not found/ });
+  t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'x'), bogus: 1 } as never, quiet), { message: /bogus/ });
+});
+
+function runCli(args: string[], onLine?: (l: string, kill: () => void) => void): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/dmd-train.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1' } });
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      for (const l of d.toString().split('\n')) if (l) onLine?.(l, () => p.kill('SIGINT'));
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+test('dmd-train: SIGINT writes a checkpoint and exits 0; --resume continues', async (t) => {
+  const out = path.join(dir, 'sigint');
+  let sent = false;
+  const r = await runCli(['--teacher', teacher, '--out', out, '--steps', '400', '--batch-size', '2', '--device', 'cpu', '--checkpoint-every', '1000'], (l, kill) => {
+    if (!sent && /^dmd \d+\/400/.test(l)) {
+      sent = true;
+      kill();
+    }
+  });
+  t.is(r.code, 0, r.out);
+  t.regex(r.out, /interrupted: checkpoint written at iteration \d+/);
+  t.is(readdirSync(path.join(out, 'checkpoints')).length, 1);
+  const again = await runCli(['--teacher', teacher, '--out', out, '--steps', '400', '--device', 'cpu']);
+  t.not(again.code, 0);
+  t.regex(again.out, /already holds checkpoints; pass --resume/);
+});
+
+test('dmd-train: flags and config files are validated, naming the field', async (t) => {
+  const bad = await runCli(['--teacher', teacher, '--steps', '-3']);
+  t.is(bad.code, 1);
+  t.regex(bad.out, /--steps/);
+  const cfgFile = path.join(dir, 'bad.yaml');
+  writeFileSync(cfgFile, 'steps: 5\nlearning_rate: 0.1\n');
+  const r = await runCli(['--teacher', teacher, '--config', cfgFile]);
+  t.is(r.code, 1);
+  t.regex(r.out, /unknown field\(s\) 'learningRate'/);
+  const typo = await runCli(['--teacher', teacher, '--stepz', '3']);
+  t.is(typo.code, 1);
+  t.regex(typo.out, /Unknown argument/i);
+});
