@@ -60,27 +60,21 @@ export class EDMNetwork extends Module {
 
   /** The denoiser D(x; sigma): x [N, C, H, W], sigma a number or [N] / [N,1,1,1]. Returns float32. */
   forward(x: Tensor, sigma: Tensor | number, o: ForwardOptions = {}): Tensor {
-    const s = this.sigmaTensor(x, sigma);
-    try {
-      return new Tensor(
-        N.edmForward(this.handle, x.handle, s.handle, this.labelsHandle(o.labels), o.augmentLabels?.handle, {
-          dtype: dtypeCode(o.dtype ?? this.defaultDType()),
-          returnBottleneck: false,
-        }),
-      );
-    } finally {
-      if (s !== sigma) s.dispose();
-    }
+    return this.call(x, sigma, o, false);
   }
 
   /** The encoder output for the same conditioning (the input of DMD2's GAN classifier head), float32. */
   bottleneck(x: Tensor, sigma: Tensor | number, o: ForwardOptions = {}): Tensor {
+    return this.call(x, sigma, o, true);
+  }
+
+  private call(x: Tensor, sigma: Tensor | number, o: ForwardOptions, returnBottleneck: boolean): Tensor {
     const s = this.sigmaTensor(x, sigma);
     try {
       return new Tensor(
         N.edmForward(this.handle, x.handle, s.handle, this.labelsHandle(o.labels), o.augmentLabels?.handle, {
           dtype: dtypeCode(o.dtype ?? this.defaultDType()),
-          returnBottleneck: true,
+          returnBottleneck,
         }),
       );
     } finally {

@@ -10,11 +10,8 @@ import { noGrad } from '../tensor/autograd.js';
 import { randn, Generator } from '../tensor/random.js';
 import { tensor } from '../tensor/create.js';
 import { oneHot } from '../nn/functional.js';
-import { loadEDM } from '../edm/checkpoint.js';
-import { sampleEDM } from '../edm/sampler.js';
 import { resolveDevice } from '../edm/teacher.js';
-import { defaultTeacherPath } from '../edm/default-teacher.js';
-import { generate, generatorSigma } from '../dmd/generator.js';
+import { loadImageModel } from '../dmd/generator.js';
 import { openDataset } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';
 import { readNpz } from '../io/npz.js';
@@ -47,11 +44,8 @@ export interface EvalResult {
 
 export async function evaluate(cfg: EvalConfig, log: (s: string) => void = console.log): Promise<EvalResult> {
   const device = resolveDevice(cfg.device);
-  const file = cfg.generator ?? cfg.teacher ?? defaultTeacherPath();
-  const oneStep = cfg.generator !== undefined;
-  const net = loadEDM(file, { device });
-  const c = net.config;
-  const sigmaC = oneStep ? generatorSigma(file) : 0;
+  const model = loadImageModel({ ...cfg, device });
+  const c = model.net.config;
   let clsFile = cfg.classifier;
   if (!clsFile && c.img_channels === 1 && c.img_resolution === 32 && c.label_dim === 10) clsFile = defaultClassifierPath();
   const cls = clsFile ? FeatureClassifier.load(clsFile, { device }) : null;
@@ -75,7 +69,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
       const labelIdx = Array.from({ length: n }, (_, i) => (classes ? (b + i) % classes : 0));
       const z = randn([n, c.img_channels, c.img_resolution, c.img_resolution], { generator: gen }).to(device);
       const labels = classes ? oneHot(tensor(labelIdx, { dtype: 'int64' }), classes).to(device) : null;
-      const x = (oneStep ? generate(net, z, labels, sigmaC) : sampleEDM(net, z, labels, { numSteps: cfg.steps, guidance: cfg.guidance }).x.to('float32')).clamp(-1, 1);
+      const x = model.sample(z, labels).clamp(-1, 1);
       if (cls) {
         fdGen.add(cls.features(x));
         const pred = cls.logits(x).argmax(1).to('cpu').data() as BigInt64Array;
@@ -120,9 +114,9 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
   }
 
   const result: EvalResult = {
-    model: path.resolve(file),
-    mode: oneStep ? 'one-step' : `heun-${cfg.steps}`,
-    nfe: oneStep ? 1 : 2 * cfg.steps - 1,
+    model: path.resolve(model.file),
+    mode: model.oneStep ? 'one-step' : `heun-${cfg.steps}`,
+    nfe: model.nfe,
     num: cfg.num,
     ref: cfg.ref,
     images_per_second: cfg.num / genSeconds,
@@ -141,7 +135,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
   writeFileSync(cfg.out, `${JSON.stringify(result, null, 2)}\n`);
   for (const [k, v] of Object.entries(result)) if (typeof v === 'number') log(`${k}: ${Number.isInteger(v) ? v : v.toFixed(4)}`);
   log(`wrote ${cfg.out}`);
-  net.dispose();
+  model.net.dispose();
   cls?.dispose();
   inc?.dispose();
   return result;

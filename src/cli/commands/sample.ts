@@ -4,11 +4,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { command } from '../common.js';
-import { loadEDM } from '../../edm/checkpoint.js';
-import { sampleEDM } from '../../edm/sampler.js';
 import { resolveDevice } from '../../edm/teacher.js';
-import { defaultTeacherPath } from '../../edm/default-teacher.js';
-import { generate, generatorSigma } from '../../dmd/generator.js';
+import { loadImageModel } from '../../dmd/generator.js';
 import { randn, Generator, tidy, noGrad, tensor, cat, type Tensor } from '../../tensor/index.js';
 import { oneHot } from '../../nn/functional.js';
 import { saveGrid, saveImages } from '../../data/grid.js';
@@ -32,11 +29,8 @@ export const sampleCommand = command({
   schema: SampleConfigSchema,
   run(cfg) {
     const device = resolveDevice(cfg.device);
-    const file = cfg.generator ?? cfg.teacher ?? defaultTeacherPath();
-    const oneStep = cfg.generator !== undefined;
-    const net = loadEDM(file, { device });
-    const c = net.config;
-    const sigmaC = oneStep ? generatorSigma(file) : 0;
+    const model = loadImageModel({ ...cfg, device });
+    const c = model.net.config;
     const gen = Generator.create('cpu', cfg.seed);
     const classes = cfg.labels ?? Array.from({ length: c.label_dim }, (_, i) => i);
     if (classes.some((l) => l >= c.label_dim)) throw new Error(`--labels: the network has ${c.label_dim} classes (0..${c.label_dim - 1})`);
@@ -49,8 +43,7 @@ export const sampleCommand = command({
         const labels = c.label_dim
           ? oneHot(tensor(Array.from({ length: n }, (_, i) => classes[(b + i) % classes.length]!), { dtype: 'int64' }), c.label_dim).to(device)
           : null;
-        const x = oneStep ? generate(net, zz, labels, sigmaC) : sampleEDM(net, zz, labels, { numSteps: cfg.steps, guidance: cfg.guidance }).x;
-        return x.to({ device: 'cpu', dtype: 'float32' }).clamp(-1, 1);
+        return model.sample(zz, labels).to({ device: 'cpu', dtype: 'float32' }).clamp(-1, 1);
       })).keep());
     }
     const images = cat(parts);
@@ -61,7 +54,7 @@ export const sampleCommand = command({
       mkdirSync(cfg.out, { recursive: true });
       saveImages(images, (i) => path.join(cfg.out, `${String(i).padStart(6, '0')}.png`));
     }
-    console.log(`${cfg.count} images in ${secs.toFixed(2)} s (${(cfg.count / secs).toFixed(1)} img/s, ${oneStep ? '1 step' : `Heun ${cfg.steps} steps, NFE ${2 * cfg.steps - 1}`}) -> ${cfg.out}`);
-    net.dispose();
+    console.log(`${cfg.count} images in ${secs.toFixed(2)} s (${(cfg.count / secs).toFixed(1)} img/s, ${model.oneStep ? '1 step' : `Heun ${cfg.steps} steps, NFE ${model.nfe}`}) -> ${cfg.out}`);
+    model.net.dispose();
   },
 });
