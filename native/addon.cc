@@ -5,7 +5,6 @@ namespace dmd {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
-  data->tensorCtor = Napi::Persistent(TensorHandle::Define(env));
   data->moduleCtor = Napi::Persistent(ModuleHandle::Define(env));
   data->generatorCtor = Napi::Persistent(GeneratorHandle::Define(env));
   env.SetInstanceData<AddonData>(data);

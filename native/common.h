@@ -19,28 +19,28 @@ namespace dmd {
 
 // ---- per-environment state -----------------------------------------------------------------------
 struct AddonData {
-  Napi::FunctionReference tensorCtor;
   Napi::FunctionReference moduleCtor;
   Napi::FunctionReference generatorCtor;
 };
 AddonData& addonData(Napi::Env env);
 
 // ---- tensor handles (tensor.cc) --------------------------------------------------------------------
-class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
+class TensorHandle {
  public:
-  static Napi::Function Define(Napi::Env env);
-  static Napi::Object Wrap(Napi::Env env, at::Tensor t);
+  static Napi::Value Wrap(Napi::Env env, at::Tensor t);
   static bool Is(const Napi::Value& v);
   static TensorHandle* From(const Napi::Value& v);  // nullptr when v is not a tensor handle
   static int64_t liveCount();
 
-  explicit TensorHandle(const Napi::CallbackInfo& info);
-  ~TensorHandle() override;
   at::Tensor& tensor();  // throws when disposed
   bool disposed() const { return !alive_; }
   void dispose(Napi::Env env);
 
  private:
+  explicit TensorHandle(at::Tensor t);
+  static void finalize(napi_env env, void* data, void* hint);
+  static constexpr uint64_t kMagic = 0x746f7263686e646cULL;  // "torchndl"
+  uint64_t magic_;
   at::Tensor t_;
   bool alive_ = false;
   int64_t reported_ = 0;
