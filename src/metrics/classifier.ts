@@ -18,6 +18,9 @@ import { ImageLoader } from '../data/loader.js';
 import { Progress } from '../train/progress.js';
 import { resolveDevice } from '../edm/teacher.js';
 
+/** Bumped whenever the native network changes in a way that old weights would compute differently. */
+export const CLASSIFIER_ARCH = 'v1-groupnorm8';
+
 export interface ClassifierSpec {
   inChannels: number;
   classes: number;
@@ -40,6 +43,7 @@ export class FeatureClassifier extends Module {
   static load(file: string, o: { device?: Device } = {}): FeatureClassifier {
     const meta = readSafetensorsHeader(file).metadata;
     if (meta.kind !== 'dmd-classifier' || !meta.spec) throw new Error(`${file}: not a dmd classifier file (make one with 'dmd classifier')`);
+    if (meta.arch !== CLASSIFIER_ARCH) throw new Error(`${file}: made for classifier architecture ${meta.arch ?? 'v0'}, this version builds ${CLASSIFIER_ARCH}; retrain it with 'dmd classifier'`);
     const c = new FeatureClassifier(JSON.parse(meta.spec) as ClassifierSpec);
     const r = readSafetensors(file);
     noGrad(() => c.loadStateDict(r.tensors));
@@ -50,7 +54,7 @@ export class FeatureClassifier extends Module {
   }
 
   save(file: string, extra: Record<string, string> = {}): void {
-    tidy(() => writeSafetensors(file, new Map([...this.stateDict()].map(([k, v]) => [k, v.to('cpu').contiguous()])), { kind: 'dmd-classifier', spec: JSON.stringify(this.spec), ...extra }));
+    tidy(() => writeSafetensors(file, new Map([...this.stateDict()].map(([k, v]) => [k, v.to('cpu').contiguous()])), { kind: 'dmd-classifier', arch: CLASSIFIER_ARCH, spec: JSON.stringify(this.spec), ...extra }));
   }
 
   /** Pooled features [N, 4 width] of images in [-1, 1]. */
