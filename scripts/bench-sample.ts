@@ -1,6 +1,6 @@
 // npm run bench:sample — images/s of EDM's Heun sampler (18 steps, NFE 35) and of one network call,
 // on the CPU and on CUDA when present. One line per figure.
-import { EDMNetwork, cuda, randn, tidy, noGrad, sampleEDM, getNumThreads, buildInfo, oneHotLabels, type Device } from './bench-common.js';
+import { EDMNetwork, cuda, randn, tidy, noGrad, sampleEDM, getNumThreads, buildInfo, F, type Device } from '../src/index.js';
 import { PRESETS, type PresetName } from '../src/edm/presets.js';
 
 const plan: [PresetName, Device, number][] = [['fmnist-small', 'cpu', 16], ['fmnist', 'cpu', 16]];
@@ -12,7 +12,7 @@ for (const [name, device, batch] of plan) {
   net.eval();
   const c = net.config;
   const z = randn([batch, c.img_channels, c.img_resolution, c.img_resolution], { device }).keep();
-  const labels = c.label_dim ? oneHotLabels(batch, c.label_dim, device).keep() : null;
+  const labels = F.cycledOneHot(batch, c.label_dim, device)?.keep() ?? null;
   const once = () => noGrad(() => tidy(() => { net.forward(z.mul(10), 10, { labels }); }));
   once();
   sync(device);

@@ -3,7 +3,7 @@
 // network and fake:gen ratio, plus one-step generation images/s. Without arguments: a CPU plan, and
 // the GPU plan of the issue when CUDA is present (ImageNet-64 ADM 296M bf16 batch 40, Fashion-MNIST
 // SongUNet 7M fp32 batch 128, both fake:gen 5). One line per figure.
-import { EDMNetwork, DMDTrainer, cuda, randn, tidy, noGrad, generate, getNumThreads, buildInfo, oneHotLabels, type Device } from './bench-common.js';
+import { EDMNetwork, DMDTrainer, cuda, randn, tidy, noGrad, generate, getNumThreads, buildInfo, F, type Device } from '../src/index.js';
 import { PRESETS, type PresetName } from '../src/edm/presets.js';
 
 const arg = (n: string) => { const i = process.argv.indexOf(`--${n}`); return i >= 0 ? process.argv[i + 1] : undefined; };
@@ -32,7 +32,7 @@ for (const [name, device, batch, ratio, dtype] of plan) {
   // one-step generation throughput
   const c = teacher.config;
   const z = randn([batch, c.img_channels, c.img_resolution, c.img_resolution], { device }).keep();
-  const labels = c.label_dim ? oneHotLabels(batch, c.label_dim, device).keep() : null;
+  const labels = F.cycledOneHot(batch, c.label_dim, device)?.keep() ?? null;
   const gen = () => noGrad(() => tidy(() => { generate(tr.G, z, labels, 80, dtype); }));
   gen();
   sync(device);

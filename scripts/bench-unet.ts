@@ -1,7 +1,7 @@
 // npm run bench:unet [-- --preset fmnist --batch 16 --iters 5]
 // Forward and forward+backward time of named EDM networks, on the CPU and on CUDA when present.
 // One line per figure.
-import { EDMNetwork, randn, tidy, noGrad, cuda, getNumThreads, buildInfo, oneHotLabels, type Device, type ExecutionDType } from './bench-common.js';
+import { EDMNetwork, randn, tidy, noGrad, cuda, getNumThreads, buildInfo, F, type Device, type ExecutionDType } from '../src/index.js';
 import { PRESETS, type PresetName } from '../src/edm/presets.js';
 
 const arg = (n: string) => { const i = process.argv.indexOf(`--${n}`); return i >= 0 ? process.argv[i + 1] : undefined; };
@@ -25,7 +25,7 @@ for (const [name, device, defBatch, dtype] of plan) {
   const c = net.config;
   const x = randn([batch, c.img_channels, c.img_resolution, c.img_resolution], { device }).keep();
   const sigma = randn([batch], { device }).exp().keep();
-  const labels = c.label_dim ? oneHotLabels(batch, c.label_dim, device).keep() : null;
+  const labels = F.cycledOneHot(batch, c.label_dim, device)?.keep() ?? null;
   const run = (backward: boolean) => tidy(() => {
     if (!backward) { noGrad(() => net.forward(x, sigma, { labels, dtype })); return; }
     net.forward(x, sigma, { labels, dtype }).square().mean().backward();

@@ -1,7 +1,10 @@
 // Image grids: a batch in [-1, 1] NCHW to one PNG (rows of `cols` images), and single images.
 import { writeFileSync, renameSync } from 'node:fs';
-import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Device } from '../tensor/device.js';
+import { keep, tidy } from '../tensor/scope.js';
+import { randn, Generator } from '../tensor/random.js';
+import { cycledOneHot } from '../nn/functional.js';
 import { encodePNG } from './png.js';
 
 /** uint8 HWC pixels of a [-1, 1] NCHW batch laid out as a grid. */
@@ -33,4 +36,18 @@ export function saveGrid(images: Tensor, file: string, cols?: number): void {
 export function saveImages(images: Tensor, name: (i: number) => string): void {
   const n = images.shape[0]!;
   for (let i = 0; i < n; i++) tidy(() => saveGrid(images.narrow(0, i, 1), name(i), 1));
+}
+
+/**
+ * The fixed inputs of a run's sample grids: `count` standard-normal noises drawn on the CPU from their
+ * own seeded generator (the same images on every device and after resume) and labels cycling through
+ * the classes. Kept: the caller disposes them.
+ */
+export function gridInputs(o: { count: number; channels: number; resolution: number; classes: number; seed: number; device: Device }): { z: Tensor; labels: Tensor | null } {
+  return tidy(() => {
+    const g = Generator.create('cpu', o.seed);
+    const z = randn([o.count, o.channels, o.resolution, o.resolution], { generator: g }).to(o.device);
+    const labels = cycledOneHot(o.count, o.classes, o.device);
+    return { z: keep(z), labels: labels ? keep(labels) : null };
+  });
 }

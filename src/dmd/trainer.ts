@@ -9,7 +9,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { tidy, keep, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randn, randint, Generator } from '../tensor/random.js';
-import { arange } from '../tensor/create.js';
+import { stack } from '../tensor/create.js';
 import { foreach } from '../tensor/foreach.js';
 import type { Device } from '../tensor/device.js';
 import { AdamW } from '../nn/optim.js';
@@ -23,10 +23,10 @@ import { defaultTeacherPath } from '../edm/default-teacher.js';
 import { PairsDataset } from '../edm/pairs.js';
 import { deriveSeed, ImageLoader } from '../data/loader.js';
 import { openDataset } from '../data/sources.js';
-import { saveGrid } from '../data/grid.js';
+import { saveGrid, gridInputs } from '../data/grid.js';
 import { LPIPS } from '../metrics/lpips.js';
 import { regressionLoss } from '../metrics/regression.js';
-import { CheckpointStore, groupByPrefix, withPrefix } from '../train/checkpoints.js';
+import { CheckpointStore, groupByPrefix, withPrefix, putOptimizer, restoreOptimizer, putGlobalRng, restoreGlobalRng, resumePoint } from '../train/checkpoints.js';
 import { MetricsLog } from '../train/metrics.js';
 import { Progress } from '../train/progress.js';
 import { runLoop, NonFiniteLossError } from '../train/loop.js';
@@ -130,14 +130,7 @@ export class DMDTrainer {
     this.pairsGen = Generator.create('cpu', deriveSeed(cfg.seed, 12));
     this.realFn = scoreFn(this.real, { guidance: cfg.realGuidance, dtype: cfg.dtype });
     this.fakeFn = scoreFn(this.fake, { dtype: cfg.dtype });
-    this.fixed = tidy(() => {
-      const g = Generator.create('cpu', deriveSeed(cfg.seed, 13));
-      const C = tc.label_dim;
-      const n = C ? C * 8 : 64;
-      const z = randn([n, tc.img_channels, tc.img_resolution, tc.img_resolution], { generator: g }).to(d);
-      const labels = C ? oneHot(arange(0, n).remainder(C), C).to(d) : null;
-      return { z: keep(z), labels: labels ? keep(labels) : null };
-    });
+    this.fixed = gridInputs({ count: tc.label_dim ? tc.label_dim * 8 : 64, channels: tc.img_channels, resolution: tc.img_resolution, classes: tc.label_dim, seed: deriveSeed(cfg.seed, 13), device: d });
   }
 
   get labelDim(): number { return this.real.config.label_dim; }
@@ -233,11 +226,12 @@ export class DMDTrainer {
       return m;
     });
     this.step += 1;
+    // one device-to-host read for all scalars (one sync on CUDA, not one per metric)
+    const names = Object.keys(out);
+    const values = tidy(() => stack(names.map((k) => out[k]!.to('float64'))).toFloat64Array());
+    dispose(Object.values(out));
     const metrics: StepMetrics = { gen_update: genTurn ? 1 : 0, lr_scale: scale };
-    for (const [k, v] of Object.entries(out)) {
-      metrics[k] = v.item();
-      v.dispose();
-    }
+    names.forEach((k, i) => { metrics[k] = values[i]!; });
     return metrics;
   }
 
@@ -255,15 +249,11 @@ export class DMDTrainer {
       withPrefix(t, 'fake', this.fake.stateDict());
       if (this.head) withPrefix(t, 'head', this.head.stateDict());
       if (this.ema) withPrefix(t, 'ema', this.ema.stateDict());
-      for (const [name, opt] of [['optG', this.optG], ['optF', this.optF]] as const) {
-        const s = opt.state();
-        withPrefix(t, `${name}/m`, s.expAvg);
-        withPrefix(t, `${name}/v`, s.expAvgSq);
-      }
+      putOptimizer(t, 'optG', this.optG);
+      putOptimizer(t, 'optF', this.optF);
       t.set('rng/gen', this.gen.getState());
       t.set('rng/pairs', this.pairsGen.getState());
-      t.set('rng/cpu', Generator.default('cpu').getState());
-      if (this.device !== 'cpu') t.set('rng/cuda', Generator.default(this.device).getState());
+      putGlobalRng(t, this.device);
       const meta: CheckpointMeta = { step: this.step, optG: this.optG.stepCount, optF: this.optF.stepCount, data: this.data?.state() ?? null, config: this.cfg, teacher: this.teacherPath };
       return store.save(this.step, t, meta);
     });
@@ -278,16 +268,11 @@ export class DMDTrainer {
         if (this.head) this.head.loadStateDict(groupByPrefix(ck.tensors, 'head'));
         if (this.ema) this.ema.loadStateDict(groupByPrefix(ck.tensors, 'ema'));
       });
-      for (const [name, opt, n] of [['optG', this.optG, ck.meta.optG], ['optF', this.optF, ck.meta.optF]] as const) {
-        const mm = groupByPrefix(ck.tensors, `${name}/m`);
-        const vv = groupByPrefix(ck.tensors, `${name}/v`);
-        if (mm.size !== opt.params.length) throw new DMDSetupError(`${file}: ${name} state has ${mm.size} tensors, the run has ${opt.params.length} parameters (different settings?)`);
-        opt.loadState({ step: n, expAvg: opt.params.map((_, i) => mm.get(String(i))!), expAvgSq: opt.params.map((_, i) => vv.get(String(i))!) });
-      }
+      restoreOptimizer(ck, 'optG', this.optG, ck.meta.optG);
+      restoreOptimizer(ck, 'optF', this.optF, ck.meta.optF);
       this.gen.setState(ck.tensors.get('rng/gen')!);
       this.pairsGen.setState(ck.tensors.get('rng/pairs')!);
-      Generator.default('cpu').setState(ck.tensors.get('rng/cpu')!);
-      if (this.device !== 'cpu' && ck.tensors.has('rng/cuda')) Generator.default(this.device).setState(ck.tensors.get('rng/cuda')!);
+      restoreGlobalRng(ck, this.device);
       if (this.data && ck.meta.data) this.data.loadState(ck.meta.data);
       this.step = ck.meta.step;
     } finally {
@@ -309,12 +294,10 @@ export class DMDTrainer {
     const cfg = this.cfg;
     mkdirSync(cfg.out, { recursive: true });
     const store = new CheckpointStore(path.join(cfg.out, 'checkpoints'), cfg.keepCheckpoints);
-    const latest = store.latest();
-    if (latest && cfg.resume) {
+    const latest = resumePoint(store, cfg.resume, cfg.out);
+    if (latest) {
       this.loadCheckpoint(latest);
       log(`resumed from ${latest} at iteration ${this.step}`);
-    } else if (latest) {
-      throw new DMDSetupError(`${cfg.out} already holds checkpoints; pass --resume to continue, or choose another --out`);
     } else if (cfg.resume) {
       log(`--resume: no checkpoint in ${cfg.out} yet; starting from the teacher`);
     }

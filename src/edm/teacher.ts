@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { Tensor } from '../tensor/tensor.js';
-import { tidy, dispose, keep } from '../tensor/scope.js';
+import { tidy, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randn, Generator } from '../tensor/random.js';
 import { foreach } from '../tensor/foreach.js';
@@ -16,18 +16,16 @@ import { AdamW } from '../nn/optim.js';
 import { edmEmaBeta } from '../nn/ema.js';
 import { openDataset } from '../data/sources.js';
 import { ImageLoader, deriveSeed } from '../data/loader.js';
-import { saveGrid } from '../data/grid.js';
+import { saveGrid, gridInputs } from '../data/grid.js';
 import { EDMNetwork } from './network.js';
 import { saveEDM } from './checkpoint.js';
 import { preset, PRESET_NAMES } from './presets.js';
 import { sampleEDM } from './sampler.js';
 import { parseEDMConfig } from './config.js';
-import { CheckpointStore, groupByPrefix, withPrefix } from '../train/checkpoints.js';
+import { CheckpointStore, groupByPrefix, withPrefix, putOptimizer, restoreOptimizer, putGlobalRng, restoreGlobalRng, resumePoint } from '../train/checkpoints.js';
 import { MetricsLog } from '../train/metrics.js';
 import { Progress } from '../train/progress.js';
 import { runLoop } from '../train/loop.js';
-import { oneHot } from '../nn/functional.js';
-import { arange } from '../tensor/create.js';
 
 export const TeacherConfigSchema = z.object({
   out: z.string().describe('run directory (checkpoints, samples, metrics.jsonl, the teacher file)'),
@@ -99,35 +97,31 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
   let step = 0;
   let nimg = 0;
 
-  const latest = store.latest();
-  if (cfg.resume && latest) {
+  const latest = resumePoint(store, cfg.resume, cfg.out);
+  if (latest) {
     const ck = CheckpointStore.load<TeacherMeta>(latest);
-    noGrad(() => {
-      net.loadStateDict(groupByPrefix(ck.tensors, 'net'));
-      ema.loadStateDict(groupByPrefix(ck.tensors, 'ema'));
-    });
-    const o = groupByPrefix(ck.tensors, 'opt');
-    opt.loadState({ step: ck.meta.optStep, expAvg: net.parameters().map((_, i) => o.get(`m/${i}`)!), expAvgSq: net.parameters().map((_, i) => o.get(`v/${i}`)!) });
-    gen.setState(ck.tensors.get('rng/gen')!);
-    Generator.default('cpu').setState(ck.tensors.get('rng/cpu')!);
-    if (device !== 'cpu' && ck.tensors.has('rng/cuda')) Generator.default(device).setState(ck.tensors.get('rng/cuda')!);
-    loader.loadState(ck.meta.loader);
-    step = ck.meta.step;
-    nimg = ck.meta.nimg;
-    dispose(ck.tensors);
+    try {
+      noGrad(() => {
+        net.loadStateDict(groupByPrefix(ck.tensors, 'net'));
+        ema.loadStateDict(groupByPrefix(ck.tensors, 'ema'));
+      });
+      restoreOptimizer(ck, 'opt', opt, ck.meta.optStep);
+      gen.setState(ck.tensors.get('rng/gen')!);
+      restoreGlobalRng(ck, device);
+      loader.loadState(ck.meta.loader);
+      step = ck.meta.step;
+      nimg = ck.meta.nimg;
+    } finally {
+      dispose(ck.tensors);
+    }
     log(`resumed from ${latest} at step ${step} (${(nimg / 1000).toFixed(1)} kimg)`);
-  } else if (latest && !cfg.resume) {
-    throw new Error(`${cfg.out} already holds checkpoints; pass --resume to continue or choose another --out`);
   }
 
   const totalSteps = Math.ceil((cfg.kimg * 1000) / cfg.batchSize);
   const classes = netConfig.label_dim;
-  const fixed = tidy(() => {
-    const g = Generator.create('cpu', deriveSeed(cfg.seed, 2));
-    const n = classes ? classes * Math.min(8, Math.max(1, Math.floor(64 / classes))) : 64;
-    const z = randn([n, netConfig.img_channels, netConfig.img_resolution, netConfig.img_resolution], { generator: g }).to(device);
-    const labels = classes ? oneHot(arange(0, n).remainder(classes), classes).to(device) : null;
-    return { z: keep(z), labels: labels ? keep(labels) : null };
+  const fixed = gridInputs({
+    count: classes ? classes * Math.min(8, Math.max(1, Math.floor(64 / classes))) : 64,
+    channels: netConfig.img_channels, resolution: netConfig.img_resolution, classes, seed: deriveSeed(cfg.seed, 2), device,
   });
   const sample = (file: string) => noGrad(() => tidy(() => saveGrid(sampleEDM(ema, fixed.z, fixed.labels, { numSteps: 18 }).x.to('float32').clamp(-1, 1), file, classes || undefined)));
 
@@ -136,17 +130,16 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
       const t = new Map<string, Tensor>();
       withPrefix(t, 'net', net.stateDict());
       withPrefix(t, 'ema', ema.stateDict());
-      const s = opt.state();
-      withPrefix(t, 'opt/m', s.expAvg);
-      withPrefix(t, 'opt/v', s.expAvgSq);
+      putOptimizer(t, 'opt', opt);
       t.set('rng/gen', gen.getState());
-      t.set('rng/cpu', Generator.default('cpu').getState());
-      if (device !== 'cpu') t.set('rng/cuda', Generator.default(device).getState());
-      store.save<TeacherMeta>(step, t, { step, nimg, loader: loader.state(), optStep: s.step, config: cfg });
+      putGlobalRng(t, device);
+      store.save<TeacherMeta>(step, t, { step, nimg, loader: loader.state(), optStep: opt.stepCount, config: cfg });
     });
   };
 
   const progress = new Progress({ total: totalSteps, start: step, label: 'teacher' });
+  /** EDM's learning rate after `images` training images: a linear ramp over lrRampupKimg. */
+  const lrAt = (images: number) => cfg.lr * Math.min(images / Math.max(cfg.lrRampupKimg * 1000, 1e-8), 1);
   const sd = netConfig.sigma_data;
   const status = await runLoop({
     total: totalSteps,
@@ -164,7 +157,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
         const objective = perPixel.sum().div(n); // EDM: loss.sum() / batch
         opt.zeroGrad();
         objective.backward();
-        const rate = cfg.lr * Math.min((nimg + n) / Math.max(cfg.lrRampupKimg * 1000, 1e-8), 1);
+        const rate = lrAt(nimg + n);
         if (cfg.gradClip > 0) foreach.clipGradNorm_(net.parameters(), cfg.gradClip);
         opt.step(rate);
         nimg += n;
@@ -176,7 +169,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
     },
     afterStep: (s, m) => {
       progress.update(s, { ...m, kimg: nimg / 1000 });
-      if (s % cfg.metricsEvery === 0 || s === totalSteps) metrics.write({ step: s, kimg: nimg / 1000, loss: m.loss!, lr: cfg.lr * Math.min(nimg / Math.max(cfg.lrRampupKimg * 1000, 1e-8), 1), seconds: (performance.now() - t0) / 1000 });
+      if (s % cfg.metricsEvery === 0 || s === totalSteps) metrics.write({ step: s, kimg: nimg / 1000, loss: m.loss!, lr: lrAt(nimg), seconds: (performance.now() - t0) / 1000 });
       if (s % cfg.checkpointEvery === 0) checkpoint();
       if (s % cfg.sampleEvery === 0) sample(path.join(cfg.out, `samples-${String(s).padStart(8, '0')}.png`));
     },

@@ -4,7 +4,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { Tensor } from '../tensor/tensor.js';
 import { tidy, keep } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randn, Generator } from '../tensor/random.js';

@@ -1,6 +1,9 @@
 // Neural-network functionals (torch.nn.functional), each one native call.
 import { N } from '../native.js';
 import { Tensor } from '../tensor/tensor.js';
+import { tidy } from '../tensor/scope.js';
+import { arange } from '../tensor/create.js';
+import type { Device } from '../tensor/device.js';
 
 type Pair = number | readonly [number, number];
 
@@ -56,6 +59,14 @@ export function oneHot(indices: Tensor, numClasses: number): Tensor {
   const f = N.to(h, 6, null, false);
   N.dispose(h);
   return new Tensor(f);
+}
+/** One-hot rows [n, numClasses] cycling through the classes (0, 1, ..., numClasses-1, 0, ...), on a device; null when numClasses is 0 (unconditional). */
+export function cycledOneHot(n: number, numClasses: number, device: Device = 'cpu'): Tensor | null {
+  if (!numClasses) return null;
+  return tidy(() => {
+    const oh = oneHot(arange(0, n).remainder(numClasses), numClasses);
+    return device === 'cpu' ? oh : oh.to(device);
+  });
 }
 export function crossEntropy(logits: Tensor, target: Tensor, labelSmoothing = 0): Tensor {
   return new Tensor(N.crossEntropy(logits.handle, target.handle, labelSmoothing));

@@ -2,7 +2,7 @@
 // CUDA is absent (CPU-only libtorch or no device).
 import test from 'ava';
 import {
-  cuda, tensor, randn, ones, zeros, tidy, noGrad, Generator, manualSeed, EDMNetwork, buildInfo, AdamW, foreach, liveTensors,
+  cuda, randn, ones, zeros, tidy, noGrad, Generator, manualSeed, EDMNetwork, buildInfo, AdamW, foreach, liveTensors,
 } from '../../src/index.js';
 import { CHECKERS, judge } from '../parity/kinds.js';
 import { fixturesDir, readCase, readManifest } from '../parity/fixtures.js';

@@ -3,7 +3,7 @@ import test from 'ava';
 import { existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  F, randn, tensor, noGrad, tidy, Generator, karrasSteps, karrasTable, edmSample, sampleEDM, denoiser, loadEDM, openDataset, ImageLoader,
+  F, randn, tensor, noGrad, Generator, karrasSteps, karrasTable, edmSample, sampleEDM, denoiser, loadEDM, openDataset, ImageLoader,
   makePairs, PairsConfigSchema, PairsDataset, readPairsManifest, trainTeacher, TeacherConfigSchema, readSafetensors,
 } from '../../src/index.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';

@@ -3,9 +3,10 @@
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { tensor, randn, foreach, gradsOf, AdamW, manualSeed, writeSafetensors, tidy, noGrad, EDMNetwork, EMA } from '../../src/index.js';
+import { tensor, randn, foreach, gradsOf, AdamW, manualSeed, writeSafetensors, tidy, noGrad, EDMNetwork, EMA, type Tensor } from '../../src/index.js';
 import { torchPython, runPython } from '../helpers/python.js';
 import { tempDir } from '../helpers/tmp.js';
+import { CheckpointStore, putOptimizer, restoreOptimizer } from '../../src/train/checkpoints.js';
 
 const near = (ts: { toArray(): number[] }[], want: number[][]) =>
   ts.every((x, i) => x.toArray().every((v, k) => Math.abs(v - want[i]![k]!) < 1e-5));
@@ -111,4 +112,26 @@ test('EMA moves the shadow toward the model by 1 - beta', (t) => {
   t.true(Math.abs(d - 0.75) < 1e-5, `distance ${d}`);
   net.dispose();
   shadow.dispose();
+});
+
+test('optimizer state round-trips through a checkpoint store, and a mismatched one is refused by name', (t) => {
+  const dir = tempDir();
+  const mk = (n: number) => Array.from({ length: n }, (_, i) => tensor([i + 1, 2 * i]).requiresGrad_());
+  const params = mk(2);
+  const opt = new AdamW(params, { lr: 0.1 });
+  params.forEach((p) => p.mul(3).sum().backward());
+  opt.step();
+  const store = new CheckpointStore(dir, 1);
+  const t0 = new Map<string, Tensor>();
+  putOptimizer(t0, 'opt', opt);
+  const file = store.save(1, t0, { optStep: opt.stepCount });
+  const ck = CheckpointStore.load<{ optStep: number }>(file);
+  const again = new AdamW(mk(2), { lr: 0.1 });
+  restoreOptimizer(ck, 'opt', again, ck.meta.optStep);
+  t.is(again.stepCount, 1);
+  t.deepEqual(again.state().expAvg.map((m) => m.toArray()), opt.state().expAvg.map((m) => m.toArray()));
+  t.deepEqual(again.state().expAvgSq.map((v) => v.toArray()), opt.state().expAvgSq.map((v) => v.toArray()));
+  const err = t.throws(() => restoreOptimizer(ck, 'opt', new AdamW(mk(3), { lr: 0.1 }), 1), { message: /optimizer state 'opt' holds 2 tensors, the run has 3 parameters/ });
+  t.is((err as Error & { code?: string }).code, 'ERR_CHECKPOINT');
+  t.throws(() => restoreOptimizer(ck, 'optG', again, 1), { message: /optimizer state 'optG' holds 0 tensors/ });
 });
