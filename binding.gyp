@@ -14,8 +14,8 @@
         "NODE_ADDON_API_DISABLE_DEPRECATED",
         "<!@(node scripts/libtorch-paths.mjs defines)"
       ],
-      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++14", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["<!@(node scripts/libtorch-paths.mjs cxxflags)", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
       "libraries": ["<!@(node scripts/libtorch-paths.mjs libs)"],
       "ldflags": ["<!@(node scripts/libtorch-paths.mjs rpath)"]
     }

@@ -1,6 +1,13 @@
-// CUDA queries: availability, device count, synchronisation, caching-allocator statistics.
+// CUDA queries: availability, device count, synchronisation, caching-allocator statistics, TF32.
+#include <torch/version.h>
 #ifdef DMD_WITH_CUDA
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+// libtorch >= 2.9: the device-generic allocator interface, no CUDA toolkit header needed
+#include <c10/core/CachingDeviceAllocator.h>
+#define DMD_GENERIC_DEVICE_ALLOCATOR 1
+#else
 #include <c10/cuda/CUDACachingAllocator.h>
+#endif
 #endif
 
 #include "common.h"
@@ -32,12 +39,30 @@ Napi::Value ManualSeedAll(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+#ifdef DMD_WITH_CUDA
+// The caching allocator of a device exists only once CUDA is initialised on it (PyTorch does that
+// lazily on first use); an empty tensor there initialises it, so statistics work before any tensor.
+void initDevice(int dev) { (void)at::empty({0}, at::TensorOptions().device(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dev)))); }
+
+#ifdef DMD_GENERIC_DEVICE_ALLOCATOR
+c10::DeviceAllocator* allocator() { return c10::getDeviceAllocator(c10::kCUDA); }
+c10::CachingDeviceAllocator::DeviceStats deviceStats(int dev) { return allocator()->getDeviceStats(static_cast<c10::DeviceIndex>(dev)); }
+void resetPeak(int dev) { allocator()->resetPeakStats(static_cast<c10::DeviceIndex>(dev)); }
+void emptyCache() { allocator()->emptyCache(); }
+#else
+auto deviceStats(int dev) { return c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(dev)); }
+void resetPeak(int dev) { c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(dev)); }
+void emptyCache() { c10::cuda::CUDACachingAllocator::emptyCache(); }
+#endif
+#endif
+
 // cudaMemoryStats(device) -> {allocated, peakAllocated, reserved, peakReserved} in bytes
 Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   int dev = deviceIndexArg(info, 0);
   Napi::Object o = Napi::Object::New(info.Env());
 #ifdef DMD_WITH_CUDA
-  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(dev));
+  initDevice(dev);
+  auto stats = deviceStats(dev);
   // index 0 is the aggregate over small and large pools
   o.Set("allocated", static_cast<double>(stats.allocated_bytes[0].current));
   o.Set("peakAllocated", static_cast<double>(stats.allocated_bytes[0].peak));
@@ -52,7 +77,8 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
 Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
   int dev = deviceIndexArg(info, 0);
 #ifdef DMD_WITH_CUDA
-  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(dev));
+  initDevice(dev);
+  resetPeak(dev);
 #else
   (void)dev;
 #endif
@@ -61,9 +87,31 @@ Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
 
 Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
 #ifdef DMD_WITH_CUDA
-  if (torch::cuda::is_available()) c10::cuda::CUDACachingAllocator::emptyCache();
+  if (torch::cuda::is_available()) {
+    initDevice(0);
+    emptyCache();
+  }
 #endif
   return info.Env().Undefined();
+}
+
+// setAllowTF32(matmul, cudnn): TensorFloat-32 for float32 matmuls (cuBLAS) and convolutions (cuDNN) on
+// Ampere and newer GPUs, as torch.backends.cuda.matmul.allow_tf32 / torch.backends.cudnn.allow_tf32.
+// No effect on the CPU.
+Napi::Value SetAllowTF32(const Napi::CallbackInfo& info) {
+  auto& ctx = at::globalContext();
+  ctx.setAllowTF32CuBLAS(boolArgOr(info, 0, ctx.allowTF32CuBLAS()));
+  ctx.setAllowTF32CuDNN(boolArgOr(info, 1, ctx.allowTF32CuDNN()));
+  return info.Env().Undefined();
+}
+
+// getAllowTF32() -> {matmul, cudnn}
+Napi::Value GetAllowTF32(const Napi::CallbackInfo& info) {
+  auto& ctx = at::globalContext();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("matmul", ctx.allowTF32CuBLAS());
+  o.Set("cudnn", ctx.allowTF32CuDNN());
+  return o;
 }
 
 }  // namespace
@@ -76,6 +124,8 @@ void registerCuda(Napi::Env env, Exports exports) {
   DMD_EXPORT(exports, env, "cudaMemoryStats", MemoryStats);
   DMD_EXPORT(exports, env, "cudaResetPeak", ResetPeak);
   DMD_EXPORT(exports, env, "cudaEmptyCache", EmptyCache);
+  DMD_EXPORT(exports, env, "setAllowTF32", SetAllowTF32);
+  DMD_EXPORT(exports, env, "getAllowTF32", GetAllowTF32);
 }
 
 }  // namespace dmd

@@ -94,8 +94,9 @@ at::Tensor GroupNorm::forward(const at::Tensor& x) { return at::group_norm(x, gr
 // ---- attention --------------------------------------------------------------------------------------
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 #if DMD_TORCH_AT_LEAST(2, 0)
-  // [N, C, L] -> [N, 1, L, C]; the default scale 1/sqrt(C) is EDM's
-  auto t = [](const at::Tensor& z) { return z.transpose(1, 2).unsqueeze(1); };
+  // [N, C, L] -> [N, 1, L, C], contiguous so that the fused (flash / memory-efficient) kernels accept
+  // it; the default scale 1/sqrt(C) is EDM's
+  auto t = [](const at::Tensor& z) { return z.transpose(1, 2).unsqueeze(1).contiguous(); };
   at::Tensor a = at::scaled_dot_product_attention(t(q), t(k), t(v));
   return a.squeeze(1).transpose(1, 2);
 #else

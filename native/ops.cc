@@ -198,7 +198,14 @@ Napi::Value StdVar(const Napi::CallbackInfo& info) {
   int64_t correction = intArgOr(info, 3, 1);
   bool keep = boolArgOr(info, 4, false);
   at::OptionalIntArrayRef d = dims ? at::OptionalIntArrayRef(*dims) : at::OptionalIntArrayRef();
-  return wrap(info.Env(), isStd ? at::std(t, d, correction, keep) : at::var(t, d, correction, keep));
+  // The correction must be an optional: a plain integer binds the legacy `bool unbiased` overload,
+  // where any non-zero correction acts as 1.
+#if DMD_TORCH_AT_LEAST(2, 0)
+  const c10::optional<at::Scalar> c(correction);
+#else
+  const c10::optional<int64_t> c(correction);
+#endif
+  return wrap(info.Env(), isStd ? at::std(t, d, c, keep) : at::var(t, d, c, keep));
 }
 
 // norm(t, p, dims|null, keepdim)

@@ -1,11 +1,10 @@
 // Seedable generators (CPU and CUDA) and the random tensor functions. Generator states can be read
 // and restored, which is what makes a resumed training run continue bit-exactly.
 #include <ATen/CPUGeneratorImpl.h>
-#ifdef DMD_WITH_CUDA
-#include <ATen/cuda/CUDAGeneratorImpl.h>
-#endif
 
 #include "common.h"
+
+#include <mutex>
 
 namespace dmd {
 
@@ -64,7 +63,13 @@ Napi::Value CreateGenerator(const Napi::CallbackInfo& info) {
   } else {
 #ifdef DMD_WITH_CUDA
     if (!torch::cuda::is_available()) throwType("createGenerator: CUDA is not available");
-    g = at::cuda::detail::createCUDAGenerator(dev.has_index() ? dev.index() : 0);
+    // a new generator of the device's own kind: a clone of its default generator (no CUDA headers
+    // needed), then reseeded, which also resets the Philox offset
+    at::Generator def = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, dev.has_index() ? dev.index() : 0));
+    {
+      std::lock_guard<std::mutex> lock(def.mutex());
+      g = def.clone();
+    }
     g.set_current_seed(seed);
 #else
     throwType("createGenerator: this build of dmd-torch has no CUDA support (libtorch was CPU-only)");

@@ -22,6 +22,10 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   o.Set("cuda", false);
 #endif
   o.Set("sdpa", DMD_TORCH_AT_LEAST(2, 0));
+  Napi::Object tf32 = Napi::Object::New(info.Env());
+  tf32.Set("matmul", at::globalContext().allowTF32CuBLAS());
+  tf32.Set("cudnn", at::globalContext().allowTF32CuDNN());
+  o.Set("tf32", tf32);
   o.Set("parallelInfo", at::get_parallel_info());
   return o;
 }

@@ -1,6 +1,9 @@
 // torch.save / torch.load interop through libtorch's pickler: a plain dict (tensors, nested dicts,
 // lists, numbers, strings) converts to and from JS values. safetensors is handled in TS.
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include "common.h"
 
@@ -79,11 +82,30 @@ Napi::Value PickleLoad(const Napi::CallbackInfo& info) {
   return toJs(info.Env(), v, "<root>");
 }
 
-// pickleSave(value) -> Buffer (torch.save zip format, readable by torch.load)
+// pickleSave(value) -> Buffer (torch.save zip format, readable by torch.load). Unlike
+// torch::jit::pickle_save, dicts and lists are written without TorchScript type tags
+// (torch.jit._pickle.restore_type_tag), so the file loads with torch.load(f, weights_only=True), the
+// default since PyTorch 2.6; libtorch's own unpickler reads it as before.
 Napi::Value PickleSave(const Napi::CallbackInfo& info) {
   c10::IValue v = fromJs(info[0], "<root>", 0);
-  std::vector<char> data = torch::jit::pickle_save(v);
-  return Napi::Buffer<char>::Copy(info.Env(), data.data(), data.size());
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler([&](const char* buf, size_t n) { pickled.insert(pickled.end(), buf, buf + n); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+                              /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(v);
+  pickler.stop();
+  std::vector<char> out;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* buf, size_t n) -> size_t {
+      const char* b = static_cast<const char*>(buf);
+      out.insert(out.end(), b, b + n);
+      return n;
+    });
+    torch::jit::writeArchiveAndTensors("data", pickled.data(), pickled.size(), pickler.tensorData(), writer);
+    writer.writeEndOfFile();
+  }
+  return Napi::Buffer<char>::Copy(info.Env(), out.data(), out.size());
 }
 
 }  // namespace

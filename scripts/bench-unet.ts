@@ -1,6 +1,6 @@
 // npm run bench:unet [-- --preset fmnist --batch 16 --iters 5]
-// Forward and forward+backward time of named EDM networks, on the CPU and on CUDA when present.
-// One line per figure.
+// Forward and forward+backward time of named EDM networks, on the CPU and on CUDA when present
+// (float32 on CUDA twice: TF32 off, then on). One line per figure.
 import { EDMNetwork, randn, tidy, noGrad, cuda, getNumThreads, buildInfo, F, type Device, type ExecutionDType } from '../src/index.js';
 import { PRESETS, type PresetName } from '../src/edm/presets.js';
 
@@ -17,8 +17,11 @@ if (cuda.isAvailable()) {
 }
 const sync = (d: Device) => { if (d !== 'cpu') cuda.synchronize(); };
 console.log(`bench:unet libtorch ${buildInfo().torchVersion}, ${getNumThreads()} CPU threads${cuda.isAvailable() ? ', CUDA' : ', no CUDA'}`);
-for (const [name, device, defBatch, dtype] of plan) {
+const runs = plan.flatMap(([name, device, batch, dtype]) =>
+  (device !== 'cpu' && dtype === 'float32' ? [false, true] : [null]).map((tf32) => [name, device, batch, dtype, tf32] as const));
+for (const [name, device, defBatch, dtype, tf32] of runs) {
   if (only && name !== only) continue;
+  if (tf32 !== null) cuda.setAllowTF32({ matmul: tf32, cudnn: tf32 });
   const batch = Number(arg('batch') ?? defBatch);
   const iters = Number(arg('iters') ?? (device === 'cpu' ? 3 : 20));
   const net = EDMNetwork.create(PRESETS[name], { seed: 0, device });
@@ -41,7 +44,7 @@ for (const [name, device, defBatch, dtype] of plan) {
   const fwd = measure(false);
   const fb = measure(true);
   const params = (net.parameterCount() / 1e6).toFixed(2);
-  console.log(`unet ${name} (${params}M params) ${device} ${dtype} batch=${batch}: forward ${fwd.toFixed(1)} ms (${(batch / fwd * 1000).toFixed(0)} img/s), forward+backward ${fb.toFixed(1)} ms (${(batch / fb * 1000).toFixed(0)} img/s)`);
+  console.log(`unet ${name} (${params}M params) ${device} ${dtype}${tf32 === null ? '' : ` tf32=${tf32 ? 'on' : 'off'}`} batch=${batch}: forward ${fwd.toFixed(1)} ms (${(batch / fwd * 1000).toFixed(0)} img/s), forward+backward ${fb.toFixed(1)} ms (${(batch / fb * 1000).toFixed(0)} img/s)`);
   net.dispose();
   x.dispose();
   sigma.dispose();

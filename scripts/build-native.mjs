@@ -19,7 +19,10 @@ if (result.status !== 0) {
   console.error('\ndmd-torch: building the native addon failed (see the CMake output above).');
   process.exit(result.status ?? 1);
 }
-if (!existsSync(path.join(root, 'build', 'Release', 'dmd_torch.node'))) {
+const addon = path.join(root, 'build', 'Release', 'dmd_torch.node');
+if (!existsSync(addon)) {
   console.error('dmd-torch: the build finished but build/Release/dmd_torch.node is missing.');
   process.exit(1);
 }
+const check = spawnSync(process.execPath, [path.join(root, 'scripts', 'check-addon.mjs'), addon], { stdio: 'inherit' });
+if (check.status !== 0) process.exit(check.status ?? 1);

@@ -1,9 +1,10 @@
-// npm run test:parity [-- --device cuda] [-- --dtype bfloat16 --rtol 0.02]
+// npm run test:parity [-- --device cuda] [-- --dtype bfloat16 --rtol 0.02] [-- --tf32]
 // Runs every case of the reference manifest ($DMD_REFERENCE_FIXTURES, default test/fixtures/reference)
-// whose kind is implemented; prints one line per case and exits non-zero on any failure.
+// whose kind is implemented; prints one line per case and exits non-zero on any failure. TF32 is off
+// on CUDA (float32 tolerances as on the CPU) unless --tf32 is given.
 import { CHECKERS, judge } from '../test/parity/kinds.js';
 import { fixturesDir, readCase, readManifest } from '../test/parity/fixtures.js';
-import { tidy, dispose, checkDevice } from '../src/tensor/index.js';
+import { tidy, dispose, checkDevice, cuda } from '../src/tensor/index.js';
 import type { ExecutionDType } from '../src/edm/network.js';
 
 function flag(name: string): string | undefined {
@@ -15,6 +16,8 @@ const device = checkDevice(flag('device') ?? process.env.DMD_PARITY_DEVICE ?? 'c
 const dtype = (flag('dtype') ?? 'float32') as ExecutionDType;
 const rtolOverride = flag('rtol') !== undefined ? Number(flag('rtol')) : undefined;
 const only = flag('case');
+const tf32 = process.argv.includes('--tf32');
+cuda.setAllowTF32({ matmul: tf32, cudnn: tf32 });
 const dir = fixturesDir();
 const manifest = readManifest(dir);
 let failed = 0;
@@ -32,7 +35,7 @@ for (const c of manifest.cases) {
     const v = tidy(() => judge(check(c, data, { device, dtype }), rtolOverride ?? c.rtol));
     dispose(data.all);
     const ms = (performance.now() - t0).toFixed(0);
-    console.log(`parity ${c.name} ${v.pass ? 'pass' : 'fail'} max_abs_err=${v.maxAbsErr.toExponential(3)} tol=${v.tol.toExponential(3)} (${v.worst}, ${device}, ${dtype}, ${ms} ms)`);
+    console.log(`parity ${c.name} ${v.pass ? 'pass' : 'fail'} max_abs_err=${v.maxAbsErr.toExponential(3)} tol=${v.tol.toExponential(3)} (${v.worst}, ${device}, ${dtype}${device !== 'cpu' ? `, tf32 ${tf32 ? 'on' : 'off'}` : ''}, ${ms} ms)`);
     if (v.pass) passed++;
     else failed++;
   } catch (e) {

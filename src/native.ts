@@ -26,6 +26,18 @@ export interface EDMForwardFlags {
 }
 
 /** The addon's functions (native/*.cc), argument order as in C++. */
+/** TensorFloat-32 use for float32 work on CUDA (Ampere and newer): cuBLAS matmuls and cuDNN convolutions. */
+export interface TF32Settings { matmul: boolean; cudnn: boolean }
+
+export interface BuildInfo {
+  torchVersion: string;
+  cuda: boolean;
+  sdpa: boolean;
+  /** the current TF32 settings (libtorch's defaults: matmul off, cuDNN on) */
+  tf32: TF32Settings;
+  parallelInfo: string;
+}
+
 export interface NativeBinding {
   // tensor.cc
   dispose(t: H): void;
@@ -192,10 +204,12 @@ export interface NativeBinding {
   cudaMemoryStats(device: number): { allocated: number; peakAllocated: number; reserved: number; peakReserved: number };
   cudaResetPeak(device: number): void;
   cudaEmptyCache(): void;
+  setAllowTF32(matmul: boolean, cudnn: boolean): void;
+  getAllowTF32(): TF32Settings;
   // runtime.cc
   setNumThreads(n: number): void;
   getNumThreads(): number;
-  buildInfo(): { torchVersion: string; cuda: boolean; sdpa: boolean; parallelInfo: string };
+  buildInfo(): BuildInfo;
   // edm.cc
   edmCreate(config: Record<string, unknown>): ModuleHandle;
   edmForward(m: ModuleHandle, x: H, sigma: H, labels: Opt<H>, augment: Opt<H>, flags: EDMForwardFlags): H;

@@ -11,6 +11,7 @@ export const DMDConfigSchema = z.object({
   batchSize: z.number().int().positive().default(32).describe('generated images per iteration'),
   device: z.string().default('auto').describe("'cpu', 'cuda', 'cuda:N' or 'auto'"),
   dtype: z.enum(['float32', 'bfloat16', 'float16']).default('float32').describe('execution dtype of the networks (fp32 master weights)'),
+  tf32: z.boolean().default(true).describe('TensorFloat-32 for float32 matmuls and convolutions on CUDA, as DMD2 (--no-tf32: exact float32)'),
   seed: z.number().int().min(0).default(0).describe('random seed'),
   sigmaC: z.number().positive().default(80).describe('conditioning noise level of the one-step generator G(z) = D(sigma_c z; sigma_c)'),
   sigmaMin: z.number().positive().default(0.002).describe('smallest Karras sigma of the 1000-level table'),

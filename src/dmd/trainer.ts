@@ -11,14 +11,14 @@ import { noGrad } from '../tensor/autograd.js';
 import { randn, randint, Generator } from '../tensor/random.js';
 import { stack } from '../tensor/create.js';
 import { foreach } from '../tensor/foreach.js';
-import type { Device } from '../tensor/device.js';
+import { type Device, isCuda, resolveDevice } from '../tensor/device.js';
+import { cuda } from '../tensor/cuda.js';
 import { AdamW } from '../nn/optim.js';
 import { warmup } from '../nn/schedule.js';
 import { oneHot } from '../nn/functional.js';
 import { EDMNetwork } from '../edm/network.js';
 import { loadEDM, saveEDM } from '../edm/checkpoint.js';
 import { karrasTable } from '../edm/sigmas.js';
-import { resolveDevice } from '../edm/teacher.js';
 import { defaultTeacherPath } from '../edm/default-teacher.js';
 import { PairsDataset } from '../edm/pairs.js';
 import { deriveSeed, ImageLoader } from '../data/loader.js';
@@ -84,6 +84,7 @@ export class DMDTrainer {
     const cfg = parsed.data;
     this.cfg = cfg;
     this.device = resolveDevice(cfg.device);
+    if (isCuda(this.device)) cuda.setAllowTF32({ matmul: cfg.tf32, cudnn: cfg.tf32 });
     if (cfg.minStepPercent > cfg.maxStepPercent) throw new DMDSetupError('--min-step-percent must not exceed --max-step-percent');
     if (cfg.regression === 'lpips' && cfg.pairs && !cfg.lpips)
       throw new DMDSetupError('--regression lpips needs LPIPS weights: pass --lpips <file from scripts/convert-lpips.py>, or choose --regression l2|l1|pseudo-huber');
@@ -304,7 +305,7 @@ export class DMDTrainer {
     log(
       `DMD: teacher ${path.basename(this.teacherPath)} (${this.real.parameterCount()} params), ${cfg.steps} iterations, batch ${cfg.batchSize}, ` +
         `fake:gen ${cfg.fakeUpdatesPerGen}:1, ${this.pairs ? `regression ${cfg.regression} x${cfg.lambdaReg} on ${this.pairs.size} pairs` : 'no regression loss (no --pairs: DMD2 style)'}` +
-        `${this.head ? `, GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${this.fake.bottleneckShape().channels}-channel bottleneck)` : ''}, ${this.device} ${cfg.dtype}`,
+        `${this.head ? `, GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${this.fake.bottleneckShape().channels}-channel bottleneck)` : ''}, ${this.device} ${cfg.dtype}${isCuda(this.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}`,
     );
     const metrics = new MetricsLog(path.join(cfg.out, 'metrics.jsonl'));
     const progress = new Progress({ total: cfg.steps, start: this.step, label: 'dmd' });

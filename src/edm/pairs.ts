@@ -11,14 +11,13 @@ import { noGrad } from '../tensor/autograd.js';
 import { randn, randint, Generator } from '../tensor/random.js';
 import { arange, cat } from '../tensor/create.js';
 import { cuda } from '../tensor/cuda.js';
-import type { Device } from '../tensor/device.js';
+import { type Device, resolveDevice } from '../tensor/device.js';
 import { oneHot } from '../nn/functional.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
 import { deriveSeed } from '../data/loader.js';
 import { Progress } from '../train/progress.js';
 import { loadEDM } from './checkpoint.js';
 import { sampleEDM } from './sampler.js';
-import { resolveDevice } from './teacher.js';
 import { defaultTeacherPath } from './default-teacher.js';
 
 export const PairsConfigSchema = z.object({

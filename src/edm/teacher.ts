@@ -11,7 +11,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { randn, Generator } from '../tensor/random.js';
 import { foreach } from '../tensor/foreach.js';
 import { cuda } from '../tensor/cuda.js';
-import type { Device } from '../tensor/device.js';
+import { resolveDevice, isCuda } from '../tensor/device.js';
 import { AdamW } from '../nn/optim.js';
 import { edmEmaBeta } from '../nn/ema.js';
 import { openDataset } from '../data/sources.js';
@@ -45,6 +45,7 @@ export const TeacherConfigSchema = z.object({
   seed: z.number().int().min(0).default(0).describe('random seed'),
   device: z.string().default('auto').describe("'cpu', 'cuda', 'cuda:N' or 'auto'"),
   dtype: z.enum(['float32', 'bfloat16', 'float16']).default('float32').describe('execution dtype of the UNet (fp32 master weights)'),
+  tf32: z.boolean().default(true).describe('TensorFloat-32 for float32 matmuls and convolutions on CUDA (--no-tf32: exact float32)'),
   checkpointEvery: z.number().int().positive().default(500).describe('steps between checkpoints'),
   keepCheckpoints: z.number().int().positive().default(3).describe('checkpoints kept'),
   sampleEvery: z.number().int().positive().default(1000).describe('steps between sample grids (Heun, 18 steps, EMA net)'),
@@ -62,15 +63,6 @@ interface TeacherMeta {
   config: TeacherConfig;
 }
 
-export function resolveDevice(d: string): Device {
-  if (d === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';
-  if (d === 'cpu' || /^cuda(:\d+)?$/.test(d)) {
-    if (d !== 'cpu' && !cuda.isAvailable()) throw new Error(`--device ${d}: CUDA is not available here (CPU-only libtorch or no GPU); use --device cpu`);
-    return d as Device;
-  }
-  throw new Error(`--device must be cpu, cuda, cuda:N or auto, got '${d}'`);
-}
-
 export interface TeacherRunResult {
   teacherPath: string;
   steps: number;
@@ -81,6 +73,7 @@ export interface TeacherRunResult {
 export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void = console.log): Promise<TeacherRunResult> {
   const t0 = performance.now();
   const device = resolveDevice(cfg.device);
+  if (isCuda(device)) cuda.setAllowTF32({ matmul: cfg.tf32, cudnn: cfg.tf32 });
   mkdirSync(cfg.out, { recursive: true });
   const netConfig = parseEDMConfig({ ...preset(cfg.preset), ...(cfg.network ?? {}) });
   const source = openDataset(cfg.data);

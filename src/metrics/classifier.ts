@@ -16,7 +16,7 @@ import { readSafetensors, writeSafetensors, readSafetensorsHeader } from '../io/
 import { openDataset } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';
 import { Progress } from '../train/progress.js';
-import { resolveDevice } from '../edm/teacher.js';
+import { resolveDevice } from '../tensor/device.js';
 
 /** Bumped whenever the native network changes in a way that old weights would compute differently. */
 export const CLASSIFIER_ARCH = 'v1-groupnorm8';

@@ -9,7 +9,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { randn, Generator } from '../tensor/random.js';
 import { tensor } from '../tensor/create.js';
 import { oneHot } from '../nn/functional.js';
-import { resolveDevice } from '../edm/teacher.js';
+import { resolveDevice } from '../tensor/device.js';
 import { loadImageModel } from '../dmd/generator.js';
 import { openDataset } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';

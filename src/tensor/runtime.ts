@@ -1,7 +1,7 @@
 // Thread pool settings and build facts.
-import { N } from '../native.js';
+import { N, type BuildInfo } from '../native.js';
 
 /** Intra-op threads (defaults to the core count at load, or DMD_NUM_THREADS). */
 export function setNumThreads(n: number): void { N.setNumThreads(n); }
 export function getNumThreads(): number { return N.getNumThreads(); }
-export function buildInfo(): { torchVersion: string; cuda: boolean; sdpa: boolean; parallelInfo: string } { return N.buildInfo(); }
+export function buildInfo(): BuildInfo { return N.buildInfo(); }

@@ -8,6 +8,8 @@ import { CHECKERS, judge } from '../parity/kinds.js';
 import { fixturesDir, readCase, readManifest } from '../parity/fixtures.js';
 
 const available = cuda.isAvailable();
+// float32 parity is judged without TensorFloat-32 (cuDNN uses it by default on Ampere and newer)
+cuda.setAllowTF32({ matmul: false, cudnn: false });
 const reason = !buildInfo().cuda ? 'this addon was built against a CPU-only libtorch' : 'no CUDA device is visible';
 const gpu = available ? test : test.skip;
 const t_ = (title: string) => (available ? title : `${title} [skipped: ${reason}]`);
@@ -84,7 +86,22 @@ gpu(t_('an EDM training step on CUDA in bf16 with fp32 master weights'), (t) => 
   net.dispose();
 });
 
-// EDM forward parity on CUDA: fp32 within the fixture tolerance, bf16 within 3e-2 (documented).
+gpu(t_('TF32 settings round-trip and float32 with TF32 stays close to exact float32'), (t) => {
+  const before = cuda.allowTF32();
+  t.deepEqual(before, { matmul: false, cudnn: false });
+  const a = randn([512, 512], { device: 'cuda', generator: Generator.create('cuda', 1) });
+  const exact = a.matmul(a);
+  cuda.setAllowTF32({ matmul: true, cudnn: true });
+  t.deepEqual(cuda.allowTF32(), { matmul: true, cudnn: true });
+  t.deepEqual(buildInfo().tf32, { matmul: true, cudnn: true });
+  const fast = a.matmul(a);
+  cuda.setAllowTF32(before);
+  const rel = tidy(() => fast.sub(exact).abs().max().item() / exact.abs().max().item());
+  t.log(`TF32 matmul relative error ${rel.toExponential(2)}`);
+  t.true(rel < 1e-2, `relative error ${rel}`);
+});
+
+// EDM forward parity on CUDA: fp32 within the fixture tolerance (TF32 off), bf16 within 3e-2 (documented).
 const dir = fixturesDir();
 for (const c of readManifest(dir).cases.filter((x) => x.kind === 'edm-forward')) {
   for (const [dtype, rtol] of [['float32', c.rtol], ['bfloat16', 3e-2]] as const) {

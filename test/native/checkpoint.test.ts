@@ -44,6 +44,32 @@ for (const ext of ['pt', 'safetensors']) {
   });
 }
 
+test('a .pt teacher written by saveEDM loads in PyTorch with torch.load(weights_only=True)', (t) => {
+  if (!torchPython()) {
+    t.log('skipped: no python3 with torch');
+    return t.pass();
+  }
+  const f = path.join(dir, 'weights-only.pt');
+  saveEDM(ref.net, f, { trained_kimg: '12.5' });
+  const r = spawnSync(torchPython()!, ['-c', `import torch,sys,json
+d=torch.load(sys.argv[1], weights_only=True)
+sd=d['state_dict']
+print(json.dumps([json.loads(d['config'])['model_type'], d['trained_kimg'], len(sd), sum(v.numel() for v in sd.values())]))`, f], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  const [modelType, kimg, count, numel] = JSON.parse(r.stdout) as [string, string, number, number];
+  t.is(modelType, 'SongUNet');
+  t.is(kimg, '12.5');
+  let n = 0;
+  let keys = 0;
+  for (const [, v] of ref.net.stateDict()) {
+    n += v.numel;
+    keys += 1;
+    v.dispose();
+  }
+  t.is(count, keys);
+  t.is(numel, n);
+});
+
 test('a .pt whose config is a dict (not a JSON string) loads too', (t) => {
   const f = path.join(dir, 'dict-config.pt');
   const sd: Record<string, PickleValue> = {};

@@ -92,6 +92,25 @@ test('reductions over dims, keepdim, std with correction', (t) => {
   t.is(tensor([true, false]).all().item(), 0);
 });
 
+test('std and var honour corrections 0, 1 and 2 (values from PyTorch 1.13)', (t) => {
+  // torch.tensor([[1., 5, 2, 8], [3, 9, 4, 7]]): .flatten().var(0, correction=c), .std(1, correction=c),
+  // .var(0, correction=c, keepdim=True); correction 2 used to act as 1 (libtorch's bool overload)
+  const a = tensor([[1, 5, 2, 8], [3, 9, 4, 7]]);
+  const expected = [
+    { all: 7.359375, std1: [2.7386128902435303, 2.384848117828369], var0: [1, 4, 1, 0.25] },
+    { all: 8.410714149475098, std1: [3.1622776985168457, 2.7537853717803955], var0: [2, 8, 2, 0.5] },
+    { all: 9.8125, std1: [3.872983455657959, 3.3726844787597656], var0: [Infinity, Infinity, Infinity, Infinity] },
+  ];
+  expected.forEach((e, correction) => {
+    t.true(close([a.var(null, { correction }).item()], [e.all], 1e-5), `var correction ${correction}`);
+    t.true(close([a.std(null, { correction }).item()], [Math.sqrt(e.all)], 1e-5), `std correction ${correction}`);
+    t.true(close(a.std(1, { correction }).toArray(), e.std1, 1e-6), `std(1) correction ${correction}`);
+    const v = a.var(0, { correction, keepdim: true });
+    t.deepEqual(v.shape, [1, 4]);
+    t.deepEqual(v.toArray(), e.var0, `var(0) correction ${correction}`);
+  });
+});
+
 test('shape and indexing ops', (t) => {
   const a = arange(24, undefined, 1, { dtype: 'float32' }).reshape([2, 3, 4]);
   t.deepEqual(a.permute([2, 0, 1]).shape, [4, 2, 3]);

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { command } from '../common.js';
-import { resolveDevice } from '../../edm/teacher.js';
+import { resolveDevice } from '../../tensor/device.js';
 import { loadImageModel } from '../../dmd/generator.js';
 import { randn, Generator, tidy, noGrad, tensor, cat, type Tensor } from '../../tensor/index.js';
 import { oneHot } from '../../nn/functional.js';
