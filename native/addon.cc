@@ -22,7 +22,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerRuntime(env, exports);
   registerEDM(env, exports);
   registerLPIPS(env, exports);
-  registerHeads(env, exports);
+  registerGanHead(env, exports);
+  registerClassifier(env, exports);
   registerTorchScript(env, exports);
   return exports;
 }

@@ -48,7 +48,7 @@ class TensorHandle {
 
 // ---- module handles (module.cc) --------------------------------------------------------------------
 // Every native network derives from torch::nn::Module; the handle only knows that base class. The
-// family files (edm_*.cc, lpips.cc, heads.cc) downcast with moduleArg<T>.
+// family files (edm_*.cc, lpips.cc, gan_head.cc, classifier.cc) downcast with moduleArg<T>.
 class ModuleHandle : public Napi::ObjectWrap<ModuleHandle> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -63,6 +63,16 @@ class ModuleHandle : public Napi::ObjectWrap<ModuleHandle> {
   std::shared_ptr<torch::nn::Module> m_;
   std::string kind_;
 };
+
+// The native module behind argument i, as the concrete class T (what names the kind in errors).
+template <typename T>
+T& moduleArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  ModuleHandle* h = ModuleHandle::From(info[i]);
+  if (!h) throwType("argument " + std::to_string(i) + " must be " + what + " module");
+  auto* p = dynamic_cast<T*>(h->module().get());
+  if (!p) throwType("argument " + std::to_string(i) + " is a '" + h->kind() + "' module, not " + what);
+  return *p;
+}
 
 // ---- generator handles (random.cc) -----------------------------------------------------------------
 class GeneratorHandle : public Napi::ObjectWrap<GeneratorHandle> {
@@ -122,7 +132,8 @@ void registerCuda(Napi::Env env, Exports exports);
 void registerRuntime(Napi::Env env, Exports exports);
 void registerEDM(Napi::Env env, Exports exports);
 void registerLPIPS(Napi::Env env, Exports exports);
-void registerHeads(Napi::Env env, Exports exports);
+void registerGanHead(Napi::Env env, Exports exports);
+void registerClassifier(Napi::Env env, Exports exports);
 void registerTorchScript(Napi::Env env, Exports exports);
 
 }  // namespace dmd

@@ -35,11 +35,11 @@ DhariwalUNet::DhariwalUNet(const Config& c) : model_channels(c.model_channels) {
   const std::vector<double> rf{1, 1};
 
   // Mapping (registration order follows EDM: map_augment, map_layer0, map_layer1, map_label).
-  if (c.augment_dim) map_augment = register_module("map_augment", std::make_shared<Linear>(c.augment_dim, c.model_channels, false, init_zero));
-  map_layer0 = register_module("map_layer0", std::make_shared<Linear>(c.model_channels, emb_channels, true, init));
-  map_layer1 = register_module("map_layer1", std::make_shared<Linear>(emb_channels, emb_channels, true, init));
-  if (c.label_dim) map_label = register_module("map_label", std::make_shared<Linear>(c.label_dim, emb_channels, false,
-                                                                                  Init{Init::KaimingNormal, std::sqrt(static_cast<double>(c.label_dim)), 0}));
+  if (c.augment_dim) map_augment = register_module("map_augment", std::make_shared<Linear>(c.augment_dim, c.model_channels, LinearOptions().bias(false).init(init_zero)));
+  map_layer0 = register_module("map_layer0", std::make_shared<Linear>(c.model_channels, emb_channels, LinearOptions().init(init)));
+  map_layer1 = register_module("map_layer1", std::make_shared<Linear>(emb_channels, emb_channels, LinearOptions().init(init)));
+  if (c.label_dim) map_label = register_module("map_label", std::make_shared<Linear>(c.label_dim, emb_channels,
+                                                                                  LinearOptions().bias(false).init(Init{Init::KaimingNormal, std::sqrt(static_cast<double>(c.label_dim)), 0})));
 
   // Encoder.
   enc = register_module("enc", std::make_shared<Container>());
@@ -53,18 +53,22 @@ DhariwalUNet::DhariwalUNet(const Config& c) : model_channels(c.model_channels) {
     if (level == 0) {
       int64_t cin = cout;
       cout = c.model_channels * mult;
-      enc_conv = enc->register_module(r + "_conv", std::make_shared<Conv2d>(cin, cout, 3, true, false, false, rf, false, init));
+      enc_conv = enc->register_module(r + "_conv", std::make_shared<Conv2d>(cin, cout, 3, ConvOptions().filter(rf).init(init)));
     } else {
-      enc_blocks.push_back(enc->register_module(r + "_down", std::make_shared<UNetBlock>(cout, cout, false, true, false, bo)));
+      enc_blocks.push_back(enc->register_module(r + "_down", std::make_shared<UNetBlock>(cout, cout, bo.downsampling())));
     }
     skips.push_back(cout);
     for (int64_t idx = 0; idx < c.num_blocks; ++idx) {
       int64_t cin = cout;
       cout = c.model_channels * mult;
-      enc_blocks.push_back(enc->register_module(r + "_block" + std::to_string(idx), std::make_shared<UNetBlock>(cin, cout, false, false, attn, bo)));
+      enc_blocks.push_back(enc->register_module(r + "_block" + std::to_string(idx), std::make_shared<UNetBlock>(cin, cout, bo.attention(attn))));
       skips.push_back(cout);
     }
   }
+
+  // The encoder output (DMD2's GAN head input).
+  bottleneck_channels = cout;
+  bottleneck_resolution = c.img_resolution >> (c.channel_mult.size() - 1);
 
   // Decoder.
   dec = register_module("dec", std::make_shared<Container>());
@@ -75,20 +79,20 @@ DhariwalUNet::DhariwalUNet(const Config& c) : model_channels(c.model_channels) {
     const std::string r = std::to_string(res) + "x" + std::to_string(res);
     const bool attn = std::find(c.attn_resolutions.begin(), c.attn_resolutions.end(), res) != c.attn_resolutions.end();
     if (level == levels - 1) {
-      dec_blocks.push_back(dec->register_module(r + "_in0", std::make_shared<UNetBlock>(cout, cout, false, false, true, bo)));
-      dec_blocks.push_back(dec->register_module(r + "_in1", std::make_shared<UNetBlock>(cout, cout, false, false, false, bo)));
+      dec_blocks.push_back(dec->register_module(r + "_in0", std::make_shared<UNetBlock>(cout, cout, bo.attention())));
+      dec_blocks.push_back(dec->register_module(r + "_in1", std::make_shared<UNetBlock>(cout, cout, bo)));
     } else {
-      dec_blocks.push_back(dec->register_module(r + "_up", std::make_shared<UNetBlock>(cout, cout, true, false, false, bo)));
+      dec_blocks.push_back(dec->register_module(r + "_up", std::make_shared<UNetBlock>(cout, cout, bo.upsampling())));
     }
     for (int64_t idx = 0; idx < c.num_blocks + 1; ++idx) {
       int64_t cin = cout + skips.back();
       skips.pop_back();
       cout = c.model_channels * mult;
-      dec_blocks.push_back(dec->register_module(r + "_block" + std::to_string(idx), std::make_shared<UNetBlock>(cin, cout, false, false, attn, bo)));
+      dec_blocks.push_back(dec->register_module(r + "_block" + std::to_string(idx), std::make_shared<UNetBlock>(cin, cout, bo.attention(attn))));
     }
   }
   out_norm = register_module("out_norm", std::make_shared<GroupNorm>(cout, 1e-5));
-  out_conv = register_module("out_conv", std::make_shared<Conv2d>(cout, c.img_channels, 3, true, false, false, rf, false, init_zero));
+  out_conv = register_module("out_conv", std::make_shared<Conv2d>(cout, c.img_channels, 3, ConvOptions().filter(rf).init(init_zero)));
 }
 
 at::Tensor DhariwalUNet::forward(const at::Tensor& x_in, const at::Tensor& noise_labels, const at::Tensor& class_labels,

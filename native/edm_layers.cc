@@ -31,9 +31,10 @@ at::Tensor weightInit(at::IntArrayRef shape, const Init& init, int64_t fan_in, i
 }
 
 // ---- Linear ---------------------------------------------------------------------------------------
-Linear::Linear(int64_t in, int64_t out, bool has_bias, const Init& init) : in_features(in), out_features(out) {
+Linear::Linear(int64_t in, int64_t out, const LinearOptions& o) : in_features(in), out_features(out) {
+  const Init& init = o.init_;
   weight = register_parameter("weight", weightInit({out, in}, init, in, out) * init.weight);
-  if (has_bias) bias = register_parameter("bias", weightInit({out}, init, in, out) * init.bias);
+  if (o.bias_) bias = register_parameter("bias", weightInit({out}, init, in, out) * init.bias);
 }
 
 at::Tensor Linear::forward(const at::Tensor& x) {
@@ -43,17 +44,17 @@ at::Tensor Linear::forward(const at::Tensor& x) {
 }
 
 // ---- Conv2d ---------------------------------------------------------------------------------------
-Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, bool has_bias, bool up_, bool down_, const std::vector<double>& rf, bool fused_,
-               const Init& init)
-    : in_channels(in), out_channels(out), up(up_), down(down_), fused(fused_) {
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, const ConvOptions& o)
+    : in_channels(in), out_channels(out), up(o.up_), down(o.down_), fused(o.fused_) {
   TORCH_CHECK(!(up && down), "Conv2d cannot both upsample and downsample");
+  const Init& init = o.init_;
   if (kernel) {
     const int64_t fi = in * kernel * kernel, fo = out * kernel * kernel;
     weight = register_parameter("weight", weightInit({out, in, kernel, kernel}, init, fi, fo) * init.weight);
-    if (has_bias) bias = register_parameter("bias", weightInit({out}, init, fi, fo) * init.bias);
+    if (o.bias_) bias = register_parameter("bias", weightInit({out}, init, fi, fo) * init.bias);
   }
   if (up || down) {
-    at::Tensor f = torch::tensor(rf, torch::kFloat32);
+    at::Tensor f = torch::tensor(o.filter_, torch::kFloat32);
     f = f.ger(f).unsqueeze(0).unsqueeze(1) / f.sum().square();
     resample_filter = register_buffer("resample_filter", f);
   }
@@ -107,23 +108,23 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 }
 
 // ---- UNetBlock ------------------------------------------------------------------------------------
-UNetBlock::UNetBlock(int64_t in, int64_t out, bool up, bool down, bool attn, const BlockOptions& o)
+UNetBlock::UNetBlock(int64_t in, int64_t out, const BlockOptions& o)
     : in_channels(in), out_channels(out), dropout(o.dropout), skip_scale(o.skip_scale), adaptive_scale(o.adaptive_scale) {
-  num_heads = !attn ? 0 : o.num_heads >= 0 ? o.num_heads : out / o.channels_per_head;
+  num_heads = !o.attn ? 0 : o.num_heads >= 0 ? o.num_heads : out / o.channels_per_head;
+  const ConvOptions conv = ConvOptions().filter(o.resample_filter);
   norm0 = register_module("norm0", std::make_shared<GroupNorm>(in, o.eps));
-  conv0 = register_module("conv0", std::make_shared<Conv2d>(in, out, 3, true, up, down, o.resample_filter, false, o.init));
-  affine = register_module("affine", std::make_shared<Linear>(o.emb_channels, out * (adaptive_scale ? 2 : 1), true, o.init));
+  conv0 = register_module("conv0", std::make_shared<Conv2d>(in, out, 3, ConvOptions(conv).up(o.up).down(o.down).init(o.init)));
+  affine = register_module("affine", std::make_shared<Linear>(o.emb_channels, out * (adaptive_scale ? 2 : 1), LinearOptions().init(o.init)));
   norm1 = register_module("norm1", std::make_shared<GroupNorm>(out, o.eps));
-  conv1 = register_module("conv1", std::make_shared<Conv2d>(out, out, 3, true, false, false, o.resample_filter, false, o.init_zero));
-  if (out != in || up || down) {
+  conv1 = register_module("conv1", std::make_shared<Conv2d>(out, out, 3, ConvOptions(conv).init(o.init_zero)));
+  if (out != in || o.up || o.down) {
     int64_t kernel = (o.resample_proj || out != in) ? 1 : 0;
-    skip = register_module("skip", std::make_shared<Conv2d>(in, out, kernel, true, up, down, o.resample_filter, false, o.init));
+    skip = register_module("skip", std::make_shared<Conv2d>(in, out, kernel, ConvOptions(conv).up(o.up).down(o.down).init(o.init)));
   }
   if (num_heads) {
     norm2 = register_module("norm2", std::make_shared<GroupNorm>(out, o.eps));
-    qkv = register_module("qkv", std::make_shared<Conv2d>(out, out * 3, 1, true, false, false, o.resample_filter, false,
-                                                          o.init_attn ? *o.init_attn : o.init));
-    proj = register_module("proj", std::make_shared<Conv2d>(out, out, 1, true, false, false, o.resample_filter, false, o.init_zero));
+    qkv = register_module("qkv", std::make_shared<Conv2d>(out, out * 3, 1, ConvOptions(conv).init(o.init_attn ? *o.init_attn : o.init)));
+    proj = register_module("proj", std::make_shared<Conv2d>(out, out, 1, ConvOptions(conv).init(o.init_zero)));
   }
 }
 

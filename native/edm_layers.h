@@ -15,16 +15,36 @@ struct Init {
 };
 at::Tensor weightInit(at::IntArrayRef shape, const Init& init, int64_t fan_in, int64_t fan_out);
 
+struct LinearOptions {
+  bool bias_ = true;
+  Init init_;
+  LinearOptions& bias(bool b) { bias_ = b; return *this; }
+  LinearOptions& init(const Init& i) { init_ = i; return *this; }
+};
+
 struct Linear : torch::nn::Module {
-  Linear(int64_t in, int64_t out, bool bias, const Init& init = {});
+  Linear(int64_t in, int64_t out, const LinearOptions& o = {});
   at::Tensor forward(const at::Tensor& x);
   int64_t in_features, out_features;
   at::Tensor weight, bias;
 };
 
+// kernel 0 = no weight (a pure FIR resampler); up/down resample by 2 with the FIR filter, fused with
+// the convolution when fused() (EDM's fused_resample).
+struct ConvOptions {
+  bool bias_ = true, up_ = false, down_ = false, fused_ = false;
+  std::vector<double> filter_{1, 1};
+  Init init_;
+  ConvOptions& bias(bool b) { bias_ = b; return *this; }
+  ConvOptions& up(bool b = true) { up_ = b; return *this; }
+  ConvOptions& down(bool b = true) { down_ = b; return *this; }
+  ConvOptions& fused(bool b = true) { fused_ = b; return *this; }
+  ConvOptions& filter(const std::vector<double>& f) { filter_ = f; return *this; }
+  ConvOptions& init(const Init& i) { init_ = i; return *this; }
+};
+
 struct Conv2d : torch::nn::Module {
-  Conv2d(int64_t in, int64_t out, int64_t kernel, bool bias, bool up, bool down, const std::vector<double>& resample_filter,
-         bool fused_resample, const Init& init = {});
+  Conv2d(int64_t in, int64_t out, int64_t kernel, const ConvOptions& o = {});
   at::Tensor forward(const at::Tensor& x);
   int64_t in_channels, out_channels;
   bool up, down, fused;
@@ -39,6 +59,8 @@ struct GroupNorm : torch::nn::Module {
   at::Tensor weight, bias;
 };
 
+// The options of EDM's UNetBlock: shared ones per network, plus what differs per block (resampling,
+// attention), set on a copy with upsampling() / downsampling() / attention(on).
 struct BlockOptions {
   int64_t emb_channels = 0;
   int64_t num_heads = -1;          // -1: out_channels / channels_per_head
@@ -51,10 +73,14 @@ struct BlockOptions {
   bool adaptive_scale = true;
   Init init, init_zero{Init::KaimingNormal, 0, 0};
   c10::optional<Init> init_attn;
+  bool up = false, down = false, attn = false;
+  BlockOptions upsampling() const { BlockOptions c = *this; c.up = true; return c; }
+  BlockOptions downsampling() const { BlockOptions c = *this; c.down = true; return c; }
+  BlockOptions attention(bool on = true) const { BlockOptions c = *this; c.attn = on; return c; }
 };
 
 struct UNetBlock : torch::nn::Module {
-  UNetBlock(int64_t in, int64_t out, bool up, bool down, bool attention, const BlockOptions& o);
+  UNetBlock(int64_t in, int64_t out, const BlockOptions& o);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& emb);
   int64_t in_channels, out_channels, num_heads;
   double dropout, skip_scale;

@@ -4,17 +4,19 @@
 
 namespace dmd::edm {
 
+// Every field is required (TypeScript's edm/config.ts owns EDM's defaults and fills them in); the
+// SongUNet-only ones are read for SongUNet only.
 struct Config {
   std::string model_type;  // "SongUNet" | "DhariwalUNet"
-  int64_t img_resolution = 32, img_channels = 3, label_dim = 0, augment_dim = 0;
-  int64_t model_channels = 128;
-  std::vector<int64_t> channel_mult{1, 2, 2, 2};
-  int64_t channel_mult_emb = 4, channel_mult_noise = 1, num_blocks = 4;
-  std::vector<int64_t> attn_resolutions{16};
-  double dropout = 0.1, label_dropout = 0;
-  std::string embedding_type = "positional", encoder_type = "standard", decoder_type = "standard";
-  std::vector<double> resample_filter{1, 1};
-  double sigma_data = 0.5;
+  int64_t img_resolution, img_channels, label_dim, augment_dim;
+  int64_t model_channels;
+  std::vector<int64_t> channel_mult;
+  int64_t channel_mult_emb, channel_mult_noise = 0, num_blocks;
+  std::vector<int64_t> attn_resolutions;
+  double dropout, label_dropout;
+  std::string embedding_type, encoder_type, decoder_type;
+  std::vector<double> resample_filter;
+  double sigma_data;
 };
 
 Config configFrom(const Napi::Object& o);
@@ -25,6 +27,8 @@ struct UNet : torch::nn::Module {
   virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& noise_labels, const at::Tensor& class_labels,
                              const at::Tensor& augment_labels, bool bottleneck) = 0;
   double label_dropout = 0;
+  // the encoder output's shape, [N, bottleneck_channels, bottleneck_resolution, bottleneck_resolution]
+  int64_t bottleneck_channels = 0, bottleneck_resolution = 0;
 };
 
 std::shared_ptr<UNet> makeSongUNet(const Config& c);

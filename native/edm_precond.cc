@@ -8,30 +8,33 @@ namespace dmd::edm {
 
 namespace {
 
-int64_t getInt(const Napi::Object& o, const char* k, int64_t dflt) {
+// The config comes from TypeScript's parseEDMConfig, which fills in every field; a missing one is a
+// programming error of the caller, reported by name.
+Napi::Value required(const Napi::Object& o, const char* k) {
   Napi::Value v = o.Get(k);
-  if (isNullish(v)) return dflt;
+  if (isNullish(v)) throwType(std::string("EDM config: '") + k + "' is missing (create networks through EDMNetwork.create, which fills in EDM's defaults)");
+  return v;
+}
+int64_t getInt(const Napi::Object& o, const char* k) {
+  Napi::Value v = required(o, k);
   if (!v.IsNumber()) throwType(std::string("EDM config: '") + k + "' must be an integer");
   double d = v.As<Napi::Number>().DoubleValue();
   if (std::floor(d) != d || d < 0 || d > 1e9) throwRange(std::string("EDM config: '") + k + "' must be a non-negative integer");
   return static_cast<int64_t>(d);
 }
-double getDouble(const Napi::Object& o, const char* k, double dflt) {
-  Napi::Value v = o.Get(k);
-  if (isNullish(v)) return dflt;
+double getDouble(const Napi::Object& o, const char* k) {
+  Napi::Value v = required(o, k);
   if (!v.IsNumber()) throwType(std::string("EDM config: '") + k + "' must be a number");
   return v.As<Napi::Number>().DoubleValue();
 }
-std::string getString(const Napi::Object& o, const char* k, const std::string& dflt) {
-  Napi::Value v = o.Get(k);
-  if (isNullish(v)) return dflt;
+std::string getString(const Napi::Object& o, const char* k) {
+  Napi::Value v = required(o, k);
   if (!v.IsString()) throwType(std::string("EDM config: '") + k + "' must be a string");
   return v.As<Napi::String>().Utf8Value();
 }
 template <typename T>
-std::vector<T> getList(const Napi::Object& o, const char* k, const std::vector<T>& dflt) {
-  Napi::Value v = o.Get(k);
-  if (isNullish(v)) return dflt;
+std::vector<T> getList(const Napi::Object& o, const char* k) {
+  Napi::Value v = required(o, k);
   if (!v.IsArray()) throwType(std::string("EDM config: '") + k + "' must be a list");
   Napi::Array a = v.As<Napi::Array>();
   std::vector<T> out;
@@ -122,30 +125,43 @@ Napi::Value Forward(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), precondForward(m, x, sigma, labels, augment, dtype, bottleneck));
 }
 
+// edmBottleneckShape(m) -> {channels, resolution}: the encoder output's shape (DMD2's GAN head input)
+Napi::Value BottleneckShape(const Napi::CallbackInfo& info) {
+  EDMPrecond& m = precondArg(info, 0);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("channels", static_cast<double>(m.model->bottleneck_channels));
+  o.Set("resolution", static_cast<double>(m.model->bottleneck_resolution));
+  return o;
+}
+
 }  // namespace
 
 Config configFrom(const Napi::Object& o) {
   Config c;
-  c.model_type = getString(o, "model_type", "DhariwalUNet");
+  c.model_type = getString(o, "model_type");
   const bool song = c.model_type == "SongUNet";
   if (!song && c.model_type != "DhariwalUNet") throwType("EDM config: unknown model_type '" + c.model_type + "' (expected SongUNet or DhariwalUNet)");
-  c.img_resolution = getInt(o, "img_resolution", 32);
-  c.img_channels = getInt(o, "img_channels", 3);
-  c.label_dim = getInt(o, "label_dim", 0);
-  c.augment_dim = getInt(o, "augment_dim", 0);
-  c.model_channels = getInt(o, "model_channels", song ? 128 : 192);
-  c.channel_mult = getList<int64_t>(o, "channel_mult", song ? std::vector<int64_t>{1, 2, 2, 2} : std::vector<int64_t>{1, 2, 3, 4});
-  c.channel_mult_emb = getInt(o, "channel_mult_emb", 4);
-  c.channel_mult_noise = getInt(o, "channel_mult_noise", 1);
-  c.num_blocks = getInt(o, "num_blocks", song ? 4 : 3);
-  c.attn_resolutions = getList<int64_t>(o, "attn_resolutions", song ? std::vector<int64_t>{16} : std::vector<int64_t>{32, 16, 8});
-  c.dropout = getDouble(o, "dropout", 0.1);
-  c.label_dropout = getDouble(o, "label_dropout", 0);
-  c.embedding_type = getString(o, "embedding_type", "positional");
-  c.encoder_type = getString(o, "encoder_type", "standard");
-  c.decoder_type = getString(o, "decoder_type", "standard");
-  c.resample_filter = getList<double>(o, "resample_filter", {1, 1});
-  c.sigma_data = getDouble(o, "sigma_data", 0.5);
+  c.img_resolution = getInt(o, "img_resolution");
+  c.img_channels = getInt(o, "img_channels");
+  c.label_dim = getInt(o, "label_dim");
+  c.augment_dim = getInt(o, "augment_dim");
+  c.model_channels = getInt(o, "model_channels");
+  c.channel_mult = getList<int64_t>(o, "channel_mult");
+  c.channel_mult_emb = getInt(o, "channel_mult_emb");
+  c.num_blocks = getInt(o, "num_blocks");
+  c.attn_resolutions = getList<int64_t>(o, "attn_resolutions");
+  c.dropout = getDouble(o, "dropout");
+  c.label_dropout = getDouble(o, "label_dropout");
+  c.sigma_data = getDouble(o, "sigma_data");
+  if (song) {
+    c.channel_mult_noise = getInt(o, "channel_mult_noise");
+    c.embedding_type = getString(o, "embedding_type");
+    c.encoder_type = getString(o, "encoder_type");
+    c.decoder_type = getString(o, "decoder_type");
+    c.resample_filter = getList<double>(o, "resample_filter");
+  } else {
+    c.resample_filter = {1, 1};
+  }
   if (c.img_resolution < 1 || c.img_channels < 1 || c.model_channels < 1 || c.channel_mult.empty())
     throwRange("EDM config: img_resolution, img_channels, model_channels must be positive and channel_mult non-empty");
   if ((c.img_resolution >> (c.channel_mult.size() - 1)) < 1)
@@ -162,5 +178,6 @@ namespace dmd {
 void registerEDM(Napi::Env env, Exports exports) {
   DMD_EXPORT(exports, env, "edmCreate", edm::Create);
   DMD_EXPORT(exports, env, "edmForward", edm::Forward);
+  DMD_EXPORT(exports, env, "edmBottleneckShape", edm::BottleneckShape);
 }
 }  // namespace dmd

@@ -62,10 +62,10 @@ SongUNet::SongUNet(const Config& c) {
     auto mn = register_module("map_noise", std::make_shared<Container>());
     freqs = mn->register_buffer("freqs", torch::randn({noise_channels / 2}) * 16);
   }
-  if (c.label_dim) map_label = register_module("map_label", std::make_shared<Linear>(c.label_dim, noise_channels, true, init));
-  if (c.augment_dim) map_augment = register_module("map_augment", std::make_shared<Linear>(c.augment_dim, noise_channels, false, init));
-  map_layer0 = register_module("map_layer0", std::make_shared<Linear>(noise_channels, emb_channels, true, init));
-  map_layer1 = register_module("map_layer1", std::make_shared<Linear>(emb_channels, emb_channels, true, init));
+  if (c.label_dim) map_label = register_module("map_label", std::make_shared<Linear>(c.label_dim, noise_channels, LinearOptions().init(init)));
+  if (c.augment_dim) map_augment = register_module("map_augment", std::make_shared<Linear>(c.augment_dim, noise_channels, LinearOptions().bias(false).init(init)));
+  map_layer0 = register_module("map_layer0", std::make_shared<Linear>(noise_channels, emb_channels, LinearOptions().init(init)));
+  map_layer1 = register_module("map_layer1", std::make_shared<Linear>(emb_channels, emb_channels, LinearOptions().init(init)));
 
   // Encoder.
   enc = register_module("enc", std::make_shared<Container>());
@@ -83,18 +83,18 @@ SongUNet::SongUNet(const Config& c) {
     if (level == 0) {
       int64_t cin = cout;
       cout = c.model_channels;
-      addEnc(r + "_conv", Role::Conv, nullptr, std::make_shared<Conv2d>(cin, cout, 3, true, false, false, rf, false, init));
+      addEnc(r + "_conv", Role::Conv, nullptr, std::make_shared<Conv2d>(cin, cout, 3, ConvOptions().filter(rf).init(init)));
       skips.push_back(cout);
     } else {
-      addEnc(r + "_down", Role::Block, std::make_shared<UNetBlock>(cout, cout, false, true, false, bo), nullptr);
+      addEnc(r + "_down", Role::Block, std::make_shared<UNetBlock>(cout, cout, bo.downsampling()), nullptr);
       skips.push_back(cout);
       if (c.encoder_type == "skip") {
-        addEnc(r + "_aux_down", Role::AuxDown, nullptr, std::make_shared<Conv2d>(caux, caux, 0, true, false, true, rf, false));
-        addEnc(r + "_aux_skip", Role::AuxSkip, nullptr, std::make_shared<Conv2d>(caux, cout, 1, true, false, false, rf, false, init));
+        addEnc(r + "_aux_down", Role::AuxDown, nullptr, std::make_shared<Conv2d>(caux, caux, 0, ConvOptions().down().filter(rf)));
+        addEnc(r + "_aux_skip", Role::AuxSkip, nullptr, std::make_shared<Conv2d>(caux, cout, 1, ConvOptions().filter(rf).init(init)));
       }
       if (c.encoder_type == "residual") {
         addEnc(r + "_aux_residual", Role::AuxResidual, nullptr,
-               std::make_shared<Conv2d>(caux, cout, 3, true, false, true, rf, true, init));
+               std::make_shared<Conv2d>(caux, cout, 3, ConvOptions().down().filter(rf).fused().init(init)));
         caux = cout;
       }
     }
@@ -102,10 +102,14 @@ SongUNet::SongUNet(const Config& c) {
       int64_t cin = cout;
       cout = c.model_channels * mult;
       bool attn = std::find(c.attn_resolutions.begin(), c.attn_resolutions.end(), res) != c.attn_resolutions.end();
-      addEnc(r + "_block" + std::to_string(idx), Role::Block, std::make_shared<UNetBlock>(cin, cout, false, false, attn, bo), nullptr);
+      addEnc(r + "_block" + std::to_string(idx), Role::Block, std::make_shared<UNetBlock>(cin, cout, bo.attention(attn)), nullptr);
       skips.push_back(cout);
     }
   }
+
+  // The encoder output (DMD2's GAN head input).
+  bottleneck_channels = cout;
+  bottleneck_resolution = c.img_resolution >> (c.channel_mult.size() - 1);
 
   // Decoder.
   dec = register_module("dec", std::make_shared<Container>());
@@ -121,10 +125,10 @@ SongUNet::SongUNet(const Config& c) {
     const int64_t res = c.img_resolution >> level;
     const std::string r = std::to_string(res) + "x" + std::to_string(res);
     if (level == levels - 1) {
-      addDec(r + "_in0", Role::Block, std::make_shared<UNetBlock>(cout, cout, false, false, true, bo), nullptr, nullptr);
-      addDec(r + "_in1", Role::Block, std::make_shared<UNetBlock>(cout, cout, false, false, false, bo), nullptr, nullptr);
+      addDec(r + "_in0", Role::Block, std::make_shared<UNetBlock>(cout, cout, bo.attention()), nullptr, nullptr);
+      addDec(r + "_in1", Role::Block, std::make_shared<UNetBlock>(cout, cout, bo), nullptr, nullptr);
     } else {
-      addDec(r + "_up", Role::Block, std::make_shared<UNetBlock>(cout, cout, true, false, false, bo), nullptr, nullptr);
+      addDec(r + "_up", Role::Block, std::make_shared<UNetBlock>(cout, cout, bo.upsampling()), nullptr, nullptr);
     }
     for (int64_t idx = 0; idx < c.num_blocks + 1; ++idx) {
       int64_t cin = cout + skips.back();
@@ -132,15 +136,15 @@ SongUNet::SongUNet(const Config& c) {
       cout = c.model_channels * mult;
       bool attn = idx == c.num_blocks &&
                   std::find(c.attn_resolutions.begin(), c.attn_resolutions.end(), res) != c.attn_resolutions.end();
-      addDec(r + "_block" + std::to_string(idx), Role::Block, std::make_shared<UNetBlock>(cin, cout, false, false, attn, bo), nullptr, nullptr);
+      addDec(r + "_block" + std::to_string(idx), Role::Block, std::make_shared<UNetBlock>(cin, cout, bo.attention(attn)), nullptr, nullptr);
     }
     if (c.decoder_type == "skip" || level == 0) {
       if (c.decoder_type == "skip" && level < levels - 1)
         addDec(r + "_aux_up", Role::AuxUp, nullptr,
-               std::make_shared<Conv2d>(c.img_channels, c.img_channels, 0, true, true, false, rf, false), nullptr);
+               std::make_shared<Conv2d>(c.img_channels, c.img_channels, 0, ConvOptions().up().filter(rf)), nullptr);
       addDec(r + "_aux_norm", Role::AuxNorm, nullptr, nullptr, std::make_shared<GroupNorm>(cout, 1e-6));
       addDec(r + "_aux_conv", Role::AuxConv, nullptr,
-             std::make_shared<Conv2d>(cout, c.img_channels, 3, true, false, false, rf, false, bo.init_zero), nullptr);
+             std::make_shared<Conv2d>(cout, c.img_channels, 3, ConvOptions().filter(rf).init(bo.init_zero)), nullptr);
     }
   }
 }

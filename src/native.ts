@@ -216,9 +216,14 @@ export interface NativeBinding {
   // lpips.cc
   lpipsCreate(): ModuleHandle;
   lpipsForward(m: ModuleHandle, x0: H, x1: H, resize: number, dtype: Opt<number>): H;
-  // heads.cc
-  headCreate(kind: string, config: Record<string, unknown>): ModuleHandle;
-  headForward(m: ModuleHandle, x: H, mode: Opt<string>): H;
+  edmBottleneckShape(m: ModuleHandle): { channels: number; resolution: number };
+  // gan_head.cc
+  ganHeadCreate(config: { channels: number; resolution: number }): ModuleHandle;
+  ganHeadForward(m: ModuleHandle, features: H): H;
+  // classifier.cc
+  classifierCreate(config: { inChannels: number; classes: number; width: number }): ModuleHandle;
+  classifierFeatures(m: ModuleHandle, x: H): H;
+  classifierLogits(m: ModuleHandle, x: H): H;
   // torchscript.cc
   scriptLoad(path: string, device: Opt<string>): ModuleHandle;
   scriptCall(m: ModuleHandle, method: string, args: readonly unknown[], kwargs: Record<string, unknown>): unknown;

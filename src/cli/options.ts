@@ -1,11 +1,11 @@
 // Config schemas (zod) are the single source of truth: this turns a schema into yargs flags (names,
 // types, choices, help with defaults) and merges defaults < config file < flags, validating the
 // result with messages that name the bad field.
-import { readFileSync, existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { Options } from 'yargs';
-import { parseYAML, YAMLError } from '../util/yaml.js';
-import { formatZodError } from '../util/zod.js';
+import { parse as parseYAML, YAMLError } from 'yaml';
+import { readRegularFile, FileError } from '../util/fs.js';
+import { formatZodError, kebab } from '../util/zod.js';
 
 export class ConfigError extends Error {
   readonly code = 'ERR_CONFIG';
@@ -22,22 +22,25 @@ interface Def {
 }
 const defOf = (t: z.ZodType): Def => (t as unknown as { _zod: { def: Def } })._zod.def;
 
-export const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+export { kebab };
 const camel = (s: string) => s.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
-function unwrap(t: z.ZodType): { base: Def; dflt: unknown; hasDefault: boolean } {
+function unwrap(t: z.ZodType): { base: Def; dflt: unknown; hasDefault: boolean; description: string } {
   let d = defOf(t);
+  let cur = t;
   let dflt: unknown;
   let hasDefault = false;
+  let description = t.description ?? '';
   for (;;) {
     if (d.type === 'default') {
       dflt = d.defaultValue;
       hasDefault = true;
-      d = defOf(d.innerType!);
-    } else if (d.type === 'optional' || d.type === 'nullable') d = defOf(d.innerType!);
-    else break;
+    } else if (d.type !== 'optional' && d.type !== 'nullable') break;
+    cur = d.innerType!;
+    d = defOf(cur);
+    description ||= cur.description ?? '';
   }
-  return { base: d, dflt, hasDefault };
+  return { base: d, dflt, hasDefault, description };
 }
 
 /** yargs options for every field of the schema (flag = kebab-case of the field). */
@@ -45,9 +48,10 @@ export function yargsOptions(schema: AnyObject): Record<string, Options> {
   const out: Record<string, Options> = {};
   for (const [key, t] of Object.entries(schema.shape)) {
     const field = t as z.ZodType;
-    const { base, dflt, hasDefault } = unwrap(field);
-    const desc = (field.description ?? '') + (hasDefault ? ` [default: ${JSON.stringify(dflt)}]` : '');
-    const o: Options = { describe: desc.trim() };
+    const { base, dflt, hasDefault, description } = unwrap(field);
+    const desc = description + (hasDefault ? ` [default: ${JSON.stringify(dflt)}]` : '');
+    // a value flag given without its value is an error, never silently empty
+    const o: Options = { describe: desc.trim(), requiresArg: base.type !== 'boolean' };
     if (base.type === 'number') o.type = 'number';
     else if (base.type === 'boolean') o.type = 'boolean';
     else if (base.type === 'enum') {
@@ -65,15 +69,20 @@ export function yargsOptions(schema: AnyObject): Record<string, Options> {
   return out;
 }
 
-/** Reads a config file: YAML (subset) or JSON; keys may be camelCase, kebab-case or snake_case. */
+/** Reads a config file: YAML or JSON (a regular file of at most 1 MiB); keys may be camelCase, kebab-case or snake_case. */
 export function readConfigFile(path: string): Record<string, unknown> {
-  if (!existsSync(path)) throw new ConfigError(`config file ${path} not found`);
-  const text = readFileSync(path, 'utf8');
+  let text: string;
+  try {
+    text = readRegularFile(path, 'config file', 2 ** 20).toString('utf8');
+  } catch (e) {
+    if (e instanceof FileError) throw new ConfigError(`--config: ${e.message}`);
+    throw e;
+  }
   let v: unknown;
   try {
-    v = path.endsWith('.json') ? JSON.parse(text) : parseYAML(text);
+    v = path.endsWith('.json') ? JSON.parse(text) : parseYAML(text, { uniqueKeys: true, prettyErrors: true });
   } catch (e) {
-    if (e instanceof YAMLError || e instanceof SyntaxError) throw new ConfigError(`${path}: ${e.message}`);
+    if (e instanceof YAMLError || e instanceof SyntaxError) throw new ConfigError(`${path}: ${e.message.split('\n')[0]}`);
     throw e;
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${path}: must hold a mapping of settings`);
@@ -96,8 +105,7 @@ export function resolveConfig<S extends AnyObject>(schema: S, argv: Record<strin
   const merged = { ...fromFile, ...fromFlags };
   const r = schema.strict().safeParse(merged);
   if (!r.success) {
-    const msg = formatZodError(r.error).replace(/(^|; )([a-zA-Z0-9.]+):/g, (_m, p: string, f: string) => `${p}--${kebab(f.split('.')[0]!)}${f.includes('.') ? f.slice(f.indexOf('.')) : ''}:`);
-    throw new ConfigError(`invalid settings${configFile ? ` (from ${configFile} and flags)` : ''}: ${msg}`);
+    throw new ConfigError(`invalid settings${configFile ? ` (from ${configFile} and flags)` : ''}: ${formatZodError(r.error, { flags: true })}`);
   }
   return r.data as z.infer<S>;
 }

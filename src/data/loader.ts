@@ -3,7 +3,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
-import { randperm, Generator } from '../tensor/random.js';
+import { randperm, Generator, deriveSeed } from '../tensor/random.js';
 import type { Device } from '../tensor/device.js';
 import { interpolate, pad, oneHot } from '../nn/functional.js';
 import { type ImageSource, DatasetError } from './sources.js';
@@ -31,15 +31,6 @@ export interface Batch {
   labels: Tensor | null;
   /** dataset indices of the batch */
   indices: number[];
-}
-
-/** splitmix64-derived 53-bit seed for (seed, stream) */
-export function deriveSeed(seed: number, stream: number): number {
-  let z = (BigInt(seed) * 0x9e3779b97f4a7c15n + BigInt(stream) * 0xbf58476d1ce4e5b9n + 0x94d049bb133111ebn) & 0xffffffffffffffffn;
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & 0xffffffffffffffffn;
-  z ^= z >> 31n;
-  return Number(z & 0x1fffffffffffffn);
 }
 
 export class ImageLoader {

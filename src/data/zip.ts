@@ -1,6 +1,16 @@
-// Reading ZIP archives (stored or deflated entries), e.g. EDM's dataset zips.
+// Reading ZIP archives (stored or deflated entries, ZIP64), e.g. EDM's dataset zips and torch.save
+// files, with the CRC-32 of every entry checked.
+//
+// Why our own reader rather than yauzl or fflate: the image loader reads random entries
+// synchronously, one batch at a time, from archives that may not fit in memory (EDM's ImageNet-64
+// zip is ~12 GB). This reader keeps only the central directory and reads an entry with one positioned
+// read. yauzl is asynchronous only (a promise per entry inside a synchronous training step) and slow to
+// open; fflate's unzipSync needs the whole archive in memory and extracts every entry up front. npm run
+// bench:zip (60 000 PNG entries, 34 MiB, 2 cores): ours opens in 67 ms and reads 1000 random entries in
+// 11 ms; yauzl takes 3.5 s and 103 ms; fflate 146 ms and 1 ms, holding archive and entries in memory.
+// Inflation and CRC-32 are node:zlib's.
 import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
-import { inflateRawSync } from 'node:zlib';
+import { inflateRawSync, crc32 } from 'node:zlib';
 
 export class ZipError extends Error {
   readonly code = 'ERR_ZIP';
@@ -9,6 +19,7 @@ export class ZipError extends Error {
 export interface ZipEntry {
   name: string;
   method: number;
+  crc: number;
   compressedSize: number;
   size: number;
   localOffset: number;
@@ -60,6 +71,7 @@ export class ZipReader {
     for (let i = 0; i < count; i++) {
       if (d.readUInt32LE(p) !== 0x02014b50) throw new ZipError(`${this.path}: corrupt central directory`);
       const method = d.readUInt16LE(p + 10);
+      const crc = d.readUInt32LE(p + 16);
       let csize = d.readUInt32LE(p + 20);
       let usize = d.readUInt32LE(p + 24);
       const nlen = d.readUInt16LE(p + 28);
@@ -80,27 +92,36 @@ export class ZipReader {
         }
         e += 4 + len;
       }
-      this.entries.set(name, { name, method, compressedSize: csize, size: usize, localOffset: local });
+      this.entries.set(name, { name, method, crc, compressedSize: csize, size: usize, localOffset: local });
       p = eend + clen;
     }
   }
 
+  /** An entry's bytes, decompressed and checked against its CRC-32. */
   readEntry(name: string): Buffer {
     const e = this.entries.get(name);
     if (!e) throw new ZipError(`${this.path}: has no entry '${name}'`);
     const h = this.read(e.localOffset, 30);
     if (h.readUInt32LE(0) !== 0x04034b50) throw new ZipError(`${this.path}: corrupt local header of '${name}'`);
     const start = e.localOffset + 30 + h.readUInt16LE(26) + h.readUInt16LE(28);
-    const data = this.read(start, e.compressedSize);
-    if (e.method === 0) return data;
+    let data = this.read(start, e.compressedSize);
     if (e.method === 8) {
       try {
-        return inflateRawSync(data);
+        data = inflateRawSync(data);
       } catch (err) {
         throw new ZipError(`${this.path}: '${name}' is corrupt (${err instanceof Error ? err.message : String(err)})`);
       }
+    } else if (e.method !== 0) {
+      throw new ZipError(`${this.path}: '${name}' uses unsupported compression method ${e.method}`);
     }
-    throw new ZipError(`${this.path}: '${name}' uses unsupported compression method ${e.method}`);
+    if (data.length !== e.size || crc32(data) >>> 0 !== e.crc)
+      throw new ZipError(`${this.path}: '${name}' is corrupt (CRC-32 or size mismatch; the file was damaged or truncated)`);
+    return data;
+  }
+
+  /** Reads every entry, checking sizes and CRC-32s (throws a ZipError naming the first damaged one). */
+  verify(): void {
+    for (const name of this.entries.keys()) this.readEntry(name);
   }
 
   close(): void {

@@ -1,18 +1,21 @@
 // dmd-train settings: the zod schema is the single source of the defaults and CLI flags.
 import { z } from 'zod';
 import { REGRESSION_LOSSES } from '../metrics/regression.js';
+import { fields } from '../util/fields.js';
+import { runSettingsShape, sampleEveryField } from '../train/settings.js';
 
 export const DMDConfigSchema = z.object({
-  teacher: z.string().optional().describe('EDM teacher (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
-  out: z.string().default('runs/dmd').describe('run directory: checkpoints, samples, metrics.jsonl, the generator'),
-  pairs: z.string().optional().describe('regression pairs from `dmd pairs` (DMD); without it no regression loss is used (DMD2)'),
-  data: z.string().optional().describe('real images for the GAN option (fashion-mnist, IDX/CIFAR-10 dir, EDM zip, PNG folder)'),
+  teacher: z.string().min(1).optional().describe('EDM teacher (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
+  ...runSettingsShape({ out: 'runs/dmd', checkpointEvery: 250, metricsEvery: 10 }),
+  sampleEvery: sampleEveryField(250),
+  pairs: z.string().min(1).optional().describe('regression pairs from `dmd pairs` (DMD); without it no regression loss is used (DMD2)'),
+  data: z.string().min(1).optional().describe('real images for the GAN option (fashion-mnist, IDX/CIFAR-10 dir, EDM zip, PNG folder)'),
   steps: z.number().int().positive().default(1000).describe('training iterations (each updates the fake score; every fakeUpdatesPerGen-th also the generator)'),
-  batchSize: z.number().int().positive().default(32).describe('generated images per iteration'),
-  device: z.string().default('auto').describe("'cpu', 'cuda', 'cuda:N' or 'auto'"),
-  dtype: z.enum(['float32', 'bfloat16', 'float16']).default('float32').describe('execution dtype of the networks (fp32 master weights)'),
-  tf32: z.boolean().default(true).describe('TensorFloat-32 for float32 matmuls and convolutions on CUDA, as DMD2 (--no-tf32: exact float32)'),
-  seed: z.number().int().min(0).default(0).describe('random seed'),
+  batchSize: fields.batchSize(32, 'generated images per iteration'),
+  device: fields.device(),
+  dtype: fields.dtype(),
+  tf32: fields.tf32(),
+  seed: fields.seed(),
   sigmaC: z.number().positive().default(80).describe('conditioning noise level of the one-step generator G(z) = D(sigma_c z; sigma_c)'),
   sigmaMin: z.number().positive().default(0.002).describe('smallest Karras sigma of the 1000-level table'),
   sigmaMax: z.number().positive().default(80).describe('largest Karras sigma'),
@@ -21,6 +24,7 @@ export const DMDConfigSchema = z.object({
   minStepPercent: z.number().min(0).max(1).default(0.02).describe('distribution matching draws table indices from [min, max] of the levels'),
   maxStepPercent: z.number().min(0).max(1).default(0.98).describe('upper end of the distribution-matching index range'),
   realGuidance: z.number().positive().default(1).describe('classifier-free guidance weight of the real score (teachers trained with label dropout)'),
+  lambdaDm: z.number().min(0).default(1).describe('weight of the distribution-matching loss (0 with --pairs: regression only, no fake score)'),
   genLr: z.number().positive().default(2e-5).describe('generator learning rate (AdamW)'),
   fakeLr: z.number().positive().default(2e-5).describe('fake score (and GAN head) learning rate'),
   betas: z.array(z.number().min(0).lt(1)).length(2).default([0.9, 0.999]).describe('AdamW betas'),
@@ -30,7 +34,7 @@ export const DMDConfigSchema = z.object({
   fakeUpdatesPerGen: z.number().int().positive().default(5).describe('two time-scale ratio: fake-score updates per generator update (DMD2: 5, DMD: 1)'),
   regression: z.enum(REGRESSION_LOSSES).default('lpips').describe('regression loss on the pairs'),
   lambdaReg: z.number().min(0).default(0.25).describe('weight of the regression loss'),
-  lpips: z.string().optional().describe('LPIPS VGG weights (scripts/convert-lpips.py), needed for --regression lpips'),
+  lpips: z.string().min(1).optional().describe('LPIPS VGG weights (scripts/convert-lpips.py), needed for --regression lpips'),
   lpipsResize: z.number().int().min(0).default(224).describe('bilinear resize before LPIPS (DMD: 224; 0 = none)'),
   gan: z.boolean().default(false).describe("DMD2's GAN: a classifier head on the fake score's bottleneck, real images from --data"),
   ganGenWeight: z.number().min(0).default(3e-3).describe('weight of the generator GAN loss'),
@@ -39,10 +43,9 @@ export const DMDConfigSchema = z.object({
   diffusionGanMaxTimestep: z.number().int().positive().default(1000).describe('noise-table indices drawn below this for the diffusion GAN'),
   dropout: z.boolean().default(false).describe("keep the networks' dropout active while distilling"),
   emaDecay: z.number().min(0).lt(1).default(0).describe('EMA decay of the generator per generator update (0 = no EMA)'),
-  checkpointEvery: z.number().int().positive().default(250).describe('iterations between checkpoints'),
-  keepCheckpoints: z.number().int().positive().default(3).describe('checkpoints kept'),
-  sampleEvery: z.number().int().positive().default(250).describe('iterations between sample grids of fixed noises'),
-  metricsEvery: z.number().int().positive().default(10).describe('iterations between metrics.jsonl records'),
-  resume: z.boolean().default(false).describe('continue bit-exactly from the last checkpoint in --out'),
+  evalEvery: z.number().int().min(0).default(0).describe('iterations between FD evaluations of a fixed sample set (0 = off; needs an evaluation classifier)'),
+  evalNum: z.number().int().min(2).default(500).describe('samples per --eval-every evaluation'),
+  evalRef: z.string().min(1).default('fashion-mnist').describe('reference dataset of the --eval-every evaluations'),
+  classifier: z.string().min(1).optional().describe('evaluation classifier for --eval-every (default: the bundled Fashion-MNIST one when the teacher fits)'),
 });
 export type DMDConfig = z.infer<typeof DMDConfigSchema>;

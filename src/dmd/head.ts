@@ -8,10 +8,10 @@ import { manualSeed } from '../tensor/random.js';
 export class GanHead extends Module {
   constructor(readonly channels: number, readonly resolution: number, seed?: number) {
     if (seed !== undefined) manualSeed(seed);
-    super(N.headCreate('gan', { channels, resolution }));
+    super(N.ganHeadCreate({ channels, resolution }));
   }
   /** realism logits [N] of bottleneck features [N, channels, resolution, resolution] */
   logits(features: Tensor): Tensor {
-    return new Tensor(N.headForward(this.handle, features.handle, 'logits'));
+    return new Tensor(N.ganHeadForward(this.handle, features.handle));
   }
 }

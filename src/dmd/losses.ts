@@ -1,32 +1,10 @@
-// The losses of DMD/DMD2 (tianweiy/DMD2 main/edm/edm_guidance.py), with injectable noise levels
-// and noise so that tests can feed reference values.
+// The losses of DMD/DMD2 (tianweiy/DMD2 main/edm/edm_guidance.py): distribution matching, the fake
+// score's denoising loss and the GAN terms, with injectable noise levels and noise so that tests can
+// feed reference values. Scores are denoisers (edm/guidance.ts: the real one may apply guidance).
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
-import { cat } from '../tensor/create.js';
-import type { EDMNetwork, ExecutionDType } from '../edm/network.js';
-
-/** D(x; sigma[N], labels) as used inside the losses (the real score may apply guidance). */
-export type ScoreFn = (x: Tensor, sigma: Tensor, labels: Tensor | null) => Tensor;
-
-export interface ScoreOptions {
-  /** classifier-free guidance weight of the real score (1 = none) */
-  guidance?: number;
-  dtype?: ExecutionDType;
-}
-
-/** A score network as a ScoreFn, optionally with classifier-free guidance (zero labels = unconditional). */
-export function scoreFn(net: EDMNetwork, o: ScoreOptions = {}): ScoreFn {
-  const w = o.guidance ?? 1;
-  return (x, sigma, labels) => {
-    if (w === 1 || !labels) return net.forward(x, sigma, { labels, dtype: o.dtype });
-    return tidy(() => {
-      const both = net.forward(cat([x, x]), cat([sigma, sigma]), { labels: cat([labels, labels.zerosLike()]), dtype: o.dtype });
-      const [c, u] = both.chunk(2, 0);
-      return u!.add(c!.sub(u!).mul(w));
-    });
-  };
-}
+import type { Denoiser } from '../edm/guidance.js';
 
 export interface NoiseDraw {
   /** indices into the Karras table, int64 [N] */
@@ -73,7 +51,7 @@ export function dmSurrogateLoss(x: Tensor, grad: Tensor): Tensor {
  * DMD's distribution-matching loss for generator output x: noise to sigma = table[tIndex], denoise
  * with the real and fake scores (no grad), normalise by the per-sample mean |x - pred_real|.
  */
-export function distributionMatchingLoss(x: Tensor, labels: Tensor | null, real: ScoreFn, fake: ScoreFn, table: Tensor, draw: NoiseDraw): DistributionMatchingResult {
+export function distributionMatchingLoss(x: Tensor, labels: Tensor | null, real: Denoiser, fake: Denoiser, table: Tensor, draw: NoiseDraw): DistributionMatchingResult {
   return tidy(() => {
     const { sigma, predReal, predFake } = noGrad(() => {
       const sigma = table.indexSelect(0, draw.tIndex);
@@ -89,7 +67,7 @@ export function distributionMatchingLoss(x: Tensor, labels: Tensor | null, real:
  * The fake score's denoising loss on detached generator output: mean((1/sigma^2 + 1/sigma_data^2) *
  * (D_fake(x + sigma n) - x)^2) with sigma = table[tIndex] (DMD2 draws tIndex over all levels).
  */
-export function fakeScoreLoss(x: Tensor, labels: Tensor | null, fake: ScoreFn, table: Tensor, draw: NoiseDraw, sigmaData: number): { loss: Tensor; sigma: Tensor } {
+export function fakeScoreLoss(x: Tensor, labels: Tensor | null, fake: Denoiser, table: Tensor, draw: NoiseDraw, sigmaData: number): { loss: Tensor; sigma: Tensor } {
   return tidy(() => {
     const xd = x.detach();
     const sigma = table.indexSelect(0, draw.tIndex);
@@ -100,4 +78,14 @@ export function fakeScoreLoss(x: Tensor, labels: Tensor | null, fake: ScoreFn, t
     const loss = weight.mul(pred.sub(xd).square()).mean();
     return { loss, sigma };
   });
+}
+
+/** DMD2's generator GAN loss: softplus(-logits) of generated images, averaged (non-saturating). */
+export function ganGeneratorLoss(fakeLogits: Tensor): Tensor {
+  return tidy(() => fakeLogits.neg().softplus().mean());
+}
+
+/** DMD2's classifier-head loss: softplus(logits_fake) + softplus(-logits_real), averaged. */
+export function ganHeadLoss(realLogits: Tensor, fakeLogits: Tensor): Tensor {
+  return tidy(() => fakeLogits.softplus().add(realLogits.neg().softplus()).mean());
 }

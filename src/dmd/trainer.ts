@@ -2,58 +2,59 @@
 // frozen real score (the teacher), a fake score trained online on generator samples, and a one-step
 // generator G(z) = D_G(sigma_c z; sigma_c) trained with the distribution-matching gradient, an
 // optional regression loss on teacher ODE pairs, and an optional GAN loss through a classifier head
-// on the fake score's bottleneck. All three networks start as copies of the teacher.
-import { mkdirSync } from 'node:fs';
+// on the fake score's bottleneck. All three networks start as copies of the teacher. `train()` is a
+// run of train/run.ts (checkpoints, exact resume, grids, metrics, evaluations).
 import path from 'node:path';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy, keep, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
-import { randn, randint, Generator } from '../tensor/random.js';
+import { randn, randint, Generator, deriveSeed } from '../tensor/random.js';
 import { stack } from '../tensor/create.js';
 import { foreach } from '../tensor/foreach.js';
 import { type Device, isCuda, resolveDevice } from '../tensor/device.js';
 import { cuda } from '../tensor/cuda.js';
 import { AdamW } from '../nn/optim.js';
+import { EMA } from '../nn/ema.js';
 import { warmup } from '../nn/schedule.js';
 import { oneHot } from '../nn/functional.js';
-import { EDMNetwork } from '../edm/network.js';
-import { loadEDM, saveEDM } from '../edm/checkpoint.js';
+import { EDMNetwork, checkExecutionDType } from '../edm/network.js';
+import { loadEDM, readEDMInfo } from '../edm/checkpoint.js';
 import { karrasTable } from '../edm/sigmas.js';
 import { defaultTeacherPath } from '../edm/default-teacher.js';
 import { PairsDataset } from '../edm/pairs.js';
-import { deriveSeed, ImageLoader } from '../data/loader.js';
+import { generate, saveGenerator } from '../edm/one-step.js';
+import { denoiser, type Denoiser } from '../edm/guidance.js';
+import { ImageLoader } from '../data/loader.js';
 import { openDataset } from '../data/sources.js';
 import { saveGrid, gridInputs } from '../data/grid.js';
 import { LPIPS } from '../metrics/lpips.js';
 import { regressionLoss } from '../metrics/regression.js';
-import { CheckpointStore, groupByPrefix, withPrefix, putOptimizer, restoreOptimizer, putGlobalRng, restoreGlobalRng, resumePoint } from '../train/checkpoints.js';
-import { MetricsLog } from '../train/metrics.js';
-import { Progress } from '../train/progress.js';
-import { runLoop, NonFiniteLossError } from '../train/loop.js';
+import { FDProbe } from '../metrics/probe.js';
+import { fileSha256 } from '../util/fs.js';
+import { formatZodError } from '../util/zod.js';
+import { runTraining, type RunResult } from '../train/run.js';
+import { settingsIdentity } from '../train/settings.js';
+import { TrainState } from '../train/state.js';
 import { DMDConfigSchema, type DMDConfig } from './config.js';
-import { distributionMatchingLoss, fakeScoreLoss, scoreFn, type ScoreFn } from './losses.js';
-import { generate } from './generator.js';
+import { distributionMatchingLoss, fakeScoreLoss, ganGeneratorLoss, ganHeadLoss } from './losses.js';
 import { GanHead } from './head.js';
 
 export class DMDSetupError extends Error {
   readonly code = 'ERR_DMD_SETUP';
 }
 
-interface CheckpointMeta {
-  step: number;
-  optG: number;
-  optF: number;
-  data: { epoch: number; position: number } | null;
-  config: DMDConfig;
-  teacher: string;
-}
-
 export type StepMetrics = Record<string, number>;
+
+export interface DMDRunResult extends RunResult {
+  generator: string | null;
+}
 
 export class DMDTrainer {
   readonly cfg: DMDConfig;
   readonly device: Device;
   readonly teacherPath: string;
+  /** SHA-256 of the teacher file (what pairs and checkpoints are checked against) */
+  readonly teacherSha256: string;
   readonly real: EDMNetwork;
   readonly fake: EDMNetwork;
   readonly G: EDMNetwork;
@@ -70,28 +71,46 @@ export class DMDTrainer {
   readonly gen: Generator;
   /** regression batch indices */
   readonly pairsGen: Generator;
+  /** everything a checkpoint holds */
+  readonly state: TrainState;
   step = 0;
-  private readonly realFn: ScoreFn;
-  private readonly fakeFn: ScoreFn;
+  private readonly realFn: Denoiser;
+  private readonly fakeFn: Denoiser;
   private readonly fakeParams: Tensor[];
+  private readonly emaUpdate: EMA<EDMNetwork> | null;
   private readonly schedule: (s: number) => number;
   private readonly fixed: { z: Tensor; labels: Tensor | null };
+  /** whether the fake score is trained at all (not for regression only) */
+  private readonly fakeOn: boolean;
 
   /** Loads and checks everything a run needs before the first step (clear errors at start-up). */
   constructor(config: Partial<DMDConfig> & Record<string, unknown>, log: (s: string) => void = console.log, o: { teacherNet?: EDMNetwork } = {}) {
     const parsed = DMDConfigSchema.strict().safeParse(config);
-    if (!parsed.success) throw new DMDSetupError(`invalid DMD settings: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success) throw new DMDSetupError(`invalid DMD settings: ${formatZodError(parsed.error)}`);
     const cfg = parsed.data;
     this.cfg = cfg;
     this.device = resolveDevice(cfg.device);
+    checkExecutionDType(this.device, cfg.dtype);
     if (isCuda(this.device)) cuda.setAllowTF32({ matmul: cfg.tf32, cudnn: cfg.tf32 });
     if (cfg.minStepPercent > cfg.maxStepPercent) throw new DMDSetupError('--min-step-percent must not exceed --max-step-percent');
+    if (cfg.sigmaMin >= cfg.sigmaMax) throw new DMDSetupError(`--sigma-min (${cfg.sigmaMin}) must be below --sigma-max (${cfg.sigmaMax})`);
     if (cfg.regression === 'lpips' && cfg.pairs && !cfg.lpips)
       throw new DMDSetupError('--regression lpips needs LPIPS weights: pass --lpips <file from scripts/convert-lpips.py>, or choose --regression l2|l1|pseudo-huber');
     if (cfg.gan && !cfg.data) throw new DMDSetupError('--gan needs real images: pass --data (e.g. fashion-mnist)');
-    this.teacherPath = o.teacherNet ? '<in-memory teacher>' : path.resolve(cfg.teacher ?? defaultTeacherPath());
+    if (cfg.lambdaDm === 0 && !(cfg.pairs && cfg.lambdaReg > 0) && !cfg.gan)
+      throw new DMDSetupError('--lambda-dm 0 leaves no loss for the generator: give --pairs (regression only) or --gan');
     const d = this.device;
-    this.real = o.teacherNet ? o.teacherNet.clone() : loadEDM(this.teacherPath, { device: d });
+    if (o.teacherNet) {
+      this.teacherPath = '<in-memory teacher>';
+      this.teacherSha256 = '<in-memory teacher>';
+      this.real = o.teacherNet.clone();
+    } else {
+      this.teacherPath = path.resolve(cfg.teacher ?? defaultTeacherPath());
+      if (readEDMInfo(this.teacherPath).role === 'generator')
+        throw new DMDSetupError(`--teacher ${this.teacherPath} is a one-step generator from dmd-train, not a teacher; distil from the EDM teacher it came from`);
+      this.teacherSha256 = fileSha256(this.teacherPath);
+      this.real = loadEDM(this.teacherPath, { device: d });
+    }
     const tc = this.real.config;
     if (tc.sigma_data !== 0.5) log(`teacher sigma_data ${tc.sigma_data}`);
     if (cfg.realGuidance !== 1 && tc.label_dim === 0) throw new DMDSetupError('--real-guidance needs a class-conditional teacher');
@@ -103,6 +122,7 @@ export class DMDTrainer {
       n.train(cfg.dropout);
     }
     this.ema = cfg.emaDecay > 0 ? this.G.clone().eval().requiresGrad_(false) : null;
+    this.emaUpdate = this.ema ? new EMA(this.ema) : null;
     this.lpips = cfg.pairs && cfg.regression === 'lpips' ? LPIPS.load(cfg.lpips!, { device: d }) : null;
     this.pairs = cfg.pairs ? new PairsDataset(cfg.pairs) : null;
     if (this.pairs) {
@@ -110,7 +130,13 @@ export class DMDTrainer {
       const want = [tc.img_channels, tc.img_resolution, tc.img_resolution];
       if (m.imageShape.join() !== want.join() || m.labelDim !== tc.label_dim)
         throw new DMDSetupError(`${cfg.pairs}: pairs of [${m.imageShape}] with ${m.labelDim} classes do not fit the teacher ([${want}], ${tc.label_dim} classes)`);
+      if (!o.teacherNet && m.teacher.sha256 !== this.teacherSha256)
+        throw new DMDSetupError(
+          `${cfg.pairs}: the pairs were made by another teacher (${path.basename(m.teacher.file)}, SHA-256 ${m.teacher.sha256.slice(0, 12)}...) than --teacher ` +
+            `${path.basename(this.teacherPath)} (${this.teacherSha256.slice(0, 12)}...); regress onto pairs of the teacher being distilled (dmd pairs --teacher ${this.teacherPath})`,
+        );
     }
+    this.fakeOn = cfg.lambdaDm > 0 || cfg.gan;
     if (cfg.gan) {
       const b = this.fake.bottleneckShape();
       this.head = new GanHead(b.channels, b.resolution, deriveSeed(cfg.seed, 7));
@@ -129,9 +155,19 @@ export class DMDTrainer {
     this.table = keep(karrasTable(cfg.numTrainTimesteps, { sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, device: d }));
     this.gen = Generator.create(d, deriveSeed(cfg.seed, 11));
     this.pairsGen = Generator.create('cpu', deriveSeed(cfg.seed, 12));
-    this.realFn = scoreFn(this.real, { guidance: cfg.realGuidance, dtype: cfg.dtype });
-    this.fakeFn = scoreFn(this.fake, { dtype: cfg.dtype });
+    this.realFn = denoiser(this.real, { guidance: cfg.realGuidance, dtype: cfg.dtype });
+    this.fakeFn = denoiser(this.fake, { dtype: cfg.dtype });
     this.fixed = gridInputs({ count: tc.label_dim ? tc.label_dim * 8 : 64, channels: tc.img_channels, resolution: tc.img_resolution, classes: tc.label_dim, seed: deriveSeed(cfg.seed, 13), device: d });
+    this.state = new TrainState(d).module('G', this.G).module('fake', this.fake);
+    if (this.head) this.state.module('head', this.head);
+    if (this.ema) this.state.module('ema', this.ema);
+    this.state
+      .optimizer('optG', this.optG)
+      .optimizer('optF', this.optF)
+      .generator('gen', this.gen)
+      .generator('pairs', this.pairsGen)
+      .value('step', () => this.step, (v) => { this.step = v; })
+      .value('data', () => this.data?.state() ?? null, (v) => { if (v && this.data) this.data.loadState(v); });
   }
 
   get labelDim(): number { return this.real.config.label_dim; }
@@ -154,13 +190,13 @@ export class DMDTrainer {
     return this.head!.logits(this.fake.bottleneck(img, sigma, { labels, dtype: this.cfg.dtype }));
   }
 
-  /** One iteration: a generator update every fakeUpdatesPerGen-th iteration, a fake-score update always. */
+  /** One iteration: a generator update every fakeUpdatesPerGen-th iteration, a fake-score update always (when used). */
   iteration(): StepMetrics {
     const cfg = this.cfg;
     const B = cfg.batchSize;
     const tc = this.real.config;
     const shape = [B, tc.img_channels, tc.img_resolution, tc.img_resolution];
-    const genTurn = this.step % cfg.fakeUpdatesPerGen === 0;
+    const genTurn = !this.fakeOn || this.step % cfg.fakeUpdatesPerGen === 0;
     const scale = this.schedule(this.step + 1);
     const T = cfg.numTrainTimesteps;
     const minStep = Math.floor(cfg.minStepPercent * T);
@@ -169,190 +205,150 @@ export class DMDTrainer {
       const m: Record<string, Tensor> = {};
       const labels = this.labelsFor(B);
       const z = randn(shape, { generator: this.gen, device: this.device });
-      let x: Tensor;
+      let x: Tensor | null = null;
       if (genTurn) {
         // ---- generator turn ----
-        x = generate(this.G, z, labels, cfg.sigmaC, cfg.dtype);
-        const dm = distributionMatchingLoss(x, labels, this.realFn, this.fakeFn, this.table, {
-          tIndex: randint(minStep, Math.min(maxStep + 1, T), [B], { generator: this.gen, device: this.device }),
-          noise: randn(shape, { generator: this.gen, device: this.device }),
-        });
-        let total = dm.loss;
-        m.loss_dm = dm.loss;
-        m.dm_grad_norm = dm.grad.norm();
+        const terms: Tensor[] = [];
+        if (this.fakeOn) x = generate(this.G, z, labels, cfg.sigmaC, cfg.dtype);
+        if (cfg.lambdaDm > 0) {
+          const dm = distributionMatchingLoss(x!, labels, this.realFn, this.fakeFn, this.table, {
+            tIndex: randint(minStep, Math.min(maxStep + 1, T), [B], { generator: this.gen, device: this.device }),
+            noise: randn(shape, { generator: this.gen, device: this.device }),
+          });
+          m.loss_dm = dm.loss;
+          m.dm_grad_norm = dm.grad.norm();
+          terms.push(cfg.lambdaDm === 1 ? dm.loss : dm.loss.mul(cfg.lambdaDm));
+        }
         if (this.pairs && cfg.lambdaReg > 0) {
           const pb = this.pairs.batch(B, this.pairsGen, this.device, this.labelDim);
           const xr = generate(this.G, pb.z, pb.labels, cfg.sigmaC, cfg.dtype);
           const reg = regressionLoss(cfg.regression, xr, pb.y, this.lpips, { resize: cfg.lpipsResize, dtype: cfg.dtype });
           m.loss_reg = reg;
-          total = total.add(reg.mul(cfg.lambdaReg));
+          terms.push(reg.mul(cfg.lambdaReg));
         }
         if (this.head && cfg.ganGenWeight > 0) {
-          const g = this.ganLogits(x, labels).neg().softplus().mean();
+          const g = ganGeneratorLoss(this.ganLogits(x!, labels));
           m.loss_gan_gen = g;
-          total = total.add(g.mul(cfg.ganGenWeight));
+          terms.push(g.mul(cfg.ganGenWeight));
         }
         this.optG.zeroGrad();
-        total.backward();
+        if (terms.length) terms.reduce((a, b) => a.add(b)).backward();
         m.gnorm_gen = foreach.clipGradNorm_(this.G.parameters(), cfg.gradClip);
         this.optG.step(cfg.genLr * scale);
         this.optG.zeroGrad();
-        if (this.ema) foreach.lerp_(this.ema.parameters(), this.G.parameters(), 1 - cfg.emaDecay);
+        this.emaUpdate?.update(this.G, cfg.emaDecay);
       } else {
         x = noGrad(() => generate(this.G, z, labels, cfg.sigmaC, cfg.dtype));
       }
-      // ---- guidance (fake score) turn ----
-      const xd = x.detach();
-      const fl = fakeScoreLoss(xd, labels, this.fakeFn, this.table, {
-        tIndex: randint(0, T, [B], { generator: this.gen, device: this.device }),
-        noise: randn(shape, { generator: this.gen, device: this.device }),
-      }, tc.sigma_data);
-      let totalF = fl.loss;
-      m.loss_fake = fl.loss;
-      if (this.head && this.data) {
-        const real = this.data.next();
-        const lr = this.ganLogits(real.images, real.labels);
-        const lf = this.ganLogits(xd, labels);
-        const cls = lf.softplus().add(lr.neg().softplus()).mean();
-        m.loss_gan_head = cls;
-        m.d_real = lr.sigmoid().mean();
-        m.d_fake = lf.sigmoid().mean();
-        totalF = totalF.add(cls.mul(cfg.ganHeadWeight));
+      if (this.fakeOn) {
+        // ---- guidance (fake score) turn ----
+        const xd = x!.detach();
+        const fl = fakeScoreLoss(xd, labels, this.fakeFn, this.table, {
+          tIndex: randint(0, T, [B], { generator: this.gen, device: this.device }),
+          noise: randn(shape, { generator: this.gen, device: this.device }),
+        }, tc.sigma_data);
+        let totalF = fl.loss;
+        m.loss_fake = fl.loss;
+        if (this.head && this.data) {
+          const real = this.data.next();
+          const lr = this.ganLogits(real.images, real.labels);
+          const lf = this.ganLogits(xd, labels);
+          const cls = ganHeadLoss(lr, lf);
+          m.loss_gan_head = cls;
+          m.d_real = lr.sigmoid().mean();
+          m.d_fake = lf.sigmoid().mean();
+          totalF = totalF.add(cls.mul(cfg.ganHeadWeight));
+        }
+        this.optF.zeroGrad();
+        totalF.backward();
+        m.gnorm_fake = foreach.clipGradNorm_(this.fakeParams, cfg.gradClip);
+        this.optF.step(cfg.fakeLr * scale);
+        this.optF.zeroGrad();
       }
-      this.optF.zeroGrad();
-      totalF.backward();
-      m.gnorm_fake = foreach.clipGradNorm_(this.fakeParams, cfg.gradClip);
-      this.optF.step(cfg.fakeLr * scale);
-      this.optF.zeroGrad();
       return m;
     });
     this.step += 1;
     // one device-to-host read for all scalars (one sync on CUDA, not one per metric)
     const names = Object.keys(out);
-    const values = tidy(() => stack(names.map((k) => out[k]!.to('float64'))).toFloat64Array());
+    const values = names.length ? tidy(() => stack(names.map((k) => out[k]!.to('float64'))).toFloat64Array()) : new Float64Array(0);
     dispose(Object.values(out));
     const metrics: StepMetrics = { gen_update: genTurn ? 1 : 0, lr_scale: scale };
     names.forEach((k, i) => { metrics[k] = values[i]!; });
     return metrics;
   }
 
+  /** The generator that is sampled and exported: the EMA one when enabled. */
+  get sampler(): EDMNetwork { return this.ema ?? this.G; }
+
   /** One-step samples of the fixed noises (EMA generator when enabled), as a PNG grid. */
   sampleGrid(file: string): void {
-    const net = this.ema ?? this.G;
-    noGrad(() => tidy(() => saveGrid(generate(net, this.fixed.z, this.fixed.labels, this.cfg.sigmaC, this.cfg.dtype).clamp(-1, 1), file, this.labelDim || undefined)));
+    noGrad(() => tidy(() => saveGrid(generate(this.sampler, this.fixed.z, this.fixed.labels, this.cfg.sigmaC, this.cfg.dtype).clamp(-1, 1), file, this.labelDim || undefined)));
   }
 
-  /** Everything needed to continue bit-exactly: networks, optimizers, EMA, step, every RNG state. */
-  saveCheckpoint(store: CheckpointStore): string {
-    return tidy(() => {
-      const t = new Map<string, Tensor>();
-      withPrefix(t, 'G', this.G.stateDict());
-      withPrefix(t, 'fake', this.fake.stateDict());
-      if (this.head) withPrefix(t, 'head', this.head.stateDict());
-      if (this.ema) withPrefix(t, 'ema', this.ema.stateDict());
-      putOptimizer(t, 'optG', this.optG);
-      putOptimizer(t, 'optF', this.optF);
-      t.set('rng/gen', this.gen.getState());
-      t.set('rng/pairs', this.pairsGen.getState());
-      putGlobalRng(t, this.device);
-      const meta: CheckpointMeta = { step: this.step, optG: this.optG.stepCount, optF: this.optF.stepCount, data: this.data?.state() ?? null, config: this.cfg, teacher: this.teacherPath };
-      return store.save(this.step, t, meta);
-    });
-  }
-
-  loadCheckpoint(file: string): void {
-    const ck = CheckpointStore.load<CheckpointMeta>(file);
-    try {
-      noGrad(() => {
-        this.G.loadStateDict(groupByPrefix(ck.tensors, 'G'));
-        this.fake.loadStateDict(groupByPrefix(ck.tensors, 'fake'));
-        if (this.head) this.head.loadStateDict(groupByPrefix(ck.tensors, 'head'));
-        if (this.ema) this.ema.loadStateDict(groupByPrefix(ck.tensors, 'ema'));
-      });
-      restoreOptimizer(ck, 'optG', this.optG, ck.meta.optG);
-      restoreOptimizer(ck, 'optF', this.optF, ck.meta.optF);
-      this.gen.setState(ck.tensors.get('rng/gen')!);
-      this.pairsGen.setState(ck.tensors.get('rng/pairs')!);
-      restoreGlobalRng(ck, this.device);
-      if (this.data && ck.meta.data) this.data.loadState(ck.meta.data);
-      this.step = ck.meta.step;
-    } finally {
-      dispose(ck.tensors);
-    }
-  }
-
-  /** Writes the generator (EMA when enabled) as a standalone teacher-format file. */
+  /** Writes the generator (EMA when enabled) as a standalone teacher-format file with role "generator". */
   exportGenerator(file: string, which: 'auto' | 'G' | 'ema' = 'auto'): void {
     const net = which === 'G' || !this.ema ? this.G : this.ema;
-    const wasTraining = net.training;
-    net.eval();
-    saveEDM(net, file, { generator_sigma: String(this.cfg.sigmaC), distilled_from: path.basename(this.teacherPath), dmd_steps: String(this.step) });
-    net.train(wasTraining);
+    saveGenerator(net, file, this.cfg.sigmaC, { distilled_from: path.basename(this.teacherPath), teacher_sha256: this.teacherSha256, dmd_steps: String(this.step) });
+  }
+
+  /** A one-line summary of the recipe (printed at start-up). */
+  describe(): string {
+    const cfg = this.cfg;
+    const parts = [
+      `teacher ${path.basename(this.teacherPath)} (${this.real.parameterCount()} params)`,
+      `${cfg.steps} iterations, batch ${cfg.batchSize}`,
+      cfg.lambdaDm > 0 ? `distribution matching x${cfg.lambdaDm}, fake:gen ${cfg.fakeUpdatesPerGen}:1` : 'no distribution matching',
+      this.pairs ? `regression ${cfg.regression} x${cfg.lambdaReg} on ${this.pairs.size} pairs` : 'no regression loss (no --pairs)',
+    ];
+    if (this.head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${this.fake.bottleneckShape().channels}-channel bottleneck, real images ${cfg.data})`);
+    if (this.ema) parts.push(`EMA ${cfg.emaDecay}`);
+    parts.push(`${this.device} ${cfg.dtype}${isCuda(this.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}`);
+    return `DMD: ${parts.join(', ')}`;
   }
 
   /** The full run: resume, iterations with progress, metrics.jsonl, sample grids, checkpoints, SIGINT, export. */
-  async train(log: (s: string) => void = console.log, o: { progress?: boolean } = {}): Promise<{ status: 'done' | 'interrupted'; generator: string | null }> {
+  async train(log: (s: string) => void = console.log, o: { progress?: boolean; onArtifacts?: () => void } = {}): Promise<DMDRunResult> {
     const cfg = this.cfg;
-    mkdirSync(cfg.out, { recursive: true });
-    const store = new CheckpointStore(path.join(cfg.out, 'checkpoints'), cfg.keepCheckpoints);
-    const latest = resumePoint(store, cfg.resume, cfg.out);
-    if (latest) {
-      this.loadCheckpoint(latest);
-      log(`resumed from ${latest} at iteration ${this.step}`);
-    } else if (cfg.resume) {
-      log(`--resume: no checkpoint in ${cfg.out} yet; starting from the teacher`);
+    log(this.describe());
+    const probe = cfg.evalEvery > 0
+      ? FDProbe.create({ classifier: cfg.classifier, ref: cfg.evalRef, num: cfg.evalNum, seed: deriveSeed(cfg.seed, 14), device: this.device, config: this.real.config })
+      : null;
+    try {
+      const r = await runTraining(cfg, {
+        kind: 'dmd',
+        label: 'dmd',
+        total: cfg.steps,
+        state: this.state,
+        position: () => this.step,
+        identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'evalRef', 'classifier']), teacher_sha256: this.teacherSha256 },
+        config: cfg,
+        info: {
+          device: this.device, dtype: cfg.dtype, tf32: isCuda(this.device) ? cfg.tf32 : null, teacher: this.teacherPath, teacher_sha256: this.teacherSha256,
+          parameters: this.real.parameterCount(), batch: cfg.batchSize, global_batch: cfg.batchSize, recipe: this.describe(),
+        },
+        finite: ['loss_dm', 'loss_reg', 'loss_fake', 'loss_gan_gen', 'loss_gan_head'],
+        step: () => this.iteration(),
+        shown: (m) => {
+          const s: StepMetrics = {};
+          if (m.loss_fake !== undefined) s.fake = m.loss_fake;
+          if (m.loss_dm !== undefined) s.dm = m.loss_dm;
+          if (m.loss_reg !== undefined) s.reg = m.loss_reg;
+          return s;
+        },
+        sample: (file) => this.sampleGrid(file),
+        evaluate: probe ? { every: cfg.evalEvery, run: () => probe.run((z, labels) => generate(this.sampler, z, labels, cfg.sigmaC, cfg.dtype)) } : undefined,
+        onArtifacts: o.onArtifacts,
+      }, log, o);
+      let generator: string | null = null;
+      if (r.status === 'done') {
+        generator = path.join(cfg.out, 'generator.safetensors');
+        this.exportGenerator(generator);
+        log(`wrote ${generator} (one-step generator, sigma_c ${cfg.sigmaC}); sample it with: npx dmd sample --generator ${generator} --out grid.png`);
+      }
+      return { ...r, generator };
+    } finally {
+      probe?.dispose();
     }
-    log(
-      `DMD: teacher ${path.basename(this.teacherPath)} (${this.real.parameterCount()} params), ${cfg.steps} iterations, batch ${cfg.batchSize}, ` +
-        `fake:gen ${cfg.fakeUpdatesPerGen}:1, ${this.pairs ? `regression ${cfg.regression} x${cfg.lambdaReg} on ${this.pairs.size} pairs` : 'no regression loss (no --pairs: DMD2 style)'}` +
-        `${this.head ? `, GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${this.fake.bottleneckShape().channels}-channel bottleneck)` : ''}, ${this.device} ${cfg.dtype}${isCuda(this.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}`,
-    );
-    const metrics = new MetricsLog(path.join(cfg.out, 'metrics.jsonl'));
-    const progress = new Progress({ total: cfg.steps, start: this.step, label: 'dmd' });
-    const t0 = performance.now();
-    const start = this.step;
-    let lastGood: string | null = latest;
-    const checkFinite = () => {
-      if (!noGrad(() => foreach.allFinite([...this.G.parameters(), ...this.fakeParams])))
-        throw new NonFiniteLossError(`the networks hold NaN/Inf weights at iteration ${this.step}; not saving (last good checkpoint: ${lastGood ?? 'none'})`);
-    };
-    const status = await runLoop({
-      total: cfg.steps,
-      step: () => this.step,
-      finite: ['loss_dm', 'loss_reg', 'loss_fake', 'loss_gan_gen', 'loss_gan_head'],
-      runStep: () => this.iteration(),
-      afterStep: (s, m) => {
-        const shown: Record<string, number> = { fake: m.loss_fake! };
-        if (m.loss_dm !== undefined) shown.dm = m.loss_dm;
-        if (m.loss_reg !== undefined) shown.reg = m.loss_reg;
-        if (o.progress !== false) progress.update(s, shown);
-        if (s % cfg.metricsEvery === 0 || s === cfg.steps) {
-          const secs = (performance.now() - t0) / 1000;
-          metrics.write({ step: s, ...m, seconds: secs, iterations_per_second: (s - start) / secs });
-        }
-        if (s % cfg.sampleEvery === 0) this.sampleGrid(path.join(cfg.out, `samples-${String(s).padStart(8, '0')}.png`));
-        if (s % cfg.checkpointEvery === 0) {
-          checkFinite();
-          lastGood = this.saveCheckpoint(store);
-        }
-      },
-      checkpoint: (why) => {
-        checkFinite();
-        lastGood = this.saveCheckpoint(store);
-        if (why === 'interrupt') {
-          progress.break();
-          log(`interrupted: checkpoint written at iteration ${this.step} (${lastGood}); continue with --resume`);
-        }
-      },
-    });
-    let generator: string | null = null;
-    if (status === 'done') {
-      this.sampleGrid(path.join(cfg.out, 'samples-final.png'));
-      generator = path.join(cfg.out, 'generator.safetensors');
-      this.exportGenerator(generator);
-      log(`wrote ${generator} (one-step generator, sigma_c ${cfg.sigmaC}); sample it with: npx dmd sample --generator ${generator} --out grid.png`);
-    }
-    return { status, generator };
   }
 
   dispose(): void {

@@ -2,7 +2,7 @@
 // and `.safetensors` (the same tensors, config JSON in __metadata__.config). Everything is validated
 // before use; errors name the file, the key or the field, and the fix.
 import { openSync, readSync, closeSync, statSync } from 'node:fs';
-import { readSafetensors, writeSafetensors, SafetensorsError } from '../io/safetensors.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors, SafetensorsError } from '../io/safetensors.js';
 import { readTorchSave, writeTorchSave, type PickleValue, TorchSaveError } from '../io/torchsave.js';
 import { Tensor } from '../tensor/tensor.js';
 import { isFloating } from '../tensor/dtype.js';
@@ -49,6 +49,8 @@ export function detectFormat(path: string): TeacherFormat {
 interface RawTeacher {
   config: EDMConfig;
   state: Map<string, Tensor>;
+  /** string entries besides the config (safetensors __metadata__, top-level strings of a .pt dict) */
+  metadata: Record<string, string>;
 }
 
 function readPt(path: string): RawTeacher {
@@ -82,8 +84,12 @@ function readPt(path: string): RawTeacher {
     dispose(root);
     throw e;
   }
-  for (const [k, v] of Object.entries(root)) if (k !== 'state_dict') dispose(v);
-  return { config, state };
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(root)) {
+    if (k !== 'state_dict' && k !== 'config' && typeof v === 'string') metadata[k] = v;
+    if (k !== 'state_dict') dispose(v);
+  }
+  return { config, state, metadata };
 }
 
 function readSt(path: string): RawTeacher {
@@ -100,7 +106,8 @@ function readSt(path: string): RawTeacher {
     throw new CheckpointError(`${path}: has no __metadata__.config (the EDMPrecond arguments as JSON); write it with saveEDM or scripts/convert-edm.py`);
   }
   try {
-    return { config: parseEDMConfig(cfg, `${path}: config`), state: file.tensors };
+    const { config: _c, ...metadata } = file.metadata;
+    return { config: parseEDMConfig(cfg, `${path}: config`), state: file.tensors, metadata };
   } catch (e) {
     dispose(file.tensors);
     throw e;
@@ -163,23 +170,55 @@ export function loadEDM(path: string, o: LoadOptions = {}): EDMNetwork {
 
 /** Reads only the config of a teacher file. */
 export function readEDMConfig(path: string): EDMConfig {
-  const format = detectFormat(path);
-  const raw = format === 'pt' ? readPt(path) : readSt(path);
-  dispose(raw.state);
-  return raw.config;
+  return readEDMInfo(path).config;
 }
 
-/** Saves a network as a teacher file; the format follows the extension (.safetensors, else torch.save). */
-export function saveEDM(net: EDMNetwork, path: string, extraMetadata: Record<string, string> = {}): void {
+/** What a network file is: written by `dmd teacher` / converted (teacher) or by `dmd-train` (one-step generator). */
+export type EDMRole = 'teacher' | 'generator';
+
+export interface EDMFileInfo {
+  config: EDMConfig;
+  metadata: Record<string, string>;
+  role: EDMRole;
+}
+
+function roleOf(metadata: Record<string, string>): EDMRole {
+  return metadata.role === 'generator' || metadata.generator_sigma !== undefined ? 'generator' : 'teacher';
+}
+
+/** The config, metadata and role of a network file (a .safetensors is read from its header only). */
+export function readEDMInfo(path: string): EDMFileInfo {
+  if (detectFormat(path) === 'safetensors') {
+    let header;
+    try {
+      header = readSafetensorsHeader(path);
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+      throw e;
+    }
+    const { config: cfg, ...metadata } = header.metadata;
+    if (cfg === undefined) throw new CheckpointError(`${path}: has no __metadata__.config (the EDMPrecond arguments as JSON); write it with saveEDM or scripts/convert-edm.py`);
+    return { config: parseEDMConfig(cfg, `${path}: config`), metadata, role: roleOf(metadata) };
+  }
+  const raw = readPt(path);
+  dispose(raw.state);
+  return { config: raw.config, metadata: raw.metadata, role: roleOf(raw.metadata) };
+}
+
+/**
+ * Saves a network as a teacher-format file; the format follows the extension (.safetensors, else
+ * torch.save). `role` records what it is (a one-step generator is refused where a teacher is expected).
+ */
+export function saveEDM(net: EDMNetwork, path: string, extraMetadata: Record<string, string> = {}, role: EDMRole = 'teacher'): void {
   tidy(() => {
     const cpu = new Map<string, Tensor>();
     for (const [k, t] of net.stateDict()) cpu.set(k, t.to({ device: 'cpu', dtype: 'float32' }).contiguous());
     if (path.endsWith('.safetensors')) {
-      writeSafetensors(path, cpu, { ...extraMetadata, config: configJSON(net.config), format: 'dmd-torch/edm' });
+      writeSafetensors(path, cpu, { ...extraMetadata, config: configJSON(net.config), format: 'dmd-torch/edm', role });
     } else {
       const sd: { [k: string]: PickleValue } = {};
       for (const [k, t] of cpu) sd[k] = t;
-      writeTorchSave(path, { config: configJSON(net.config), state_dict: sd, ...extraMetadata });
+      writeTorchSave(path, { config: configJSON(net.config), state_dict: sd, ...extraMetadata, role });
     }
   });
 }

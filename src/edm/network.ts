@@ -11,6 +11,12 @@ import { type EDMConfig, type EDMConfigInput, parseEDMConfig } from './config.js
 
 export type ExecutionDType = 'float32' | 'float16' | 'bfloat16';
 
+/** float16 kernels (convolutions, GroupNorm) exist on CUDA only: refuse it on the CPU up front. */
+export function checkExecutionDType(device: Device, dtype: ExecutionDType): void {
+  if (dtype === 'float16' && !isCuda(device))
+    throw new RangeError(`--dtype float16 needs CUDA (libtorch has no float16 convolutions on the CPU); use --dtype float32 or bfloat16 on ${device}`);
+}
+
 export interface ForwardOptions {
   /** One-hot class labels [N, label_dim]; omitted for unconditional networks (zeros for conditional ones, as EDM). */
   labels?: Tensor | null;
@@ -82,11 +88,9 @@ export class EDMNetwork extends Module {
     }
   }
 
-  /** Channels and spatial size of the bottleneck, computed from the config. */
+  /** Channels and spatial size of the bottleneck (the encoder output), as the native network reports them. */
   bottleneckShape(): { channels: number; resolution: number } {
-    const c = this.config;
-    const last = c.channel_mult[c.channel_mult.length - 1]!;
-    return { channels: c.model_channels * last, resolution: c.img_resolution >> (c.channel_mult.length - 1) };
+    return N.edmBottleneckShape(this.handle);
   }
 
   private labelsHandle(labels: Tensor | null | undefined) {

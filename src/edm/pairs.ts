@@ -1,28 +1,30 @@
 // The regression dataset of DMD: for seeded noises z (and labels), the teacher's deterministic
 // Heun ODE output y. Stored as sharded safetensors (z, label, y) with a manifest; resumable: a killed
 // run continues at the first incomplete shard and never rewrites a complete one.
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, openSync, readSync, closeSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy, dispose, keep } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
-import { randn, randint, Generator } from '../tensor/random.js';
+import { randn, randint, Generator, deriveSeed } from '../tensor/random.js';
 import { arange, cat } from '../tensor/create.js';
 import { cuda } from '../tensor/cuda.js';
 import { type Device, resolveDevice } from '../tensor/device.js';
 import { oneHot } from '../nn/functional.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
-import { deriveSeed } from '../data/loader.js';
 import { Progress } from '../train/progress.js';
-import { loadEDM } from './checkpoint.js';
+import { fileSha256, ensureDir, readRegularFile, writeFileAtomic } from '../util/fs.js';
+import { fields } from '../util/fields.js';
+import { formatZodError } from '../util/zod.js';
+import { foreach } from '../tensor/foreach.js';
+import { loadEDM, readEDMInfo } from './checkpoint.js';
 import { sampleEDM } from './sampler.js';
 import { defaultTeacherPath } from './default-teacher.js';
 
 export const PairsConfigSchema = z.object({
-  teacher: z.string().optional().describe('teacher file (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
-  out: z.string().describe('output directory (pairs.json + shards)'),
+  teacher: z.string().min(1).optional().describe('teacher file (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
+  out: z.string().min(1, 'must not be empty').describe('output directory (pairs.json + shards)'),
   count: z.number().int().positive().default(10000).describe('number of pairs (DMD used 100k for CIFAR-10)'),
   steps: z.number().int().positive().default(18).describe('Heun steps (NFE = 2 steps - 1)'),
   sigmaMin: z.number().positive().default(0.002).describe('sampler sigma_min'),
@@ -31,57 +33,49 @@ export const PairsConfigSchema = z.object({
   guidance: z.number().positive().default(1).describe('classifier-free guidance weight of the teacher (1 = none)'),
   labels: z.enum(['balanced', 'random']).default('balanced').describe('class labels: cycled through the classes, or drawn uniformly'),
   shardSize: z.number().int().positive().default(1000).describe('pairs per shard file'),
-  batchSize: z.number().int().positive().default(250).describe('samples per teacher batch'),
-  seed: z.number().int().min(0).default(0).describe('noise seed'),
-  device: z.string().default('auto').describe("'cpu', 'cuda', 'cuda:N' or 'auto'"),
+  batchSize: fields.batchSize(250, 'samples per teacher batch'),
+  seed: fields.seed('noise seed'),
+  device: fields.device(),
 });
 export type PairsConfig = z.infer<typeof PairsConfigSchema>;
 
-export interface PairsManifest {
-  format: 'dmd-torch/pairs';
-  version: 1;
-  teacher: { file: string; sha256: string };
-  sampler: { solver: 'heun'; numSteps: number; sigmaMin: number; sigmaMax: number; rho: number; guidance: number; nfe: number };
-  seed: number;
-  count: number;
-  shardSize: number;
-  labels: 'balanced' | 'random';
-  imageShape: number[];
-  labelDim: number;
-  shards: { file: string; start: number; count: number; complete: boolean }[];
-}
+const PairsManifestSchema = z.object({
+  format: z.literal('dmd-torch/pairs'),
+  version: z.literal(1),
+  teacher: z.object({ file: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
+  sampler: z.object({ solver: z.literal('heun'), numSteps: z.number().int().positive(), sigmaMin: z.number().positive(), sigmaMax: z.number().positive(), rho: z.number().positive(), guidance: z.number().positive(), nfe: z.number().int().positive() }),
+  seed: z.number().int().min(0),
+  count: z.number().int().positive(),
+  shardSize: z.number().int().positive(),
+  labels: z.enum(['balanced', 'random']),
+  imageShape: z.array(z.number().int().positive()).length(3),
+  labelDim: z.number().int().min(0),
+  shards: z.array(z.object({ file: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a plain file name'), start: z.number().int().min(0), count: z.number().int().positive(), complete: z.boolean() })).min(1),
+});
+export type PairsManifest = z.infer<typeof PairsManifestSchema>;
 
 export class PairsError extends Error {
   readonly code = 'ERR_PAIRS';
 }
 
-export function fileSha256(file: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(file, 'r');
-  const buf = Buffer.alloc(1 << 20);
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (!n) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
-function writeJSONAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 1)}\n`);
-  renameSync(tmp, file);
-}
-
 export function readPairsManifest(dir: string): PairsManifest {
   const file = path.join(dir, 'pairs.json');
   if (!existsSync(file)) throw new PairsError(`${dir}: no pairs.json (make the dataset with 'dmd pairs --out ${dir}')`);
-  const m = JSON.parse(readFileSync(file, 'utf8')) as PairsManifest;
-  if (m.format !== 'dmd-torch/pairs') throw new PairsError(`${file}: not a dmd-torch pairs manifest`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readRegularFile(file, 'pairs manifest', 64 * 2 ** 20).toString('utf8'));
+  } catch (e) {
+    throw new PairsError(`${file}: unreadable (${e instanceof Error ? e.message : String(e)}); re-run 'dmd pairs --out ${dir}' with its settings to repair it`);
+  }
+  const r = PairsManifestSchema.safeParse(raw);
+  if (!r.success) throw new PairsError(`${file}: not a valid dmd-torch pairs manifest (${formatZodError(r.error)})`);
+  const m = r.data;
+  let next = 0;
+  for (const sh of m.shards) {
+    if (sh.start !== next) throw new PairsError(`${file}: shard ${sh.file} starts at ${sh.start}, expected ${next} (the manifest was edited or damaged)`);
+    next += sh.count;
+  }
+  if (next !== m.count) throw new PairsError(`${file}: its shards hold ${next} pairs but it says count ${m.count} (the manifest was edited or damaged)`);
   return m;
 }
 
@@ -100,11 +94,17 @@ function shardComplete(dir: string, s: PairsManifest['shards'][number]): boolean
 /** Makes (or completes) a pairs dataset. */
 export async function makePairs(cfg: PairsConfig, log: (s: string) => void = console.log): Promise<PairsManifest> {
   const device: Device = resolveDevice(cfg.device);
+  if (cfg.sigmaMin >= cfg.sigmaMax) throw new PairsError(`--sigma-min (${cfg.sigmaMin}) must be below --sigma-max (${cfg.sigmaMax})`);
   const teacherFile = path.resolve(cfg.teacher ?? defaultTeacherPath());
+  if (readEDMInfo(teacherFile).role === 'generator') throw new PairsError(`--teacher ${teacherFile} is a one-step generator from dmd-train; pairs come from the EDM teacher's ODE`);
+  ensureDir(cfg.out, '--out');
   const sha = fileSha256(teacherFile);
   const net = loadEDM(teacherFile, { device });
   const c = net.config;
-  mkdirSync(cfg.out, { recursive: true });
+  if (cfg.guidance !== 1 && !c.label_dim) {
+    net.dispose();
+    throw new PairsError('--guidance needs a class-conditional teacher');
+  }
   const manifestFile = path.join(cfg.out, 'pairs.json');
   const nfe = 2 * cfg.steps - 1;
   const fresh: PairsManifest = {
@@ -128,7 +128,7 @@ export async function makePairs(cfg: PairsConfig, log: (s: string) => void = con
   }
   const todo = m.shards.filter((s) => !shardComplete(cfg.out, s));
   if (todo.length < m.shards.length) log(`resuming: ${m.shards.length - todo.length} of ${m.shards.length} shards already complete`);
-  writeJSONAtomic(manifestFile, m);
+  writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
   const total = todo.reduce((a, s) => a + s.count, 0);
   const progress = new Progress({ total, label: 'pairs' });
   let done = 0;
@@ -156,7 +156,7 @@ export async function makePairs(cfg: PairsConfig, log: (s: string) => void = con
     });
     dispose([zAll, cls, ys]);
     shard.complete = true;
-    writeJSONAtomic(manifestFile, m);
+    writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
   }
   net.dispose();
   if (device !== 'cpu') cuda.synchronize();
@@ -173,19 +173,43 @@ export class PairsDataset {
 
   constructor(readonly dir: string) {
     this.manifest = readPairsManifest(dir);
-    const bad = this.manifest.shards.filter((s) => !shardComplete(dir, s));
+    const m = this.manifest;
+    const bad = m.shards.filter((s) => !shardComplete(dir, s));
     if (bad.length) throw new PairsError(`${dir}: ${bad.length} shard(s) incomplete (first ${bad[0]!.file}); finish them with 'dmd pairs' and the same settings`);
     const zs: Tensor[] = [], ys: Tensor[] = [], ls: Tensor[] = [];
-    for (const s of this.manifest.shards) {
-      const r = readSafetensors(path.join(dir, s.file));
-      zs.push(r.tensors.get('z')!);
-      ys.push(r.tensors.get('y')!);
-      ls.push(r.tensors.get('label')!);
+    try {
+      for (const s of m.shards) {
+        const file = path.join(dir, s.file);
+        let r;
+        try {
+          r = readSafetensors(file);
+        } catch (e) {
+          throw new PairsError(`${file}: unreadable shard (${e instanceof Error ? e.message : String(e)}); delete it and re-run 'dmd pairs' with the same settings`);
+        }
+        const get = (k: string) => {
+          const t = r.tensors.get(k);
+          if (!t) throw new PairsError(`${file}: has no '${k}' tensor (not a dmd pairs shard)`);
+          return t;
+        };
+        const [z, y, label] = [get('z'), get('y'), get('label')];
+        zs.push(z);
+        ys.push(y);
+        ls.push(label);
+        const want = [s.count, ...m.imageShape].join();
+        if (z.shape.join() !== want || y.shape.join() !== want)
+          throw new PairsError(`${file}: z [${z.shape}] and y [${y.shape}] do not match pairs.json (${s.count} pairs of [${m.imageShape}])`);
+        if (m.labelDim && (label.shape.join() !== String(s.count) || label.dtype !== 'int64'))
+          throw new PairsError(`${file}: 'label' must be ${s.count} int64 class indices, got ${label.dtype} [${label.shape}]`);
+        if (m.labelDim && label.numel && tidy(() => label.min().item() < 0 || label.max().item() >= m.labelDim))
+          throw new PairsError(`${file}: class labels outside 0..${m.labelDim - 1}`);
+        if (!foreach.allFinite([z, y])) throw new PairsError(`${file}: holds NaN or Inf values; delete it and re-run 'dmd pairs' with the same settings`);
+      }
+      this.z = keep(cat(zs));
+      this.y = keep(cat(ys));
+      this.label = keep(cat(ls));
+    } finally {
+      dispose([zs, ys, ls]);
     }
-    this.z = keep(cat(zs));
-    this.y = keep(cat(ys));
-    this.label = keep(cat(ls));
-    dispose([zs, ys, ls]);
   }
 
   get size(): number { return this.manifest.count; }

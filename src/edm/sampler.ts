@@ -1,42 +1,15 @@
 // EDM samplers (Karras et al. 2022): the deterministic Heun sampler (Algorithm 2), its stochastic
-// variant (Algorithm 2 with S_churn/S_min/S_max/S_noise) and Euler, with float64 state, plus
-// classifier-free guidance for teachers trained with label dropout.
+// variant (Algorithm 2 with S_churn/S_min/S_max/S_noise) and Euler, with float64 state. The solver
+// takes the noise levels as given (as k-diffusion's samplers do); the schedule comes from sigmas.ts.
 import { Tensor } from '../tensor/tensor.js';
 import { tidy, keep, unkeep } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randn, type Generator } from '../tensor/random.js';
-import { cat, zeros, full } from '../tensor/create.js';
-import type { EDMNetwork, ExecutionDType } from './network.js';
-import { karrasSteps } from './sigmas.js';
+import type { EDMNetwork } from './network.js';
+import { karrasSteps, type KarrasOptions } from './sigmas.js';
+import { denoiser, type Denoiser, type DenoiserOptions } from './guidance.js';
 
-/** D(x; sigma, labels) -> float32 denoised images. */
-export type Denoiser = (x: Tensor, sigma: number, labels: Tensor | null) => Tensor;
-
-export interface DenoiserOptions {
-  /** Classifier-free guidance weight w: D = D_u + w (D_c - D_u); 1 = plain conditional. */
-  guidance?: number;
-  dtype?: ExecutionDType;
-}
-
-/** The network as a denoiser, with classifier-free guidance when guidance != 1 (needs label_dim > 0). */
-export function denoiser(net: EDMNetwork, o: DenoiserOptions = {}): Denoiser {
-  const w = o.guidance ?? 1;
-  if (w !== 1 && net.labelDim === 0) throw new RangeError('classifier-free guidance needs a class-conditional teacher (label_dim > 0)');
-  return (x, sigma, labels) =>
-    tidy(() => {
-      const s = full([1], sigma, { device: x.device });
-      if (w === 1 || !labels) return net.forward(x, s, { labels, dtype: o.dtype });
-      const both = net.forward(cat([x, x]), s, { labels: cat([labels, zeros(labels.shape, { device: labels.device })]), dtype: o.dtype });
-      const [cond, uncond] = both.chunk(2, 0);
-      return uncond!.add(cond!.sub(uncond!).mul(w));
-    });
-}
-
-export interface SamplerOptions {
-  numSteps?: number;
-  sigmaMin?: number;
-  sigmaMax?: number;
-  rho?: number;
+export interface SolverOptions {
   /** 'heun' (EDM's 2nd order; NFE = 2N - 1) or 'euler' (NFE = N). */
   solver?: 'heun' | 'euler';
   /** Stochasticity (EDM Algorithm 2); all default to the deterministic sampler. */
@@ -53,21 +26,22 @@ export interface SamplerOptions {
 export interface SampleResult {
   /** Final images, float64. */
   x: Tensor;
-  /** The time steps used, t_0 .. t_N = 0. */
+  /** The noise levels used, t_0 .. t_N = 0. */
   tSteps: number[];
   /** Network evaluations per sample. */
   nfe: number;
 }
 
 /**
- * Samples from noise z (unit variance; scaled by t_0 inside, as EDM): the EDM ODE/SDE solver with
- * float64 state. Runs without gradients.
+ * Solves EDM's probability-flow ODE (or SDE with churn) from noise z (unit variance; scaled by
+ * sigmas[0] inside, as EDM) along the given noise levels, which must decrease and end with 0 (as
+ * karrasSteps returns them). float64 state; runs without gradients.
  */
-export function edmSample(D: Denoiser, z: Tensor, labels: Tensor | null, o: SamplerOptions & { netSigmaMin?: number; netSigmaMax?: number | null } = {}): SampleResult {
-  const n = o.numSteps ?? 18;
-  const sigmaMin = Math.max(o.sigmaMin ?? 0.002, o.netSigmaMin ?? 0);
-  const sigmaMax = Math.min(o.sigmaMax ?? 80, o.netSigmaMax ?? Infinity);
-  const t = karrasSteps(n, { sigmaMin, sigmaMax, rho: o.rho ?? 7 });
+export function edmSample(D: Denoiser, z: Tensor, labels: Tensor | null, sigmas: readonly number[] | Tensor, o: SolverOptions = {}): SampleResult {
+  const t = sigmas instanceof Tensor ? sigmas.toArray() : [...sigmas];
+  if (t.length < 2 || t[t.length - 1] !== 0 || t.some((v, i) => !Number.isFinite(v) || (i > 0 && v >= t[i - 1]!)))
+    throw new RangeError(`sigmas must be finite, strictly decreasing and end with 0 (got ${t.length} levels)`);
+  const n = t.length - 1;
   const heun = (o.solver ?? 'heun') === 'heun';
   const sChurn = o.sChurn ?? 0;
   const sMin = o.sMin ?? 0;
@@ -88,7 +62,7 @@ export function edmSample(D: Denoiser, z: Tensor, labels: Tensor | null, o: Samp
           const denoised = D(xHat, tHat, labels).to('float64');
           const dCur = xHat.sub(denoised).div(tHat);
           let out = xHat.add(dCur.mul(tNext - tHat));
-          if (heun && i < n - 1) {
+          if (heun && tNext > 0) {
             const denoised2 = D(out, tNext, labels).to('float64');
             const dPrime = out.sub(denoised2).div(tNext);
             out = xHat.add(dCur.mul(0.5).add(dPrime.mul(0.5)).mul(tNext - tHat));
@@ -97,7 +71,7 @@ export function edmSample(D: Denoiser, z: Tensor, labels: Tensor | null, o: Samp
         }),
       );
       prev.dispose();
-      nfe += heun && i < n - 1 ? 2 : 1;
+      nfe += heun && tNext > 0 ? 2 : 1;
       o.onStep?.(i, n);
     }
     return xNext;
@@ -105,7 +79,19 @@ export function edmSample(D: Denoiser, z: Tensor, labels: Tensor | null, o: Samp
   return { x: unkeep(x), tSteps: t, nfe };
 }
 
-/** Convenience: EDM's sampler for an EDMNetwork (respects its sigma_min/sigma_max). */
+export interface SamplerOptions extends SolverOptions, KarrasOptions {
+  numSteps?: number;
+}
+
+/**
+ * Convenience: EDM's sampler for an EDMNetwork — Karras levels (numSteps, sigma range clamped to the
+ * network's sigma_min/sigma_max), with classifier-free guidance when `guidance` is set.
+ */
 export function sampleEDM(net: EDMNetwork, z: Tensor, labels: Tensor | null, o: SamplerOptions & DenoiserOptions = {}): SampleResult {
-  return edmSample(denoiser(net, o), z, labels, { ...o, netSigmaMin: net.config.sigma_min, netSigmaMax: net.config.sigma_max });
+  const sigmas = karrasSteps(o.numSteps ?? 18, {
+    sigmaMin: Math.max(o.sigmaMin ?? 0.002, net.config.sigma_min),
+    sigmaMax: Math.min(o.sigmaMax ?? 80, net.config.sigma_max ?? Infinity),
+    rho: o.rho,
+  });
+  return edmSample(denoiser(net, o), z, labels, sigmas, o);
 }

@@ -3,6 +3,7 @@
 import { readFileSync, writeFileSync, renameSync, statSync } from 'node:fs';
 import { N } from '../native.js';
 import { Tensor } from '../tensor/tensor.js';
+import { ZipReader, ZipError } from '../data/zip.js';
 
 export type PickleValue = null | boolean | number | string | Tensor | PickleValue[] | { [key: string]: PickleValue };
 
@@ -31,6 +32,18 @@ export function readTorchSave(path: string): PickleValue {
     throw new TorchSaveError(`${path}: file not found`);
   }
   if (st.isDirectory()) throw new TorchSaveError(`${path}: is a directory, expected a torch.save (.pt) file`);
+  if (!st.isFile()) throw new TorchSaveError(`${path}: is not a regular file`);
+  // libtorch's reader does not check the archive's CRCs: a damaged file would load silently
+  let zip: ZipReader | null = null;
+  try {
+    zip = new ZipReader(path);
+    zip.verify();
+  } catch (e) {
+    if (e instanceof ZipError) throw new TorchSaveError(`${path}: damaged or not a torch.save file (${e.message.replace(`${path}: `, '')}); re-copy or re-create it (EDM snapshots convert with scripts/convert-edm.py)`);
+    throw e;
+  } finally {
+    zip?.close();
+  }
   const bytes = readFileSync(path);
   try {
     return adopt(N.pickleLoad(bytes));

@@ -12,3 +12,8 @@ export function warmup(warmupSteps: number): Schedule {
 export function edmRampup(rampupKimg: number): (nimg: number) => number {
   return (nimg) => Math.min(nimg / Math.max(rampupKimg * 1000, 1e-8), 1);
 }
+
+/** Linear warm-up over warmupSteps, then a cosine decay to 0 at totalSteps (the evaluation classifier's schedule). */
+export function warmupCosine(warmupSteps: number, totalSteps: number): Schedule {
+  return (step) => Math.min(1, step / Math.max(warmupSteps, 1)) * (0.5 + 0.5 * Math.cos((Math.PI * step) / Math.max(totalSteps, 1)));
+}

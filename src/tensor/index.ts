@@ -6,7 +6,7 @@ export {
   zeros, ones, empty, full, arange, linspace, eye, fromArray, tensor, fromBytes, cat, stack, where, einsum, eigh, eigvals,
   type TensorOptions,
 } from './create.js';
-export { Generator, manualSeed, rand, randn, randint, randperm, bernoulli, multinomial, type RandomOptions } from './random.js';
+export { Generator, manualSeed, deriveSeed, rand, randn, randint, randperm, bernoulli, multinomial, type RandomOptions } from './random.js';
 export { noGrad, enableGrad, isGradEnabled, autograd, type GradOptions } from './autograd.js';
 export { foreach, gradsOf, GradsOf, type TensorList } from './foreach.js';
 export { cuda, type CudaMemoryStats } from './cuda.js';

@@ -9,6 +9,18 @@ function checkSeed(seed: number): number {
   return seed;
 }
 
+/**
+ * An independent 53-bit seed for stream `stream` of a run seeded with `seed` (splitmix64 mixing), so that
+ * each source of randomness of a run (noise, data order, labels, ...) has its own reproducible generator.
+ */
+export function deriveSeed(seed: number, stream: number): number {
+  let z = (BigInt(seed) * 0x9e3779b97f4a7c15n + BigInt(stream) * 0xbf58476d1ce4e5b9n + 0x94d049bb133111ebn) & 0xffffffffffffffffn;
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & 0xffffffffffffffffn;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & 0xffffffffffffffffn;
+  z ^= z >> 31n;
+  return Number(z & 0x1fffffffffffffn);
+}
+
 export class Generator {
   readonly handle: GeneratorHandle;
   private constructor(h: GeneratorHandle) { this.handle = h; }

@@ -1,4 +1,6 @@
-// Progress reporting: a live bar on a TTY, plain lines otherwise (or when CI is set).
+// Progress reporting: a live bar on a TTY, plain lines otherwise (or when CI is set). Speed and ETA
+// come from the recent rate (the last minute, at least the last few updates), so that they recover
+// quickly after a slowdown or a change of pace (e.g. evaluations, another process on the machine).
 
 export interface ProgressOptions {
   total: number;
@@ -29,6 +31,8 @@ export class Progress {
   private readonly live: boolean;
   private lastDraw = 0;
   private readonly stream: NodeJS.WriteStream;
+  /** (time ms, step) of recent updates, oldest first */
+  private readonly recent: [number, number][] = [];
 
   constructor(private readonly o: ProgressOptions) {
     this.start = o.start ?? 0;
@@ -36,16 +40,26 @@ export class Progress {
     this.live = !!this.stream.isTTY && !process.env.CI;
   }
 
+  /** Steps per second over the recent window (since the start while that is short). */
+  rate(now: number, step: number): number {
+    this.recent.push([now, step]);
+    while (this.recent.length > 3 && now - this.recent[0]![0] > Progress.WINDOW_MS) this.recent.shift();
+    const [t0, s0] = this.recent.length > 1 ? this.recent[0]! : [this.t0, this.start];
+    return (step - s0) / Math.max((now - t0) / 1000, 1e-9);
+  }
+
+  static readonly WINDOW_MS = 60_000;
+
   update(step: number, metrics: Record<string, number> = {}, unit = 'it'): void {
     const done = step - this.start;
-    const elapsed = (performance.now() - this.t0) / 1000;
-    const rate = done / Math.max(elapsed, 1e-9);
+    const now = performance.now();
+    const elapsed = (now - this.t0) / 1000;
+    const rate = this.rate(now, step);
     const eta = (this.o.total - step) / rate;
     const m = Object.entries(metrics).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' ');
     const head = `${this.o.label ? `${this.o.label} ` : ''}${step}/${this.o.total}`;
     const speed = rate >= 1 ? `${rate.toFixed(2)} ${unit}/s` : `${(1 / rate).toFixed(2)} s/${unit}`;
     if (this.live) {
-      const now = performance.now();
       if (now - this.lastDraw < 100 && step < this.o.total) return;
       this.lastDraw = now;
       const width = 24;

@@ -69,11 +69,12 @@ test('dmd pairs and dmd eval (FD in classifier features, FID with a TorchScript 
 
 test('dmd classifier trains and reports its test accuracy', async (t) => {
   if (!existsSync(FASHION_MNIST_DIR)) return t.pass();
-  const out = path.join(dir, 'c.safetensors');
+  const out = path.join(dir, 'classifier-run');
   const r = await dmd(['classifier', '--out', out, '--data', 'fashion-mnist:test', '--test', 'fashion-mnist:test', '--epochs', '0.02', '--width', '8', '--device', 'cpu']);
   t.is(r.code, 0, r.out);
   t.regex(r.out, /test accuracy \d+\.\d+%/);
-  const c = FeatureClassifier.load(out);
+  t.true(existsSync(path.join(out, 'metrics.jsonl')) && existsSync(path.join(out, 'run.json')));
+  const c = FeatureClassifier.load(path.join(out, 'classifier.safetensors'));
   t.is(c.spec.width, 8);
   c.dispose();
 });

@@ -6,12 +6,13 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { randn, tensor, tidy, noGrad, readSafetensors, writeSafetensors, loadEDM } from '../../src/index.js';
-import { distributionMatchingLoss, scoreFn } from '../../src/dmd/losses.js';
+import { distributionMatchingLoss } from '../../src/dmd/losses.js';
+import { denoiser } from '../../src/edm/guidance.js';
 import { karrasTable } from '../../src/edm/sigmas.js';
 import { makePairs, PairsConfigSchema } from '../../src/edm/pairs.js';
 import { DMDTrainer, DMDSetupError } from '../../src/dmd/trainer.js';
-import { NonFiniteLossError } from '../../src/train/loop.js';
-import { generate } from '../../src/dmd/generator.js';
+import { NonFiniteLossError } from '../../src/train/errors.js';
+import { generate } from '../../src/edm/one-step.js';
 import { DEFAULT_FIXTURES, readManifest } from '../parity/fixtures.js';
 import { formulaWeights } from '../parity/kinds.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -31,7 +32,7 @@ test('the distribution-matching loss backpropagates grad / numel into the genera
   const table = karrasTable(1000);
   const x = randn([2, 1, 32, 32]).requiresGrad_();
   const labels = tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]);
-  const dm = distributionMatchingLoss(x, labels, scoreFn(net), scoreFn(fake), table, { tIndex: tensor([100, 900], { dtype: 'int64' }), noise: randn([2, 1, 32, 32]) });
+  const dm = distributionMatchingLoss(x, labels, denoiser(net), denoiser(fake), table, { tIndex: tensor([100, 900], { dtype: 'int64' }), noise: randn([2, 1, 32, 32]) });
   dm.loss.backward();
   t.true(x.grad!.allclose(dm.grad.div(x.numel), 1e-5, 1e-10));
   t.true(dm.grad.abs().max().item() > 0);
@@ -166,11 +167,11 @@ test('dmd-train: SIGINT writes a checkpoint and exits 0; --resume continues', as
     }
   });
   t.is(r.code, 0, r.out);
-  t.regex(r.out, /interrupted: checkpoint written at iteration \d+/);
+  t.regex(r.out, /interrupted: checkpoint written at step \d+/);
   t.is(readdirSync(path.join(out, 'checkpoints')).length, 1);
   const again = await runCli(['--teacher', teacher, '--out', out, '--steps', '400', '--device', 'cpu']);
   t.not(again.code, 0);
-  t.regex(again.out, /already holds checkpoints; pass --resume/);
+  t.regex(again.out, /already holds checkpoints \(newest: checkpoint-\d+\.safetensors\); pass --resume/);
 });
 
 test('dmd-train: flags and config files are validated, naming the field', async (t) => {

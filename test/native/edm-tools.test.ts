@@ -3,7 +3,7 @@ import test from 'ava';
 import { existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  F, randn, tensor, noGrad, Generator, karrasSteps, karrasTable, edmSample, sampleEDM, denoiser, loadEDM, openDataset, ImageLoader,
+  F, randn, tensor, noGrad, Generator, karrasSteps, karrasTable, edmSample, sampleEDM, denoiser, loadEDM, openDataset, ImageLoader, type Denoiser,
   makePairs, PairsConfigSchema, PairsDataset, readPairsManifest, trainTeacher, TeacherConfigSchema, readSafetensors,
 } from '../../src/index.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
@@ -31,10 +31,15 @@ test('Heun NFE = 2N-1, Euler NFE = N; stochastic sampling is reproducible with a
   const labels = tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]);
   let calls = 0;
   const D = denoiser(net);
-  const counted = (x: ReturnType<typeof randn>, s: number, l: typeof labels | null) => { calls++; return D(x, s, l); };
-  t.is(edmSample(counted, z, labels, { numSteps: 4 }).nfe, 7);
+  const counted: Denoiser = (x, s, l) => { calls++; return D(x, s, l); };
+  const sigmas = karrasSteps(4);
+  t.is(edmSample(counted, z, labels, sigmas).nfe, 7);
   t.is(calls, 7);
-  t.is(edmSample(counted, z, labels, { numSteps: 4, solver: 'euler' }).nfe, 4);
+  t.is(edmSample(counted, z, labels, sigmas, { solver: 'euler' }).nfe, 4);
+  // the solver takes any decreasing schedule ending in 0, and refuses others
+  t.is(edmSample(counted, z, labels, [10, 1, 0.1, 0]).nfe, 5);
+  t.throws(() => edmSample(counted, z, labels, [1, 10, 0]), { instanceOf: RangeError, message: /strictly decreasing and end with 0/ });
+  t.throws(() => edmSample(counted, z, labels, [10, 1]), { instanceOf: RangeError });
   const a = sampleEDM(net, z, labels, { numSteps: 3, sChurn: 10, generator: Generator.create('cpu', 5) }).x;
   const b = sampleEDM(net, z, labels, { numSteps: 3, sChurn: 10, generator: Generator.create('cpu', 5) }).x;
   const c = sampleEDM(net, z, labels, { numSteps: 3 }).x;
@@ -55,6 +60,9 @@ test('classifier-free guidance: w = 1 is the conditional denoiser, w = 0 the unc
     t.true(denoiser(net, { guidance: 1e-9 })(x, 3, labels).allclose(uncond, 1e-4, 1e-5));
     const w2 = denoiser(net, { guidance: 2 })(x, 3, labels);
     t.true(w2.allclose(uncond.add(cond.sub(uncond).mul(2)), 1e-4, 1e-5));
+    // per-sample noise levels (DMD's real score) give the same result as a shared one
+    t.true(denoiser(net, { guidance: 2 })(x, tensor([3, 3]), labels).allclose(w2, 1e-5, 1e-6));
+    t.throws(() => denoiser(net, { guidance: -1 }), { instanceOf: RangeError });
   });
   net.dispose();
 });

@@ -74,7 +74,7 @@ const cases: Case[] = [
   ['truncated safetensors file', () => readSafetensors(stFile('trunc.safetensors', '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', 4)), /truncated/],
   ['safetensors header longer than the file', () => readSafetensors(stFile('lie.safetensors', '{}', 0, 1n << 40n)), /exceeds the file/],
   ['missing safetensors file', () => readSafetensors(path.join(dir, 'nope.safetensors')), /file not found/],
-  ['garbage torch.save file', () => { const p = path.join(dir, 'g.pt'); writeFileSync(p, 'PK garbage'); return readTorchSave(p); }, /could not read/],
+  ['garbage torch.save file', () => { const p = path.join(dir, 'g.pt'); writeFileSync(p, 'PK garbage'); return readTorchSave(p); }, /damaged or not a torch\.save file/],
 ];
 
 test(`the process survives ${cases.length} bad calls, each a clear JS error`, (t) => {

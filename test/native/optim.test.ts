@@ -3,10 +3,11 @@
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { tensor, randn, foreach, gradsOf, AdamW, manualSeed, writeSafetensors, tidy, noGrad, EDMNetwork, EMA, type Tensor } from '../../src/index.js';
+import { tensor, randn, foreach, gradsOf, AdamW, manualSeed, writeSafetensors, tidy, noGrad, EDMNetwork, EMA } from '../../src/index.js';
 import { torchPython, runPython } from '../helpers/python.js';
 import { tempDir } from '../helpers/tmp.js';
-import { CheckpointStore, putOptimizer, restoreOptimizer } from '../../src/train/checkpoints.js';
+import { CheckpointStore } from '../../src/train/checkpoints.js';
+import { TrainState } from '../../src/train/state.js';
 
 const near = (ts: { toArray(): number[] }[], want: number[][]) =>
   ts.every((x, i) => x.toArray().every((v, k) => Math.abs(v - want[i]![k]!) < 1e-5));
@@ -114,7 +115,7 @@ test('EMA moves the shadow toward the model by 1 - beta', (t) => {
   shadow.dispose();
 });
 
-test('optimizer state round-trips through a checkpoint store, and a mismatched one is refused by name', (t) => {
+test('optimizer state round-trips through a TrainState checkpoint, and a mismatched one is refused by name', (t) => {
   const dir = tempDir();
   const mk = (n: number) => Array.from({ length: n }, (_, i) => tensor([i + 1, 2 * i]).requiresGrad_());
   const params = mk(2);
@@ -122,16 +123,17 @@ test('optimizer state round-trips through a checkpoint store, and a mismatched o
   params.forEach((p) => p.mul(3).sum().backward());
   opt.step();
   const store = new CheckpointStore(dir, 1);
-  const t0 = new Map<string, Tensor>();
-  putOptimizer(t0, 'opt', opt);
-  const file = store.save(1, t0, { optStep: opt.stepCount });
-  const ck = CheckpointStore.load<{ optStep: number }>(file);
+  const file = tidy(() => {
+    const snap = new TrainState('cpu').optimizer('opt', opt).snapshot();
+    return store.save(1, snap.tensors, { step: 1, values: snap.values });
+  });
+  const ck = CheckpointStore.load<{ values: Record<string, unknown> }>(file);
   const again = new AdamW(mk(2), { lr: 0.1 });
-  restoreOptimizer(ck, 'opt', again, ck.meta.optStep);
+  new TrainState('cpu').optimizer('opt', again).restore(ck);
   t.is(again.stepCount, 1);
   t.deepEqual(again.state().expAvg.map((m) => m.toArray()), opt.state().expAvg.map((m) => m.toArray()));
   t.deepEqual(again.state().expAvgSq.map((v) => v.toArray()), opt.state().expAvgSq.map((v) => v.toArray()));
-  const err = t.throws(() => restoreOptimizer(ck, 'opt', new AdamW(mk(3), { lr: 0.1 }), 1), { message: /optimizer state 'opt' holds 2 tensors, the run has 3 parameters/ });
-  t.is((err as Error & { code?: string }).code, 'ERR_CHECKPOINT');
-  t.throws(() => restoreOptimizer(ck, 'optG', again, 1), { message: /optimizer state 'optG' holds 0 tensors/ });
+  const err = t.throws(() => new TrainState('cpu').optimizer('opt', new AdamW(mk(3), { lr: 0.1 })).restore(ck), { message: /optimizer state 'opt' holds 2 tensors, the run has 3 parameters/ });
+  t.is((err as Error & { code?: string }).code, 'ERR_RUN');
+  t.throws(() => new TrainState('cpu').optimizer('optG', again).restore(ck), { message: /optimizer state 'optG' holds 0 tensors/ });
 });

@@ -8,7 +8,8 @@ import { karrasTable } from '../../src/edm/sigmas.js';
 import { LPIPS } from '../../src/metrics/lpips.js';
 import { featureStats, frechetDistance } from '../../src/metrics/frechet.js';
 import { fromArray } from '../../src/tensor/index.js';
-import { distributionMatchingLoss, dmGradient, dmSurrogateLoss, fakeScoreLoss, scoreFn } from '../../src/dmd/losses.js';
+import { distributionMatchingLoss, dmGradient, dmSurrogateLoss, fakeScoreLoss } from '../../src/dmd/losses.js';
+import { denoiser } from '../../src/edm/guidance.js';
 import type { CaseTensors, FixtureCase } from './fixtures.js';
 
 export interface Comparison {
@@ -91,8 +92,8 @@ CHECKERS['dmd-losses'] = (c, t, ctx) => {
     const table = karrasTable(c.num_train_timesteps as number, { sigmaMin: c.sigma_min as number, sigmaMax: c.sigma_max as number, rho: c.rho as number, device: ctx.device });
     const x = on(t.get('input/x'), ctx);
     const labels = labelsOrNull(on(t.get('input/class_labels'), ctx));
-    const R = scoreFn(real, { dtype: ctx.dtype });
-    const Fk = scoreFn(fake, { dtype: ctx.dtype });
+    const R = denoiser(real, { dtype: ctx.dtype });
+    const Fk = denoiser(fake, { dtype: ctx.dtype });
     const dm = distributionMatchingLoss(x, labels, R, Fk, table, { tIndex: on(t.get('input/dm_t_index'), ctx), noise: on(t.get('input/dm_noise'), ctx) });
     const xr = x.detach().requiresGrad_();
     const grad = dmGradient(xr, on(t.get('expected/pred_real'), ctx), on(t.get('expected/pred_fake'), ctx));

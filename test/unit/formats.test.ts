@@ -1,13 +1,13 @@
-// Pure-TS formats: PNG codec, ZIP reader, IDX/CIFAR parsing, the YAML config subset (no addon).
+// Pure-TS formats: PNG codec, ZIP reader, IDX/CIFAR parsing, config files (no addon).
 import test from 'ava';
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { gzipSync, deflateSync } from 'node:zlib';
+import { gzipSync, deflateSync, crc32 } from 'node:zlib';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { encodePNG, decodePNG, PNGError } from '../../src/data/png.js';
 import { ZipReader, ZipError } from '../../src/data/zip.js';
 import { idxSource, cifarSource, folderSource, edmZipSource, openDataset, DatasetError, FASHION_MNIST_DIR } from '../../src/data/sources.js';
-import { parseYAML, YAMLError } from '../../src/util/yaml.js';
+import { readConfigFile, ConfigError } from '../../src/cli/options.js';
 import { tempDir } from '../helpers/tmp.js';
 import { existsSync } from 'node:fs';
 
@@ -45,7 +45,9 @@ test('PNG decoding of every filter type, RGBA and palette images (written by Pyt
   const chunk = (type: string, data: Buffer) => {
     const len = Buffer.alloc(4);
     len.writeUInt32BE(data.length);
-    return Buffer.concat([len, Buffer.from(type), data, Buffer.alloc(4)]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(Buffer.concat([Buffer.from(type), data])));
+    return Buffer.concat([len, Buffer.from(type), data, crc]);
   };
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(w, 0);
@@ -58,6 +60,10 @@ test('PNG decoding of every filter type, RGBA and palette images (written by Pyt
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) t.deepEqual(Array.from(img.data.subarray((y * w + x) * 3, (y * w + x) * 3 + 3)), px(x, y).slice(0, 3));
   t.throws(() => decodePNG(Buffer.from('not a png at all')), { instanceOf: PNGError });
   t.throws(() => decodePNG(png.subarray(0, 40)), { instanceOf: PNGError });
+  // a flipped bit in the data is caught by the chunk CRC
+  const bad = Buffer.from(png);
+  bad[45] = bad[45]! ^ 0x10;
+  t.throws(() => decodePNG(bad, 'bad.png'), { instanceOf: PNGError, message: /bad\.png: corrupt/ });
 });
 
 test('IDX files (gzip or not) and their errors', (t) => {
@@ -128,8 +134,9 @@ test('Fashion-MNIST from Debian\'s dataset-fashion-mnist, when installed', (t) =
   t.throws(() => openDataset('/nonexistent/data'), { message: /not found/ });
 });
 
-test('YAML subset: nesting, lists, scalars, comments; errors name the line', (t) => {
-  const v = parseYAML(`# run settings
+test('config files: YAML (nesting, lists, scalars, comments) and JSON; errors name the line or the problem', (t) => {
+  const f = path.join(dir, 'run.yaml');
+  writeFileSync(f, `# run settings
 steps: 20
 lr: 2.0e-6   # generator
 name: "fmnist run"
@@ -142,8 +149,18 @@ network:
     - 16
     - 8
 `);
-  t.deepEqual(v, { steps: 20, lr: 2e-6, name: 'fmnist run', flag: true, empty: null, betas: [0.9, 0.999], network: { model_channels: 32, attn_resolutions: [16, 8] } });
-  t.throws(() => parseYAML('a: 1\n  b: 2'), { instanceOf: YAMLError, message: /line 2/ });
-  t.throws(() => parseYAML('a: [1, 2'), { instanceOf: YAMLError, message: /line 1/ });
-  t.throws(() => parseYAML('a: 1\na: 2'), { message: /duplicate key 'a'/ });
+  t.deepEqual(readConfigFile(f), { steps: 20, lr: 2e-6, name: 'fmnist run', flag: true, empty: null, betas: [0.9, 0.999], network: { model_channels: 32, attn_resolutions: [16, 8] } });
+  const bad = (name: string, text: string, re: RegExp) => {
+    const g = path.join(dir, name);
+    writeFileSync(g, text);
+    t.throws(() => readConfigFile(g), { instanceOf: ConfigError, message: re }, name);
+  };
+  bad('indent.yaml', 'a: 1\n  b: 2', /at line \d+, column \d+/);
+  bad('open.yaml', 'a: [1, 2', /line 1/);
+  bad('dup.yaml', 'a: 1\na: 2', /unique|duplicate/i);
+  bad('list.yaml', '- 1\n- 2', /mapping of settings/);
+  bad('broken.json', '{"a": 1', /broken\.json/);
+  t.throws(() => readConfigFile(dir), { instanceOf: ConfigError, message: /is a directory/ });
+  t.throws(() => readConfigFile('/dev/zero'), { instanceOf: ConfigError, message: /not a regular file/ });
+  t.throws(() => readConfigFile(path.join(dir, 'missing.yaml')), { instanceOf: ConfigError, message: /not found/ });
 });

@@ -16,6 +16,7 @@ export const classifierCommand = command({
   describe: 'train the evaluation classifier whose features give FD-<name> (an offline stand-in for Inception)',
   schema: ClassifierConfigSchema,
   async run(cfg) {
-    await trainClassifier(cfg);
+    const r = await trainClassifier(cfg);
+    if (r.status === 'interrupted') console.log('stopped; continue with --resume');
   },
 });

@@ -1,26 +1,27 @@
 // dmd sample: images from a one-step generator (--generator) or from a teacher with EDM's Heun
 // sampler (--teacher, --steps), as one grid PNG or a directory of PNGs.
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { command } from '../common.js';
 import { resolveDevice } from '../../tensor/device.js';
-import { loadImageModel } from '../../dmd/generator.js';
+import { ensureDir, ensureParentDir } from '../../util/fs.js';
+import { fields } from '../../util/fields.js';
+import { loadImageModel } from '../../edm/image-model.js';
 import { randn, Generator, tidy, noGrad, tensor, cat, type Tensor } from '../../tensor/index.js';
 import { oneHot } from '../../nn/functional.js';
 import { saveGrid, saveImages } from '../../data/grid.js';
 
 export const SampleConfigSchema = z.object({
-  generator: z.string().optional().describe('one-step generator file (from dmd-train)'),
-  teacher: z.string().optional().describe('teacher file, sampled with Heun (default when no --generator: the bundled teacher)'),
+  generator: z.string().min(1).optional().describe('one-step generator file (from dmd-train)'),
+  teacher: z.string().min(1).optional().describe('teacher file, sampled with Heun (default when no --generator: the bundled teacher)'),
   steps: z.number().int().positive().default(18).describe('Heun steps for --teacher'),
   guidance: z.number().positive().default(1).describe('classifier-free guidance weight for --teacher'),
   count: z.number().int().positive().default(64).describe('number of images'),
   labels: z.array(z.number().int().min(0)).optional().describe('class labels to cycle through (default: all classes, balanced)'),
-  out: z.string().default('samples.png').describe('a .png grid, or a directory for one PNG per image'),
-  batchSize: z.number().int().positive().default(256).describe('images per network batch'),
-  seed: z.number().int().min(0).default(0).describe('noise seed'),
-  device: z.string().default('auto').describe("'cpu', 'cuda', 'cuda:N' or 'auto'"),
+  out: z.string().min(1, 'must not be empty').default('samples.png').describe('a .png grid, or a directory for one PNG per image'),
+  batchSize: fields.batchSize(256, 'images per network batch'),
+  seed: fields.seed('noise seed'),
+  device: fields.device(),
 });
 
 export const sampleCommand = command({
@@ -29,11 +30,21 @@ export const sampleCommand = command({
   schema: SampleConfigSchema,
   run(cfg) {
     const device = resolveDevice(cfg.device);
+    const toGrid = cfg.out.toLowerCase().endsWith('.png');
+    if (toGrid) ensureParentDir(cfg.out, '--out');
+    else ensureDir(cfg.out, '--out');
     const model = loadImageModel({ ...cfg, device });
     const c = model.net.config;
+    if (cfg.labels && !c.label_dim) {
+      model.net.dispose();
+      throw new RangeError('--labels: the network is unconditional (label_dim 0)');
+    }
     const gen = Generator.create('cpu', cfg.seed);
     const classes = cfg.labels ?? Array.from({ length: c.label_dim }, (_, i) => i);
-    if (classes.some((l) => l >= c.label_dim)) throw new Error(`--labels: the network has ${c.label_dim} classes (0..${c.label_dim - 1})`);
+    if (classes.some((l) => l >= c.label_dim)) {
+      model.net.dispose();
+      throw new RangeError(`--labels: the network has ${c.label_dim} classes (0..${c.label_dim - 1})`);
+    }
     const t0 = performance.now();
     const parts: Tensor[] = [];
     for (let b = 0; b < cfg.count; b += cfg.batchSize) {
@@ -48,10 +59,9 @@ export const sampleCommand = command({
     }
     const images = cat(parts);
     const secs = (performance.now() - t0) / 1000;
-    if (cfg.out.toLowerCase().endsWith('.png')) {
+    if (toGrid) {
       saveGrid(images, cfg.out, c.label_dim && !cfg.labels ? c.label_dim : undefined);
     } else {
-      mkdirSync(cfg.out, { recursive: true });
       saveImages(images, (i) => path.join(cfg.out, `${String(i).padStart(6, '0')}.png`));
     }
     console.log(`${cfg.count} images in ${secs.toFixed(2)} s (${(cfg.count / secs).toFixed(1)} img/s, ${model.oneStep ? '1 step' : `Heun ${cfg.steps} steps, NFE ${model.nfe}`}) -> ${cfg.out}`);

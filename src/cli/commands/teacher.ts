@@ -7,6 +7,6 @@ export const teacherCommand = command({
   schema: TeacherConfigSchema,
   async run(cfg) {
     const r = await trainTeacher(cfg);
-    console.log(`${r.status === 'done' ? 'finished' : 'stopped'}: ${r.steps} steps in ${(r.seconds / 60).toFixed(1)} min`);
+    console.log(`${r.status === 'done' ? 'finished' : 'stopped'}: ${r.steps} steps (${(r.seconds / 60).toFixed(1)} min in this process)`);
   },
 });

@@ -1,0 +1,166 @@
+// File-system helpers that fail fast with a message naming the path and the fix: directory creation
+// (Node's recursive mkdir loops forever under pseudo file systems such as /proc), reading files that
+// must be regular files (a config at /dev/zero would otherwise be read until memory runs out), and
+// atomic writes (temporary file + rename) whose leftovers can be recognised and removed.
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+
+export class FileError extends Error {
+  readonly code = 'ERR_FILE';
+}
+
+const PSEUDO_ROOTS = ['/proc', '/sys', '/dev'];
+
+/**
+ * Creates a directory and its missing parents one level at a time (never Node's recursive mkdir,
+ * which spins on some pseudo file systems). `what` names the setting in errors (e.g. "--out").
+ */
+export function ensureDir(dir: string, what = 'directory'): string {
+  if (typeof dir !== 'string' || dir.trim() === '') throw new FileError(`${what} is empty; give a directory path`);
+  const abs = path.resolve(dir);
+  if (PSEUDO_ROOTS.some((r) => abs === r || abs.startsWith(`${r}/`)))
+    throw new FileError(`${what} ${dir}: is under ${abs.split('/').slice(0, 2).join('/')}, a pseudo file system where files cannot be written; choose a normal directory`);
+  const missing: string[] = [];
+  let p = abs;
+  for (;;) {
+    let st;
+    try {
+      st = statSync(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        // a dangling symlink is "missing" to stat but not creatable
+        try {
+          if (lstatSync(p).isSymbolicLink()) throw new FileError(`${what} ${dir}: ${p} is a dangling symbolic link; remove it or point it at a directory`);
+        } catch (le) {
+          if (le instanceof FileError) throw le;
+        }
+        missing.push(p);
+        const parent = path.dirname(p);
+        if (parent === p) break;
+        p = parent;
+        continue;
+      }
+      if (code === 'ENOTDIR') throw new FileError(`${what} ${dir}: a parent of it is a file, not a directory`);
+      throw new FileError(`${what} ${dir}: cannot be used (${(e as Error).message})`);
+    }
+    if (!st.isDirectory()) throw new FileError(`${what} ${dir}: ${p === abs ? 'exists and is a file' : `${p} is a file`}, not a directory; choose another path`);
+    break;
+  }
+  for (const m of missing.reverse()) {
+    try {
+      mkdirSync(m);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') continue;
+      throw new FileError(`${what} ${dir}: cannot create ${m} (${code === 'EACCES' || code === 'EROFS' ? 'permission denied or read-only file system' : (e as Error).message})`);
+    }
+  }
+  return abs;
+}
+
+/** Ensures the directory that will hold `file` exists (see ensureDir). */
+export function ensureParentDir(file: string, what = 'output file'): void {
+  if (typeof file !== 'string' || file.trim() === '') throw new FileError(`${what} is empty; give a file path`);
+  ensureDir(path.dirname(path.resolve(file)), what);
+}
+
+/**
+ * Reads a file that must be a regular file of at most maxBytes (configs, manifests, JSON): a
+ * directory, device or FIFO is refused before reading, and so is a file that is too large.
+ */
+export function readRegularFile(file: string, what = 'file', maxBytes = 64 * 2 ** 20): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      let dangling = false;
+      try {
+        dangling = lstatSync(file).isSymbolicLink();
+      } catch {
+        /* does not exist at all */
+      }
+      throw new FileError(`${what} ${file}: ${dangling ? 'is a dangling symbolic link' : 'not found'}`);
+    }
+    if (code === 'EISDIR') throw new FileError(`${what} ${file}: is a directory, expected a file`);
+    if (code === 'EACCES') throw new FileError(`${what} ${file}: permission denied`);
+    throw new FileError(`${what} ${file}: cannot be opened (${(e as Error).message})`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new FileError(`${what} ${file}: is a directory, expected a file`);
+    if (!st.isFile()) throw new FileError(`${what} ${file}: is not a regular file (a device, pipe or socket)`);
+    if (st.size > maxBytes) throw new FileError(`${what} ${file}: is ${(st.size / 2 ** 20).toFixed(1)} MiB, more than the ${(maxBytes / 2 ** 20).toFixed(0)} MiB expected of it`);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The suffix of temporary files of atomic writes: `<file>.tmp-<pid>`. */
+export const TEMP_SUFFIX = /\.tmp-\d+$/;
+
+/** Writes a file atomically: a temporary file in the same directory, then a rename. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, file);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* not created */
+    }
+    throw e;
+  }
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes leftovers of interrupted atomic writes (of processes no longer running) in a directory; returns their names. */
+export function removeStrayTemporaries(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const stray = names.filter((n) => TEMP_SUFFIX.test(n) && !alive(Number(/\.tmp-(\d+)$/.exec(n)![1])));
+  for (const n of stray) {
+    try {
+      unlinkSync(path.join(dir, n));
+    } catch {
+      /* gone already */
+    }
+  }
+  return stray;
+}
+
+/** SHA-256 of a file (hex), read in 1 MiB pieces. */
+export function fileSha256(file: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(file, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (!n) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
