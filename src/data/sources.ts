@@ -155,6 +155,7 @@ export function edmZipSource(file: string): ImageSource {
       labels = Int32Array.from(names.map((n) => {
         const l = map.get(n);
         if (l === undefined) throw new DatasetError(`${file}: dataset.json has no label for ${n}`);
+        if (!Number.isInteger(l) || l < 0 || l > 1e6) throw new DatasetError(`${file}: dataset.json gives ${n} the label ${JSON.stringify(l)}; labels must be class indices 0, 1, ...`);
         return l;
       }));
     }
@@ -181,6 +182,7 @@ export function openDataset(spec: string): ImageSource {
     if (spec.endsWith('.bin')) return cifarSource([spec], spec);
     throw new DatasetError(`${spec}: unknown dataset file type (expected .zip, an IDX images file, or a CIFAR-10 .bin)`);
   }
+  if (!st.isDirectory()) throw new DatasetError(`${spec}: is neither a dataset file nor a directory (a device, pipe or socket?)`);
   const idx = idxDir(spec, split === 'test' ? 't10k' : 'train');
   if (idx) return idx;
   for (const d of [spec, path.join(spec, 'cifar-10-batches-bin')]) {

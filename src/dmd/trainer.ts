@@ -17,7 +17,7 @@ import { AdamW } from '../nn/optim.js';
 import { EMA } from '../nn/ema.js';
 import { warmup } from '../nn/schedule.js';
 import { oneHot } from '../nn/functional.js';
-import { EDMNetwork, checkExecutionDType } from '../edm/network.js';
+import { EDMNetwork, checkExecutionDType, trainingBytesPerImage } from '../edm/network.js';
 import { loadEDM, readEDMInfo } from '../edm/checkpoint.js';
 import { karrasTable } from '../edm/sigmas.js';
 import { defaultTeacherPath } from '../edm/default-teacher.js';
@@ -35,6 +35,7 @@ import { formatZodError } from '../util/zod.js';
 import { runTraining, type RunResult } from '../train/run.js';
 import { settingsIdentity } from '../train/settings.js';
 import { TrainState } from '../train/state.js';
+import { checkBatchMemory } from '../train/memory.js';
 import { DMDConfigSchema, type DMDConfig } from './config.js';
 import { distributionMatchingLoss, fakeScoreLoss, ganGeneratorLoss, ganHeadLoss } from './losses.js';
 import { GanHead } from './head.js';
@@ -112,6 +113,13 @@ export class DMDTrainer {
       this.real = loadEDM(this.teacherPath, { device: d });
     }
     const tc = this.real.config;
+    try {
+      const warn = checkBatchMemory(cfg.batchSize, trainingBytesPerImage(tc, 24, cfg.dtype), d);
+      if (warn) log(`warning: ${warn}`);
+    } catch (e) {
+      this.real.dispose();
+      throw e;
+    }
     if (tc.sigma_data !== 0.5) log(`teacher sigma_data ${tc.sigma_data}`);
     if (cfg.realGuidance !== 1 && tc.label_dim === 0) throw new DMDSetupError('--real-guidance needs a class-conditional teacher');
     this.real.eval().requiresGrad_(false);

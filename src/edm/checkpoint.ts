@@ -1,7 +1,7 @@
 // Teacher files: `edm.pt` (a torch.save plain dict {config: JSON string, state_dict: {key: tensor}})
 // and `.safetensors` (the same tensors, config JSON in __metadata__.config). Everything is validated
 // before use; errors name the file, the key or the field, and the fix.
-import { openSync, readSync, closeSync, statSync } from 'node:fs';
+import { openSync, readSync, closeSync, statSync, lstatSync } from 'node:fs';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, SafetensorsError } from '../io/safetensors.js';
 import { readTorchSave, writeTorchSave, type PickleValue, TorchSaveError } from '../io/torchsave.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -25,9 +25,18 @@ export function detectFormat(path: string): TeacherFormat {
   try {
     st = statSync(path);
   } catch {
-    throw new CheckpointError(`${path}: file not found (pass an EDM teacher: a .pt written by scripts/convert-edm.py or dmd teacher, or a .safetensors)`);
+    let dangling = false;
+    try {
+      dangling = lstatSync(path).isSymbolicLink();
+    } catch {
+      /* nothing there at all */
+    }
+    throw new CheckpointError(
+      `${path}: ${dangling ? 'is a dangling symbolic link' : 'file not found'} (pass an EDM teacher: a .pt written by scripts/convert-edm.py or dmd teacher, or a .safetensors)`,
+    );
   }
   if (st.isDirectory()) throw new CheckpointError(`${path}: is a directory, expected a teacher file (.pt or .safetensors)`);
+  if (!st.isFile()) throw new CheckpointError(`${path}: is not a regular file (a device, pipe or socket)`);
   if (st.size < 8) throw new CheckpointError(`${path}: only ${st.size} bytes, too short to be a teacher file (truncated?)`);
   const fd = openSync(path, 'r');
   const head = Buffer.alloc(8);
@@ -43,6 +52,8 @@ export function detectFormat(path: string): TeacherFormat {
         `'python3 scripts/convert-edm.py ${path} edm.pt' (EDM repository on PYTHONPATH)`,
     );
   }
+  if (/\.(pt|pth)$/i.test(path))
+    throw new CheckpointError(`${path}: is named like a torch.save file but is not a zip archive (damaged or truncated?); re-copy it, or re-create it with scripts/convert-edm.py or dmd teacher --format pt`);
   return 'safetensors';
 }
 

@@ -21,7 +21,8 @@ import { fields } from '../util/fields.js';
 import { runTraining, type RunResult } from '../train/run.js';
 import { runSettingsShape, sampleEveryField, settingsIdentity } from '../train/settings.js';
 import { TrainState } from '../train/state.js';
-import { EDMNetwork, checkExecutionDType } from './network.js';
+import { checkBatchMemory } from '../train/memory.js';
+import { EDMNetwork, checkExecutionDType, trainingBytesPerImage } from './network.js';
 import { saveEDM } from './checkpoint.js';
 import { preset, PRESET_NAMES } from './presets.js';
 import { sampleEDM } from './sampler.js';
@@ -61,6 +62,8 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
   checkExecutionDType(device, cfg.dtype);
   if (isCuda(device)) cuda.setAllowTF32({ matmul: cfg.tf32, cudnn: cfg.tf32 });
   const netConfig = parseEDMConfig({ ...preset(cfg.preset), ...(cfg.network ?? {}) }, '--preset/network');
+  const warn = checkBatchMemory(cfg.batchSize, trainingBytesPerImage(netConfig, 8, cfg.dtype), device);
+  if (warn) log(`warning: ${warn}`);
   const source = openDataset(cfg.data);
   if (netConfig.label_dim && !source.labels) throw new DatasetError(`${source.name} has no labels but the network is class-conditional (label_dim ${netConfig.label_dim})`);
   const loader = new ImageLoader(source, { batchSize: cfg.batchSize, resolution: netConfig.img_resolution, channels: netConfig.img_channels, numClasses: netConfig.label_dim, device, seed: cfg.seed });

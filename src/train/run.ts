@@ -275,6 +275,8 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
   } catch (e) {
     progress.break();
     finish(e instanceof NonFiniteLossError ? 'non-finite' : 'failed', e instanceof Error ? e.message : String(e));
+    if ((e as { code?: string }).code === 'ERR_TORCH_OUT_OF_MEMORY')
+      throw new RunError(`out of memory at step ${def.position() + 1} (${(e as Error).message.split('\n')[0]}); lower --batch-size, or use --dtype bfloat16 on CUDA. The last checkpoint is ${lastGood ?? 'none'}`);
     throw e;
   } finally {
     process.off('SIGINT', onSig);
