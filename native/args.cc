@@ -166,4 +166,12 @@ at::Tensor operandArg(const Napi::CallbackInfo& info, size_t i, const at::Tensor
   return s;
 }
 
+int64_t positiveField(const Napi::Object& o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throwType(what + ": '" + key + "' must be a positive integer");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d < 1 || d != std::floor(d) || d > 1e6) throwRange(what + ": '" + key + "' must be a positive integer");
+  return static_cast<int64_t>(d);
+}
+
 }  // namespace dmd

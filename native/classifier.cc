@@ -31,19 +31,11 @@ struct Classifier : nn::Module {
   nn::Linear fc{nullptr};
 };
 
-int64_t positive(const Napi::Object& o, const char* k) {
-  Napi::Value v = o.Get(k);
-  if (!v.IsNumber()) throwType(std::string("classifier: '") + k + "' must be a positive integer");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d < 1 || d != std::floor(d) || d > 1e6) throwRange(std::string("classifier: '") + k + "' must be a positive integer");
-  return static_cast<int64_t>(d);
-}
-
 // classifierCreate({inChannels, classes, width})
 Napi::Value Create(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) throwType("classifierCreate: config must be an object");
   Napi::Object c = info[0].As<Napi::Object>();
-  return ModuleHandle::Wrap(info.Env(), std::make_shared<Classifier>(positive(c, "inChannels"), positive(c, "classes"), positive(c, "width")), "classifier");
+  return ModuleHandle::Wrap(info.Env(), std::make_shared<Classifier>(positiveField(c, "inChannels", "classifier"), positiveField(c, "classes", "classifier"), positiveField(c, "width", "classifier")), "classifier");
 }
 
 // classifierFeatures(m, images) -> [N, 4 width]

@@ -101,6 +101,8 @@ bool boolArgOr(const Napi::CallbackInfo& info, size_t i, bool dflt);
 std::string stringArg(const Napi::CallbackInfo& info, size_t i);
 std::vector<int64_t> intListArg(const Napi::CallbackInfo& info, size_t i);
 c10::optional<std::vector<int64_t>> optIntListArg(const Napi::CallbackInfo& info, size_t i);
+// a positive integer field of a config object (`what` names the object in errors)
+int64_t positiveField(const Napi::Object& o, const char* key, const std::string& what);
 at::Scalar scalarFrom(const Napi::Value& v, size_t i);
 at::Scalar scalarArg(const Napi::CallbackInfo& info, size_t i);
 at::ScalarType dtypeFrom(const Napi::Value& v, size_t i);

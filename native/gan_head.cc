@@ -30,19 +30,11 @@ struct GanHead : nn::Module {
   nn::GroupNorm norm1{nullptr}, norm4{nullptr};
 };
 
-int64_t positive(const Napi::Object& o, const char* k) {
-  Napi::Value v = o.Get(k);
-  if (!v.IsNumber()) throwType(std::string("GAN head: '") + k + "' must be a positive integer");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d < 1 || d != std::floor(d) || d > 1e6) throwRange(std::string("GAN head: '") + k + "' must be a positive integer");
-  return static_cast<int64_t>(d);
-}
-
 // ganHeadCreate({channels, resolution})
 Napi::Value Create(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) throwType("ganHeadCreate: config must be an object");
   Napi::Object c = info[0].As<Napi::Object>();
-  return ModuleHandle::Wrap(info.Env(), std::make_shared<GanHead>(positive(c, "channels"), positive(c, "resolution")), "gan-head");
+  return ModuleHandle::Wrap(info.Env(), std::make_shared<GanHead>(positiveField(c, "channels", "GAN head"), positiveField(c, "resolution", "GAN head")), "gan-head");
 }
 
 // ganHeadForward(m, features) -> logits [N]
