@@ -11,6 +11,8 @@ export interface CommandSpec<S extends z.ZodObject<z.ZodRawShape>> {
   name: string;
   describe: string;
   schema: S;
+  /** fills defaults that depend on other settings (dmd-train's --recipe) before validation */
+  prepare?(input: Record<string, unknown>): Record<string, unknown>;
   run(cfg: z.infer<S>): Promise<void> | void;
 }
 
@@ -20,7 +22,7 @@ export function command<S extends z.ZodObject<z.ZodRawShape>>(spec: CommandSpec<
     describe: spec.describe,
     builder: (y: Argv) => y.options(yargsOptions(spec.schema)).option('config', { type: 'string', requiresArg: true, describe: 'YAML or JSON file of settings (flags override it)' }),
     handler: async (argv) => {
-      const cfg = resolveConfig(spec.schema, argv as Record<string, unknown>, (argv as { config?: string }).config);
+      const cfg = resolveConfig(spec.schema, argv as Record<string, unknown>, (argv as { config?: string }).config, spec.prepare);
       await spec.run(cfg);
     },
   };

@@ -4,6 +4,7 @@
 import { command, main } from './common.js';
 import { DMDConfigSchema } from '../dmd/config.js';
 import { DMDTrainer } from '../dmd/trainer.js';
+import { applyRecipe } from '../dmd/recipes.js';
 
 await main({
   name: 'dmd-train',
@@ -13,6 +14,7 @@ await main({
       name: '$0',
       describe: 'distill an EDM teacher into a one-step generator',
       schema: DMDConfigSchema,
+      prepare: applyRecipe,
       async run(cfg) {
         const trainer = new DMDTrainer(cfg);
         try {

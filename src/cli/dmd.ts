@@ -5,5 +5,7 @@ import { teacherCommand } from './commands/teacher.js';
 import { pairsCommand } from './commands/pairs.js';
 import { sampleCommand } from './commands/sample.js';
 import { evalCommand, classifierCommand } from './commands/eval.js';
+import { reportCommand } from './commands/report.js';
+import { serveCommand } from './commands/serve.js';
 
-await main({ name: 'dmd', commands: [teacherCommand, pairsCommand, sampleCommand, evalCommand, classifierCommand] });
+await main({ name: 'dmd', commands: [teacherCommand, pairsCommand, sampleCommand, evalCommand, classifierCommand, reportCommand, serveCommand] });

@@ -92,17 +92,17 @@ export function readConfigFile(path: string): Record<string, unknown> {
 }
 
 /**
- * Resolves a command's settings: schema defaults, then the config file (if any), then the flags the
- * user actually passed. Unknown keys and invalid values are errors naming the field (as its flag).
+ * Resolves a command's settings: schema defaults, then `prepare`'s (e.g. a recipe's), then the config
+ * file (if any), then the flags the user actually passed. Unknown keys and invalid values are errors naming the field (as its flag).
  */
-export function resolveConfig<S extends AnyObject>(schema: S, argv: Record<string, unknown>, configFile?: string | null): z.infer<S> {
+export function resolveConfig<S extends AnyObject>(schema: S, argv: Record<string, unknown>, configFile?: string | null, prepare: (input: Record<string, unknown>) => Record<string, unknown> = (x) => x): z.infer<S> {
   const fromFile = configFile ? readConfigFile(configFile) : {};
   const fromFlags: Record<string, unknown> = {};
   for (const key of Object.keys(schema.shape)) {
     const v = argv[kebab(key)] ?? argv[key];
     if (v !== undefined) fromFlags[key] = v;
   }
-  const merged = { ...fromFile, ...fromFlags };
+  const merged = prepare({ ...fromFile, ...fromFlags });
   const r = schema.strict().safeParse(merged);
   if (!r.success) {
     throw new ConfigError(`invalid settings${configFile ? ` (from ${configFile} and flags)` : ''}: ${formatZodError(r.error, { flags: true })}`);

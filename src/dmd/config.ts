@@ -5,6 +5,7 @@ import { fields } from '../util/fields.js';
 import { runSettingsShape, sampleEveryField } from '../train/settings.js';
 
 export const DMDConfigSchema = z.object({
+  recipe: z.enum(['default', 'dmd', 'dmd2']).default('default').describe('settings to start from: default (tuned for the bundled teacher on a CPU; DMD2 GAN on Fashion-MNIST when installed), dmd (DMD: fake:gen 1 + LPIPS regression, lr 2e-6), dmd2 (DMD2: fake:gen 5 + diffusion GAN, lr 2e-6); flags override'),
   teacher: z.string().min(1).optional().describe('EDM teacher (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
   ...runSettingsShape({ out: 'runs/dmd', checkpointEvery: 250, metricsEvery: 10 }),
   sampleEvery: sampleEveryField(250),
@@ -45,7 +46,9 @@ export const DMDConfigSchema = z.object({
   emaDecay: z.number().min(0).lt(1).default(0).describe('EMA decay of the generator per generator update (0 = no EMA)'),
   evalEvery: z.number().int().min(0).default(0).describe('iterations between FD evaluations of a fixed sample set (0 = off; needs an evaluation classifier)'),
   evalNum: z.number().int().min(2).default(500).describe('samples per --eval-every evaluation'),
-  evalRef: z.string().min(1).default('fashion-mnist').describe('reference dataset of the --eval-every evaluations'),
-  classifier: z.string().min(1).optional().describe('evaluation classifier for --eval-every (default: the bundled Fashion-MNIST one when the teacher fits)'),
+  evalRef: z.string().min(1).default('fashion-mnist').describe('reference dataset of the evaluations (--eval-every, --final-eval)'),
+  evalRefNum: z.number().int().min(2).default(10000).describe('reference images of the evaluations'),
+  finalEval: z.number().int().min(0).default(1000).describe('samples of the evaluation of the exported generator, printed beside the teacher\'s figures from <teacher>.eval.json when present (0 = off; needs an evaluation classifier)'),
+  classifier: z.string().min(1).optional().describe('evaluation classifier (default: the bundled Fashion-MNIST one when the teacher fits)'),
 });
 export type DMDConfig = z.infer<typeof DMDConfigSchema>;

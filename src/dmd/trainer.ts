@@ -5,6 +5,7 @@
 // on the fake score's bottleneck. All three networks start as copies of the teacher. `train()` is a
 // run of train/run.ts (checkpoints, exact resume, grids, metrics, evaluations).
 import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy, keep, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -30,13 +31,16 @@ import { saveGrid, gridInputs } from '../data/grid.js';
 import { LPIPS } from '../metrics/lpips.js';
 import { regressionLoss } from '../metrics/regression.js';
 import { FDProbe } from '../metrics/probe.js';
+import { evaluate, EvalConfigSchema, type EvalResult } from '../metrics/evaluate.js';
 import { fileSha256 } from '../util/fs.js';
 import { formatZodError } from '../util/zod.js';
 import { runTraining, type RunResult } from '../train/run.js';
 import { settingsIdentity } from '../train/settings.js';
 import { TrainState } from '../train/state.js';
+import { writeReport } from '../report/report.js';
 import { checkBatchMemory } from '../train/memory.js';
 import { DMDConfigSchema, type DMDConfig } from './config.js';
+import { applyRecipe } from './recipes.js';
 import { distributionMatchingLoss, fakeScoreLoss, ganGeneratorLoss, ganHeadLoss } from './losses.js';
 import { GanHead } from './head.js';
 
@@ -86,7 +90,7 @@ export class DMDTrainer {
 
   /** Loads and checks everything a run needs before the first step (clear errors at start-up). */
   constructor(config: Partial<DMDConfig> & Record<string, unknown>, log: (s: string) => void = console.log, o: { teacherNet?: EDMNetwork } = {}) {
-    const parsed = DMDConfigSchema.strict().safeParse(config);
+    const parsed = DMDConfigSchema.strict().safeParse(applyRecipe(config));
     if (!parsed.success) throw new DMDSetupError(`invalid DMD settings: ${formatZodError(parsed.error)}`);
     const cfg = parsed.data;
     this.cfg = cfg;
@@ -315,11 +319,11 @@ export class DMDTrainer {
   }
 
   /** The full run: resume, iterations with progress, metrics.jsonl, sample grids, checkpoints, SIGINT, export. */
-  async train(log: (s: string) => void = console.log, o: { progress?: boolean; onArtifacts?: () => void } = {}): Promise<DMDRunResult> {
+  async train(log: (s: string) => void = console.log, o: { progress?: boolean } = {}): Promise<DMDRunResult> {
     const cfg = this.cfg;
     log(this.describe());
     const probe = cfg.evalEvery > 0
-      ? FDProbe.create({ classifier: cfg.classifier, ref: cfg.evalRef, num: cfg.evalNum, seed: deriveSeed(cfg.seed, 14), device: this.device, config: this.real.config })
+      ? FDProbe.create({ classifier: cfg.classifier, ref: cfg.evalRef, refNum: cfg.evalRefNum, num: cfg.evalNum, seed: deriveSeed(cfg.seed, 14), device: this.device, config: this.real.config })
       : null;
     try {
       const r = await runTraining(cfg, {
@@ -328,10 +332,10 @@ export class DMDTrainer {
         total: cfg.steps,
         state: this.state,
         position: () => this.step,
-        identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'evalRef', 'classifier']), teacher_sha256: this.teacherSha256 },
+        identity: { ...settingsIdentity(cfg, ['steps', 'teacher']), teacher_sha256: this.teacherSha256 },
         config: cfg,
         info: {
-          device: this.device, dtype: cfg.dtype, tf32: isCuda(this.device) ? cfg.tf32 : null, teacher: this.teacherPath, teacher_sha256: this.teacherSha256,
+          device: this.device, dtype: cfg.dtype, tf32: isCuda(this.device) ? cfg.tf32 : 'n/a (CPU)', teacher: this.teacherPath, teacher_sha256: this.teacherSha256,
           parameters: this.real.parameterCount(), batch: cfg.batchSize, global_batch: cfg.batchSize, recipe: this.describe(),
         },
         finite: ['loss_dm', 'loss_reg', 'loss_fake', 'loss_gan_gen', 'loss_gan_head'],
@@ -345,18 +349,51 @@ export class DMDTrainer {
         },
         sample: (file) => this.sampleGrid(file),
         evaluate: probe ? { every: cfg.evalEvery, run: () => probe.run((z, labels) => generate(this.sampler, z, labels, cfg.sigmaC, cfg.dtype)) } : undefined,
-        onArtifacts: o.onArtifacts,
       }, log, o);
       let generator: string | null = null;
       if (r.status === 'done') {
         generator = path.join(cfg.out, 'generator.safetensors');
         this.exportGenerator(generator);
         log(`wrote ${generator} (one-step generator, sigma_c ${cfg.sigmaC}); sample it with: npx dmd sample --generator ${generator} --out grid.png`);
+        if (cfg.finalEval > 0 && (await this.finalEvaluation(generator, log))) writeReport(cfg.out);
       }
       return { ...r, generator };
     } finally {
       probe?.dispose();
     }
+  }
+
+  /**
+   * Evaluates the exported generator (FD in the evaluation classifier's features, accuracy on intended
+   * classes) and prints it beside the teacher's figures from `<teacher>.eval.json` (a `dmd eval`
+   * output) when that file exists. Skipped, with a note, when no evaluation classifier fits.
+   */
+  private async finalEvaluation(generator: string, log: (s: string) => void): Promise<EvalResult | null> {
+    const cfg = this.cfg;
+    const tc = this.real.config;
+    if (!cfg.classifier && !(tc.img_channels === 1 && tc.img_resolution === 32 && tc.label_dim === 10)) {
+      log('final evaluation skipped: no evaluation classifier fits this teacher (pass --classifier, or --final-eval 0)');
+      return null;
+    }
+    const out = path.join(cfg.out, 'final-eval.json');
+    const r = await evaluate(EvalConfigSchema.parse({ generator, num: cfg.finalEval, ref: cfg.evalRef, refNum: cfg.evalRefNum, classifier: cfg.classifier, seed: cfg.seed, device: this.device, out }), () => {});
+    const fdKey = Object.keys(r).find((k) => k.startsWith('FD-') && !k.endsWith('_noise_floor'))!;
+    const known = path.join(path.dirname(this.teacherPath), `${path.basename(this.teacherPath).replace(/\.(safetensors|pt|pth)$/, '')}.eval.json`);
+    let teacher: EvalResult | null = null;
+    try {
+      if (existsSync(known)) teacher = JSON.parse(readFileSync(known, 'utf8')) as EvalResult;
+    } catch {
+      log(`note: ${known} is not readable JSON; comparing without the teacher's figures`);
+    }
+    const fd = r[fdKey] as number;
+    const acc = r.classifier_accuracy_on_samples as number | undefined;
+    let line = `final evaluation (${cfg.finalEval} samples, ${out}): ${fdKey} ${fd.toFixed(3)}`;
+    const tfd = teacher?.[fdKey];
+    if (typeof tfd === 'number') line += ` (teacher ${teacher!.mode} with NFE ${teacher!.nfe}: ${tfd.toFixed(3)} at ${teacher!.num} samples; ratio ${(fd / tfd).toFixed(2)})`;
+    if (acc !== undefined) line += `, accuracy on intended classes ${acc.toFixed(3)}`;
+    if (acc !== undefined && typeof teacher?.classifier_accuracy_on_samples === 'number') line += ` (teacher ${teacher.classifier_accuracy_on_samples.toFixed(3)})`;
+    log(line);
+    return r;
   }
 
   dispose(): void {

@@ -101,7 +101,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
       position: () => step,
       identity: settingsIdentity(cfg, ['kimg']),
       config: cfg,
-      info: { device, dtype: cfg.dtype, tf32: isCuda(device) ? cfg.tf32 : null, network: netConfig, parameters: net.parameterCount(), data: source.name, images: source.size, batch: cfg.batchSize },
+      info: { device, dtype: cfg.dtype, tf32: isCuda(device) ? cfg.tf32 : 'n/a (CPU)', network: netConfig, parameters: net.parameterCount(), data: source.name, images: source.size, batch: cfg.batchSize },
       finite: ['loss'],
       step: () => {
         const loss = tidy(() => {

@@ -14,6 +14,7 @@ import { MetricsLog } from './metrics.js';
 import { Progress } from './progress.js';
 import type { TrainState } from './state.js';
 import type { RunSettings } from './settings.js';
+import { writeReport } from '../report/report.js';
 import { NonFiniteLossError, RunError } from './errors.js';
 
 export type RunKind = 'teacher' | 'dmd' | 'classifier';
@@ -47,8 +48,6 @@ export interface RunDefinition {
   sample?(file: string): void;
   /** a periodic evaluation (e.g. FD of a small fixed sample set), merged into the metrics record */
   evaluate?: { every: number; run(): Metrics };
-  /** called after each grid and at the end (e.g. to refresh a report) */
-  onArtifacts?(): void;
 }
 
 export interface RunResult {
@@ -202,6 +201,7 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
   const start = def.position();
   let lastGood: string | null = resumedFrom;
   let last: Metrics = {};
+  const pending = new Map<string, { sum: number; n: number }>();
 
   const verifyWeights = () => {
     const params = def.state.modules().flatMap((m) => m.parameters());
@@ -216,10 +216,18 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
       return store.save(def.position(), snap.tensors, meta);
     });
   };
+  // report.html is refreshed with every sample grid and at the end; a failure there never stops training
+  const refreshReport = () => {
+    try {
+      writeReport(out);
+    } catch (e) {
+      log(`warning: could not write ${path.join(out, 'report.html')} (${e instanceof Error ? e.message : String(e)})`);
+    }
+  };
   const sample = (name: string) => {
     if (!def.sample) return;
     def.sample(path.join(out, name));
-    def.onArtifacts?.();
+    refreshReport();
   };
   const finish = (status: string, message?: string) => {
     segment.endStep = def.position();
@@ -227,6 +235,7 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
     segment.status = status;
     if (message) segment.message = message;
     saveRecord();
+    refreshReport();
   };
 
   let interrupted = false;
@@ -258,11 +267,20 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
           throw new NonFiniteLossError(msg);
         }
       }
+      for (const [k, v] of Object.entries(m)) {
+        const a = pending.get(k);
+        if (a) { a.sum += v; a.n += 1; } else pending.set(k, { sum: v, n: 1 });
+      }
       const evaluated = def.evaluate && (step % def.evaluate.every === 0 || step === def.total) ? def.evaluate.run() : {};
       if (o.progress !== false) progress.update(step, { ...(def.shown ? def.shown(m) : m), ...evaluated });
       if (step % s.metricsEvery === 0 || step === def.total || Object.keys(evaluated).length) {
+        // each metric is the mean over the steps since the last record that produced it (a generator
+        // loss of every 5th step is still recorded when records fall on other steps)
+        const means: Metrics = {};
+        for (const [k, a] of pending) means[k] = a.sum / a.n;
+        pending.clear();
         const secs = (performance.now() - t0) / 1000;
-        last = { step, ...m, ...(def.extra?.() ?? {}), ...evaluated, seconds: elapsedBefore + secs, steps_per_second: (step - start) / secs };
+        last = { step, ...means, ...(def.extra?.() ?? {}), ...evaluated, seconds: elapsedBefore + secs, steps_per_second: (step - start) / secs };
         metrics.write(last);
       }
       if (s.sampleEvery && step % s.sampleEvery === 0) sample(`samples-${pad(step)}.png`);

@@ -184,7 +184,7 @@ test('bad pairs datasets are refused with the file and the problem named', async
 });
 
 // ---- resuming ----------------------------------------------------------------------------------------
-const base = { teacher, batchSize: 2, device: 'cpu', sampleEvery: 100, checkpointEvery: 2, metricsEvery: 1, fakeUpdatesPerGen: 2 };
+const base = { teacher, batchSize: 2, device: 'cpu', sampleEvery: 100, checkpointEvery: 2, metricsEvery: 1, fakeUpdatesPerGen: 2, finalEval: 0 };
 async function run(cfg: Record<string, unknown>, log: (s: string) => void = quiet): Promise<void> {
   const tr = new DMDTrainer({ ...base, ...cfg }, log);
   try {

@@ -17,6 +17,7 @@ import { DEFAULT_FIXTURES, readManifest } from '../parity/fixtures.js';
 import { formulaWeights } from '../parity/kinds.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tinyTeacher } from '../helpers/teacher.js';
+import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = tempDir();
@@ -41,7 +42,7 @@ test('the distribution-matching loss backpropagates grad / numel into the genera
   fake.dispose();
 });
 
-const base = { teacher, batchSize: 4, device: 'cpu', sampleEvery: 10, checkpointEvery: 10, metricsEvery: 1, fakeUpdatesPerGen: 2 };
+const base = { teacher, batchSize: 4, device: 'cpu', sampleEvery: 10, checkpointEvery: 10, metricsEvery: 1, fakeUpdatesPerGen: 2, finalEval: 0 };
 
 test('a few dozen iterations without pairs (DMD2 style): finite losses, grids, generator file', async (t) => {
   const out = path.join(dir, 'nopairs');
@@ -145,7 +146,7 @@ test('bad settings fail at start-up with the field named', (t) => {
 
 function runCli(args: string[], onLine?: (l: string, kill: () => void) => void): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/dmd-train.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1' } });
+    const p = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/dmd-train.ts'), '--final-eval', '0', ...args], { cwd: root, env: { ...process.env, CI: '1' } });
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
@@ -186,4 +187,23 @@ test('dmd-train: flags and config files are validated, naming the field', async 
   const typo = await runCli(['--teacher', teacher, '--stepz', '3']);
   t.is(typo.code, 1);
   t.regex(typo.out, /Unknown argument/i);
+});
+
+test('--eval-every logs FD and accuracy while training; the final evaluation is printed beside the teacher\'s figures', async (t) => {
+  if (!existsSync(FASHION_MNIST_DIR)) return t.pass();
+  const out = path.join(dir, 'evals');
+  // the teacher's own figures, as `dmd eval --teacher T --out T.eval.json` writes them
+  writeFileSync(teacher.replace(/\.safetensors$/, '.eval.json'), JSON.stringify({ mode: 'heun-18', nfe: 35, num: 1000, 'FD-fmnist': 2.5, classifier_accuracy_on_samples: 0.5 }));
+  const logs: string[] = [];
+  const tr = new DMDTrainer({ ...base, out, steps: 4, evalEvery: 2, evalNum: 20, evalRef: 'fashion-mnist:test', evalRefNum: 200, finalEval: 20 }, quiet);
+  await tr.train((s) => logs.push(s), { progress: false });
+  tr.dispose();
+  const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  const evals = lines.filter((l) => 'FD-fmnist' in l);
+  t.deepEqual(evals.map((l) => l.step), [2, 4]);
+  for (const l of evals) t.true(l['FD-fmnist']! >= 0 && l.eval_accuracy! >= 0 && l.eval_accuracy! <= 1);
+  const final = logs.find((l) => l.startsWith('final evaluation'));
+  t.truthy(final, logs.join('\n'));
+  t.regex(final!, /FD-fmnist \d+\.\d{3} \(teacher heun-18 with NFE 35: 2\.500 at 1000 samples; ratio \d+\.\d{2}\), accuracy on intended classes \d\.\d{3} \(teacher 0\.500\)/);
+  t.true(existsSync(path.join(out, 'final-eval.json')));
 });

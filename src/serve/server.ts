@@ -1,0 +1,164 @@
+// `dmd serve`: an HTTP demo of a one-step generator (node:http, 127.0.0.1 by default). The model is
+// loaded once; concurrent requests are merged into batches (batcher.ts). Routes:
+//   GET  /               the demo page
+//   GET  /api/info       the model (classes, resolution, NFE, limits)
+//   GET  /api/health     live tensors and request/batch counts
+//   POST /api/generate   {classes?: number | number[], seed?: number, count?: number, format?: "png" | "json"}
+//                        -> a PNG grid (default) or JSON with base64 PNG images
+// Every bad request is a 400 with a one-line reason; the server never crashes on input.
+import http from 'node:http';
+import { z } from 'zod';
+import { resolveDevice, liveTensors, type Device } from '../tensor/index.js';
+import { loadImageModel, type ImageModel } from '../edm/image-model.js';
+import { gridPixels } from '../data/grid.js';
+import { encodePNG } from '../data/png.js';
+import { formatZodError } from '../util/zod.js';
+import { fields } from '../util/fields.js';
+import { Batcher } from './batcher.js';
+import { pageHTML, type PageInfo } from './page.js';
+
+export const ServeConfigSchema = z.object({
+  generator: z.string().min(1).optional().describe('one-step generator file (from dmd-train)'),
+  teacher: z.string().min(1).optional().describe('serve a teacher with Heun instead (slow; default without --generator: the bundled teacher)'),
+  steps: z.number().int().positive().default(18).describe('Heun steps for --teacher'),
+  guidance: z.number().positive().default(1).describe('classifier-free guidance weight for --teacher'),
+  host: z.string().min(1).default('127.0.0.1').describe('address to listen on (0.0.0.0 exposes the demo to the network)'),
+  port: z.number().int().min(0).max(65535).default(8080).describe('port (0 = any free port)'),
+  maxCount: z.number().int().positive().max(4096).default(64).describe('most images one request may ask for'),
+  maxBatch: z.number().int().positive().max(8192).default(256).describe('most images merged into one network call'),
+  batchWindowMs: z.number().min(0).max(1000).default(2).describe('how long the first request of a batch waits for others to join (ms)'),
+  device: fields.device(),
+});
+export type ServeConfig = z.infer<typeof ServeConfigSchema>;
+
+const RequestSchema = z
+  .object({
+    classes: z.union([z.number().int(), z.array(z.number().int()).max(8192)]).optional(),
+    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+    count: z.number().int().min(1).default(1),
+    format: z.enum(['png', 'json']).default('png'),
+  })
+  .strict();
+
+class BadRequest extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const MAX_BODY = 64 * 1024;
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      // past the limit the rest is read and dropped, so that the client receives the 413
+      if (size > MAX_BODY) reject(new BadRequest(413, `request body larger than ${MAX_BODY / 1024} KiB`));
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export interface DemoServer {
+  url: string;
+  server: http.Server;
+  batcher: Batcher;
+  close(): Promise<void>;
+}
+
+/** Parses and checks a generate request against the model; throws BadRequest with the reason. */
+function parseRequest(text: string, labelDim: number, maxCount: number) {
+  let raw: unknown;
+  try {
+    raw = text.trim() ? JSON.parse(text) : {};
+  } catch (e) {
+    throw new BadRequest(400, `the body is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequest(400, 'the body must be a JSON object like {"classes": 3, "seed": 0, "count": 8}');
+  const r = RequestSchema.safeParse(raw);
+  if (!r.success) throw new BadRequest(400, formatZodError(r.error));
+  const q = r.data;
+  if (q.count > maxCount) throw new BadRequest(400, `count: ${q.count} is more than this server's --max-count ${maxCount}`);
+  let classes: number[] = [];
+  if (labelDim) {
+    if (Array.isArray(q.classes) && q.classes.length !== q.count) throw new BadRequest(400, `classes: ${q.classes.length} classes for count ${q.count}; give one class per image, or a single class`);
+    classes = q.classes === undefined ? Array.from({ length: q.count }, (_, i) => i % labelDim) : Array.isArray(q.classes) ? q.classes : new Array<number>(q.count).fill(q.classes);
+    const bad = classes.find((c) => c < 0 || c >= labelDim);
+    if (bad !== undefined) throw new BadRequest(400, `classes: ${bad} is not a class of this model (0..${labelDim - 1})`);
+  } else if (q.classes !== undefined && (!Array.isArray(q.classes) || q.classes.length)) {
+    throw new BadRequest(400, 'classes: this model is unconditional; leave classes out');
+  }
+  return { ...q, classes };
+}
+
+export async function startServer(cfg: ServeConfig, log: (s: string) => void = console.log): Promise<DemoServer> {
+  const device: Device = resolveDevice(cfg.device);
+  const model: ImageModel = loadImageModel({ ...cfg, device });
+  const c = model.net.config;
+  const info: PageInfo = { labelDim: c.label_dim, maxCount: cfg.maxCount, oneStep: model.oneStep, nfe: model.nfe, resolution: c.img_resolution, channels: c.img_channels, model: model.file };
+  const batcher = new Batcher(model, { device, maxBatch: Math.max(cfg.maxBatch, cfg.maxCount), windowMs: cfg.batchWindowMs });
+  const page = pageHTML(info);
+
+  const send = (res: http.ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers });
+    res.end(body);
+  };
+  const json = (res: http.ServerResponse, status: number, v: unknown) => send(res, status, 'application/json', JSON.stringify(v));
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/' && req.method === 'GET') return send(res, 200, 'text/html; charset=utf-8', page);
+    if (url.pathname === '/favicon.ico') return send(res, 204, 'image/x-icon', '');
+    if (url.pathname === '/api/info' && req.method === 'GET') return json(res, 200, info);
+    if (url.pathname === '/api/health' && req.method === 'GET') return json(res, 200, { status: 'ok', liveTensors: liveTensors(), ...batcher.stats });
+    if (url.pathname === '/api/generate') {
+      if (req.method !== 'POST') return json(res, 405, { error: 'use POST with a JSON body' });
+      const q = parseRequest(await readBody(req), c.label_dim, cfg.maxCount);
+      const t0 = performance.now();
+      const r = await batcher.generate({ classes: q.classes, count: q.count, seed: q.seed });
+      try {
+        const latency = performance.now() - t0;
+        const meta = { 'x-compute-ms': r.computeMs.toFixed(2), 'x-batch-images': String(r.batchImages), 'x-latency-ms': latency.toFixed(2) };
+        if (q.format === 'png') return send(res, 200, 'image/png', encodePNG(gridPixels(r.images, c.label_dim && q.count >= c.label_dim ? c.label_dim : undefined)), meta);
+        const images: string[] = [];
+        for (let i = 0; i < q.count; i++) {
+          const one = r.images.narrow(0, i, 1);
+          images.push(`data:image/png;base64,${encodePNG(gridPixels(one, 1)).toString('base64')}`);
+          one.dispose();
+        }
+        return json(res, 200, { images, classes: q.classes, seed: q.seed, count: q.count, latency_ms: latency, compute_ms: r.computeMs, batch_images: r.batchImages, queued_ms: r.queuedMs });
+      } finally {
+        r.images.dispose();
+      }
+    }
+    return json(res, 404, { error: `no route ${req.method} ${url.pathname} (GET /, GET /api/info, GET /api/health, POST /api/generate)` });
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      const status = e instanceof BadRequest ? e.status : 500;
+      if (status === 500) log(`error serving ${req.method} ${req.url}: ${e instanceof Error ? e.message : String(e)}`);
+      if (!res.headersSent) json(res, status, { error: e instanceof Error ? e.message : String(e) });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.host, () => resolve());
+  });
+  const addr = server.address() as { address: string; port: number };
+  const url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}/`;
+  log(`serving ${model.file} (${model.oneStep ? 'one step' : `Heun, NFE ${model.nfe}`}, ${device}) at ${url}`);
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await batcher.close();
+      model.net.dispose();
+    })());
+  return { url, server, batcher, close };
+}
