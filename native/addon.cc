@@ -25,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerGanHead(env, exports);
   registerClassifier(env, exports);
   registerTorchScript(env, exports);
+  registerDistributed(env, exports);
   return exports;
 }
 

@@ -137,6 +137,9 @@ void registerLPIPS(Napi::Env env, Exports exports);
 void registerGanHead(Napi::Env env, Exports exports);
 void registerClassifier(Napi::Env env, Exports exports);
 void registerTorchScript(Napi::Env env, Exports exports);
+void registerDistributed(Napi::Env env, Exports exports);
+// the process-group backends of this build (distributed.cc)
+std::vector<std::string> distributedBackends();
 
 }  // namespace dmd
 

@@ -26,6 +26,10 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
   tf32.Set("matmul", at::globalContext().allowTF32CuBLAS());
   tf32.Set("cudnn", at::globalContext().allowTF32CuDNN());
   o.Set("tf32", tf32);
+  const std::vector<std::string> backends = distributedBackends();
+  Napi::Array dist = Napi::Array::New(info.Env(), backends.size());
+  for (size_t i = 0; i < backends.size(); ++i) dist.Set(static_cast<uint32_t>(i), backends[i]);
+  o.Set("distributed", dist);
   o.Set("parallelInfo", at::get_parallel_info());
   return o;
 }

@@ -2,8 +2,10 @@
 # Compile check of the addon against libtorch 2.x on a machine that only has libtorch 1.13 (Debian 12):
 # downloads Debian's libtorch-dev .deb of newer suites into a private apt directory (nothing is
 # installed system-wide), unpacks it with dpkg -x and runs `g++ -fsyntax-only` over every native/*.cc,
-# once as the CPU build and once with DMD_WITH_CUDA (the files that mention it). The CUDA pass uses
-# the stand-in headers under test/compile-check/cuda-standin (declarations only, not CUDA).
+# once as the CPU build and once with DMD_WITH_CUDA (the files that mention it), both with the c10d
+# Gloo backend (the suite's libgloo-dev headers). The CUDA pass uses the stand-in headers under
+# test/compile-check/cuda-standin (declarations only, not CUDA); the NCCL backend (DMD_WITH_NCCL)
+# needs nccl.h and the CUDA toolkit and is not compiled here.
 #
 #   bash scripts/compile-check-libtorch2.sh            # trixie (libtorch 2.6) and sid (the newest)
 #   DMD_LT2_SUITES=trixie bash scripts/compile-check-libtorch2.sh
@@ -32,8 +34,8 @@ fetch() { # suite -> unpacked root on stdout
     local A=(-o "Dir::Etc::SourceList=$d/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$d/lists"
       -o "Dir::Cache=$d/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root -qq)
     apt-get "${A[@]}" update >"$d/apt.log" 2>&1 || return 1
-    (cd "$d/cache" && apt-get "${A[@]}" download libtorch-dev >>"$d/apt.log" 2>&1) || return 1
-    dpkg -x "$(ls "$d"/cache/libtorch-dev_*.deb | head -1)" "$d/root" || return 1
+    (cd "$d/cache" && apt-get "${A[@]}" download libtorch-dev libgloo-dev >>"$d/apt.log" 2>&1) || return 1
+    for deb in "$d"/cache/libtorch-dev_*.deb "$d"/cache/libgloo-dev_*.deb; do dpkg -x "$deb" "$d/root" || return 1; done
     touch "$d/root/.done"
   fi
   echo "$d/root/usr/include"
@@ -60,7 +62,7 @@ for suite in $suites; do
   std=c++17
   if [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 12 ]; }; then std=c++20; fi
   for build in cpu cuda; do
-    flags=(-std=$std -D_GLIBCXX_USE_CXX11_ABI=1 -DNAPI_VERSION=8 -DNODE_ADDON_API_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL
+    flags=(-std=$std -D_GLIBCXX_USE_CXX11_ABI=1 -DDMD_WITH_GLOO=1 -DUSE_C10D_GLOO=1 -DNAPI_VERSION=8 -DNODE_ADDON_API_CPP_EXCEPTIONS -DNODE_ADDON_API_CPP_EXCEPTIONS_ALL
       -DNODE_ADDON_API_DISABLE_DEPRECATED -I"$node_inc" -I"$napi_inc" -I"$inc" -I"$inc/torch/csrc/api/include")
     if [ $build = cuda ]; then
       flags=(-DDMD_WITH_CUDA=1 -I"$root/test/compile-check/cuda-standin" "${flags[@]}")

@@ -72,11 +72,23 @@ function cudaInclude() {
   );
 }
 
+/** The Gloo headers (libtorch's c10d CPU backend): in libtorch's include dir, else Debian's libgloo-dev. */
+function glooInclude(lt) {
+  for (const d of [lt.include[0], '/usr/include']) if (existsSync(path.join(d, 'gloo', 'algorithm.h'))) return d;
+  return null;
+}
+
+/** NCCL's header for the CUDA backend of c10d ($NCCL_HOME, the CUDA toolkit, the nvidia-nccl pip package). */
+function ncclInclude(lt) {
+  const candidates = [process.env.NCCL_HOME && path.join(process.env.NCCL_HOME, 'include'), path.resolve(lt.lib, '../../nvidia/nccl/include'), '/usr/include'];
+  return candidates.find((d) => d && existsSync(path.join(d, 'nccl.h'))) ?? null;
+}
+
 const lt = locate();
 const v = version(lt);
 switch (what) {
   case 'include':
-    console.log([...lt.include, ...(isCuda(lt) ? [cudaInclude()] : [])].join(' '));
+    console.log([...new Set([...lt.include, ...(isCuda(lt) ? [cudaInclude()] : []), ...(glooInclude(lt) ? [glooInclude(lt)] : []), ...(isCuda(lt) && ncclInclude(lt) ? [ncclInclude(lt)] : [])])].join(' '));
     break;
   case 'libs': {
     const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
@@ -89,7 +101,10 @@ switch (what) {
     console.log(`-Wl,-rpath,${lt.lib}`);
     break;
   case 'defines':
-    console.log([abiDefine(lt), isCuda(lt) ? 'DMD_WITH_CUDA=1' : 'DMD_CPU_ONLY=1'].join(' '));
+    console.log([
+      abiDefine(lt), isCuda(lt) ? 'DMD_WITH_CUDA=1' : 'DMD_CPU_ONLY=1',
+      ...(glooInclude(lt) ? ['DMD_WITH_GLOO=1', 'USE_C10D_GLOO=1'] : []), ...(isCuda(lt) && ncclInclude(lt) ? ['DMD_WITH_NCCL=1', 'USE_C10D_NCCL=1'] : []),
+    ].join(' '));
     break;
   case 'cxxflags':
     console.log(v.major > 2 || (v.major === 2 && v.minor >= 12) ? '-std=c++20' : '-std=c++17');
@@ -98,7 +113,7 @@ switch (what) {
     console.log(readdirSync(path.join(root, 'native')).filter((f) => f.endsWith('.cc')).map((f) => `native/${f}`).join(' '));
     break;
   case 'info':
-    console.log(JSON.stringify({ ...lt, version: `${v.major}.${v.minor}`, cuda: isCuda(lt), abi: abiDefine(lt) }));
+    console.log(JSON.stringify({ ...lt, version: `${v.major}.${v.minor}`, cuda: isCuda(lt), abi: abiDefine(lt), gloo: glooInclude(lt), nccl: isCuda(lt) ? ncclInclude(lt) : null }));
     break;
   default:
     console.error('usage: libtorch-paths.mjs include|libs|rpath|defines|cxxflags|sources|info');

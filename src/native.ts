@@ -11,6 +11,10 @@ declare const generatorBrand: unique symbol;
 /** Opaque native handles. */
 export interface TensorHandle { readonly [tensorBrand]: true }
 export interface ModuleHandle { readonly [moduleBrand]: true }
+declare const storeBrand: unique symbol;
+declare const groupBrand: unique symbol;
+export interface StoreHandle { readonly [storeBrand]: true }
+export interface GroupHandle { readonly [groupBrand]: true }
 export interface GeneratorHandle { readonly [generatorBrand]: true }
 
 type H = TensorHandle;
@@ -35,6 +39,8 @@ export interface BuildInfo {
   sdpa: boolean;
   /** the current TF32 settings (libtorch's defaults: matmul off, cuDNN on) */
   tf32: TF32Settings;
+  /** the c10d process-group backends this build has ('gloo', 'nccl') */
+  distributed: string[];
   parallelInfo: string;
 }
 
@@ -224,6 +230,22 @@ export interface NativeBinding {
   classifierCreate(config: { inChannels: number; classes: number; width: number }): ModuleHandle;
   classifierFeatures(m: ModuleHandle, x: H): H;
   classifierLogits(m: ModuleHandle, x: H): H;
+  // distributed.cc
+  storeCreate(o: { host: string; port: number; isServer: boolean; worldSize?: number; timeoutMs?: number; waitWorkers?: boolean }): StoreHandle;
+  storePrefix(s: StoreHandle, prefix: string): StoreHandle;
+  storeSet(s: StoreHandle, key: string, value: string | Uint8Array): void;
+  storeGet(s: StoreHandle, key: string): Buffer;
+  storeAdd(s: StoreHandle, key: string, amount: number): number;
+  storeWait(s: StoreHandle, keys: readonly string[], timeoutMs: number): void;
+  storeCheck(s: StoreHandle, keys: readonly string[]): boolean;
+  groupCreate(s: StoreHandle, rank: number, size: number, o: { backend: string; timeoutMs: number; device?: number }): GroupHandle;
+  groupBroadcast(g: GroupHandle, tensors: readonly H[], root: number): void;
+  groupAllreduce(g: GroupHandle, tensors: readonly H[]): void;
+  groupAllgather(g: GroupHandle, t: H): H[];
+  groupBarrier(g: GroupHandle): void;
+  groupBroadcastTensors(g: GroupHandle, tensors: readonly H[], root: number, bucketBytes: number): void;
+  groupAverageGradients(g: GroupHandle, params: readonly H[], bucketBytes: number): number;
+  groupDestroy(g: GroupHandle): void;
   // torchscript.cc
   scriptLoad(path: string, device: Opt<string>): ModuleHandle;
   scriptCall(m: ModuleHandle, method: string, args: readonly unknown[], kwargs: Record<string, unknown>): unknown;

@@ -5,6 +5,8 @@ import type { Argv, CommandModule } from 'yargs';
 import type { z } from 'zod';
 import { yargs, hideBin } from './yargs.js';
 import { yargsOptions, resolveConfig, ConfigError } from './options.js';
+import { spawnWorkers } from '../distributed/spawn.js';
+import { DistributedError } from '../distributed/context.js';
 
 export interface CommandSpec<S extends z.ZodObject<z.ZodRawShape>> {
   /** the command's name ('$0' for a program with a single command) and positional usage */
@@ -23,6 +25,13 @@ export function command<S extends z.ZodObject<z.ZodRawShape>>(spec: CommandSpec<
     builder: (y: Argv) => y.options(yargsOptions(spec.schema)).option('config', { type: 'string', requiresArg: true, describe: 'YAML or JSON file of settings (flags override it)' }),
     handler: async (argv) => {
       const cfg = resolveConfig(spec.schema, argv as Record<string, unknown>, (argv as { config?: string }).config, spec.prepare);
+      // --nproc-per-node N: this process only launches N workers of the same command (each sees RANK)
+      const nproc = (cfg as { nprocPerNode?: number }).nprocPerNode ?? 1;
+      if (nproc > 1 && process.env.RANK === undefined) {
+        const r = await spawnWorkers(nproc);
+        if (r.code !== 0) throw new DistributedError(r.message);
+        return;
+      }
       await spec.run(cfg);
     },
   };

@@ -1,7 +1,7 @@
 // dmd-train settings: the zod schema is the single source of the defaults and CLI flags.
 import { z } from 'zod';
 import { REGRESSION_LOSSES } from '../metrics/regression.js';
-import { fields } from '../util/fields.js';
+import { fields, distributedShape } from '../util/fields.js';
 import { runSettingsShape, sampleEveryField } from '../train/settings.js';
 
 export const DMDConfigSchema = z.object({
@@ -12,7 +12,9 @@ export const DMDConfigSchema = z.object({
   pairs: z.string().min(1).optional().describe('regression pairs from `dmd pairs` (DMD); without it no regression loss is used (DMD2)'),
   data: z.string().min(1).optional().describe('real images for the GAN option (fashion-mnist, IDX/CIFAR-10 dir, EDM zip, PNG folder)'),
   steps: z.number().int().positive().default(1000).describe('training iterations (each updates the fake score; every fakeUpdatesPerGen-th also the generator)'),
-  batchSize: fields.batchSize(32, 'generated images per iteration'),
+  batchSize: fields.batchSize(32, 'generated images per iteration and process (the global batch is this times the number of processes)'),
+  ...distributedShape(),
+  distSameNoise: z.boolean().default(false).describe('test mode of multi-process runs: every process draws the randomness of the global batch and keeps its slice, so N processes x batch B reproduce one process x batch N*B'),
   device: fields.device(),
   dtype: fields.dtype(),
   tf32: fields.tf32(),

@@ -12,7 +12,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { randn, randint, Generator, deriveSeed } from '../tensor/random.js';
 import { stack } from '../tensor/create.js';
 import { foreach } from '../tensor/foreach.js';
-import { type Device, isCuda, resolveDevice } from '../tensor/device.js';
+import { type Device, isCuda } from '../tensor/device.js';
 import { cuda } from '../tensor/cuda.js';
 import { AdamW } from '../nn/optim.js';
 import { EMA } from '../nn/ema.js';
@@ -37,6 +37,7 @@ import { formatZodError } from '../util/zod.js';
 import { runTraining, type RunResult } from '../train/run.js';
 import { settingsIdentity } from '../train/settings.js';
 import { TrainState } from '../train/state.js';
+import { Distributed } from '../distributed/context.js';
 import { writeReport } from '../report/report.js';
 import { checkBatchMemory } from '../train/memory.js';
 import { DMDConfigSchema, type DMDConfig } from './config.js';
@@ -87,6 +88,10 @@ export class DMDTrainer {
   private readonly fixed: { z: Tensor; labels: Tensor | null };
   /** whether the fake score is trained at all (not for regression only) */
   private readonly fakeOn: boolean;
+  /** this process's place in a data-parallel job (world size 1 without one) */
+  readonly dist: Distributed;
+  private readonly sameNoise: boolean = false;
+  private readonly rankSeed: number;
 
   /** Loads and checks everything a run needs before the first step (clear errors at start-up). */
   constructor(config: Partial<DMDConfig> & Record<string, unknown>, log: (s: string) => void = console.log, o: { teacherNet?: EDMNetwork } = {}) {
@@ -94,7 +99,11 @@ export class DMDTrainer {
     if (!parsed.success) throw new DMDSetupError(`invalid DMD settings: ${formatZodError(parsed.error)}`);
     const cfg = parsed.data;
     this.cfg = cfg;
-    this.device = resolveDevice(cfg.device);
+    ({ dist: this.dist, device: this.device } = Distributed.forCommand(cfg));
+    if (cfg.distSameNoise && this.dist.size > 1) this.sameNoise = true;
+    // per-process random streams (rank 0's are those of a single-process run); the test mode draws the
+    // global batch's randomness on every rank and takes this rank's slice
+    this.rankSeed = this.dist.rank && !this.sameNoise ? deriveSeed(cfg.seed, 1_000_000 + this.dist.rank) : cfg.seed;
     checkExecutionDType(this.device, cfg.dtype);
     if (isCuda(this.device)) cuda.setAllowTF32({ matmul: cfg.tf32, cudnn: cfg.tf32 });
     if (cfg.minStepPercent > cfg.maxStepPercent) throw new DMDSetupError('--min-step-percent must not exceed --max-step-percent');
@@ -154,7 +163,8 @@ export class DMDTrainer {
       this.head = new GanHead(b.channels, b.resolution, deriveSeed(cfg.seed, 7));
       if (d !== 'cpu') this.head.to({ device: d });
       this.head.train();
-      this.data = new ImageLoader(openDataset(cfg.data!), { batchSize: cfg.batchSize, resolution: tc.img_resolution, channels: tc.img_channels, numClasses: tc.label_dim, device: d, seed: deriveSeed(cfg.seed, 3) });
+      // every rank reads the global batch in the same order and keeps its slice: the data are partitioned
+      this.data = new ImageLoader(openDataset(cfg.data!), { batchSize: cfg.batchSize * this.dist.size, resolution: tc.img_resolution, channels: tc.img_channels, numClasses: tc.label_dim, device: d, seed: deriveSeed(cfg.seed, 3) });
     } else {
       this.head = null;
       this.data = null;
@@ -165,8 +175,8 @@ export class DMDTrainer {
     this.optF = new AdamW(this.fakeParams, { lr: cfg.fakeLr, ...adam });
     this.schedule = warmup(cfg.warmupSteps);
     this.table = keep(karrasTable(cfg.numTrainTimesteps, { sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, device: d }));
-    this.gen = Generator.create(d, deriveSeed(cfg.seed, 11));
-    this.pairsGen = Generator.create('cpu', deriveSeed(cfg.seed, 12));
+    this.gen = Generator.create(d, deriveSeed(this.rankSeed, 11));
+    this.pairsGen = Generator.create('cpu', deriveSeed(this.rankSeed, 12));
     this.realFn = denoiser(this.real, { guidance: cfg.realGuidance, dtype: cfg.dtype });
     this.fakeFn = denoiser(this.fake, { dtype: cfg.dtype });
     this.fixed = gridInputs({ count: tc.label_dim ? tc.label_dim * 8 : 64, channels: tc.img_channels, resolution: tc.img_resolution, classes: tc.label_dim, seed: deriveSeed(cfg.seed, 13), device: d });
@@ -185,7 +195,36 @@ export class DMDTrainer {
   get labelDim(): number { return this.real.config.label_dim; }
 
   private labelsFor(n: number): Tensor | null {
-    return this.labelDim ? oneHot(randint(0, this.labelDim, [n], { generator: this.gen, device: this.device }), this.labelDim) : null;
+    return this.labelDim ? oneHot(this.randint(0, this.labelDim, n), this.labelDim) : null;
+  }
+
+  /** Standard normal noise of this process's batch (its slice of the global batch's in the test mode). */
+  private randn(shape: number[]): Tensor {
+    if (!this.sameNoise) return randn(shape, { generator: this.gen, device: this.device });
+    const [n, ...rest] = shape;
+    return randn([n! * this.dist.size, ...rest], { generator: this.gen, device: this.device }).narrow(0, this.dist.rank * n!, n!);
+  }
+
+  private randint(low: number, high: number, n: number): Tensor {
+    if (!this.sameNoise) return randint(low, high, [n], { generator: this.gen, device: this.device });
+    return randint(low, high, [n * this.dist.size], { generator: this.gen, device: this.device }).narrow(0, this.dist.rank * n, n);
+  }
+
+  private slice<T extends Tensor | null>(t: T, n: number): T {
+    return (t && this.dist.size > 1 ? t.narrow(0, this.dist.rank * n, n) : t) as T;
+  }
+
+  /** This process's real images for the GAN: its slice of the global batch. */
+  private realBatch(): { images: Tensor; labels: Tensor | null } {
+    const b = this.data!.next();
+    return { images: this.slice(b.images, this.cfg.batchSize), labels: this.slice(b.labels, this.cfg.batchSize) };
+  }
+
+  /** A regression batch (in the test mode, this process's slice of the global one). */
+  private pairsBatch(n: number): { z: Tensor; labels: Tensor | null; y: Tensor } {
+    if (!this.sameNoise) return this.pairs!.batch(n, this.pairsGen, this.device, this.labelDim);
+    const b = this.pairs!.batch(n * this.dist.size, this.pairsGen, this.device, this.labelDim);
+    return { z: this.slice(b.z, n), labels: this.slice(b.labels, n), y: this.slice(b.y, n) };
   }
 
   /** GAN realism logits of images (noised first for the diffusion GAN), through the fake score's bottleneck. */
@@ -194,8 +233,8 @@ export class DMDTrainer {
     let img = x;
     let sigma: Tensor;
     if (this.cfg.diffusionGan) {
-      sigma = this.table.indexSelect(0, randint(0, Math.min(this.cfg.diffusionGanMaxTimestep, this.cfg.numTrainTimesteps), [n], { generator: this.gen, device: this.device }));
-      img = x.add(randn(x.shape, { generator: this.gen, device: this.device }).mul(sigma.reshape([-1, 1, 1, 1])));
+      sigma = this.table.indexSelect(0, this.randint(0, Math.min(this.cfg.diffusionGanMaxTimestep, this.cfg.numTrainTimesteps), n));
+      img = x.add(this.randn(x.shape).mul(sigma.reshape([-1, 1, 1, 1])));
     } else {
       sigma = this.table.slice(0, 0, 1).expand([n]);
     }
@@ -216,7 +255,7 @@ export class DMDTrainer {
     const out = tidy(() => {
       const m: Record<string, Tensor> = {};
       const labels = this.labelsFor(B);
-      const z = randn(shape, { generator: this.gen, device: this.device });
+      const z = this.randn(shape);
       let x: Tensor | null = null;
       if (genTurn) {
         // ---- generator turn ----
@@ -224,15 +263,15 @@ export class DMDTrainer {
         if (this.fakeOn) x = generate(this.G, z, labels, cfg.sigmaC, cfg.dtype);
         if (cfg.lambdaDm > 0) {
           const dm = distributionMatchingLoss(x!, labels, this.realFn, this.fakeFn, this.table, {
-            tIndex: randint(minStep, Math.min(maxStep + 1, T), [B], { generator: this.gen, device: this.device }),
-            noise: randn(shape, { generator: this.gen, device: this.device }),
+            tIndex: this.randint(minStep, Math.min(maxStep + 1, T), B),
+            noise: this.randn(shape),
           });
           m.loss_dm = dm.loss;
           m.dm_grad_norm = dm.grad.norm();
           terms.push(cfg.lambdaDm === 1 ? dm.loss : dm.loss.mul(cfg.lambdaDm));
         }
         if (this.pairs && cfg.lambdaReg > 0) {
-          const pb = this.pairs.batch(B, this.pairsGen, this.device, this.labelDim);
+          const pb = this.pairsBatch(B);
           const xr = generate(this.G, pb.z, pb.labels, cfg.sigmaC, cfg.dtype);
           const reg = regressionLoss(cfg.regression, xr, pb.y, this.lpips, { resize: cfg.lpipsResize, dtype: cfg.dtype });
           m.loss_reg = reg;
@@ -245,6 +284,7 @@ export class DMDTrainer {
         }
         this.optG.zeroGrad();
         if (terms.length) terms.reduce((a, b) => a.add(b)).backward();
+        this.dist.averageGradients(this.G.parameters());
         m.gnorm_gen = foreach.clipGradNorm_(this.G.parameters(), cfg.gradClip);
         this.optG.step(cfg.genLr * scale);
         this.optG.zeroGrad();
@@ -256,13 +296,13 @@ export class DMDTrainer {
         // ---- guidance (fake score) turn ----
         const xd = x!.detach();
         const fl = fakeScoreLoss(xd, labels, this.fakeFn, this.table, {
-          tIndex: randint(0, T, [B], { generator: this.gen, device: this.device }),
-          noise: randn(shape, { generator: this.gen, device: this.device }),
+          tIndex: this.randint(0, T, B),
+          noise: this.randn(shape),
         }, tc.sigma_data);
         let totalF = fl.loss;
         m.loss_fake = fl.loss;
         if (this.head && this.data) {
-          const real = this.data.next();
+          const real = this.realBatch();
           const lr = this.ganLogits(real.images, real.labels);
           const lf = this.ganLogits(xd, labels);
           const cls = ganHeadLoss(lr, lf);
@@ -273,6 +313,7 @@ export class DMDTrainer {
         }
         this.optF.zeroGrad();
         totalF.backward();
+        this.dist.averageGradients(this.fakeParams);
         m.gnorm_fake = foreach.clipGradNorm_(this.fakeParams, cfg.gradClip);
         this.optF.step(cfg.fakeLr * scale);
         this.optF.zeroGrad();
@@ -282,7 +323,16 @@ export class DMDTrainer {
     this.step += 1;
     // one device-to-host read for all scalars (one sync on CUDA, not one per metric)
     const names = Object.keys(out);
-    const values = names.length ? tidy(() => stack(names.map((k) => out[k]!.to('float64'))).toFloat64Array()) : new Float64Array(0);
+    // averaged over the processes (each computed them on its slice of the global batch)
+    const values = names.length
+      ? tidy(() => {
+        const v = stack(names.map((k) => out[k]!.to('float64')));
+        if (!this.dist.enabled) return v.toFloat64Array();
+        const all = v.to('cpu');
+        this.dist.sum(all);
+        return all.div(this.dist.size).toFloat64Array();
+      })
+      : new Float64Array(0);
     dispose(Object.values(out));
     const metrics: StepMetrics = { gen_update: genTurn ? 1 : 0, lr_scale: scale };
     names.forEach((k, i) => { metrics[k] = values[i]!; });
@@ -315,14 +365,16 @@ export class DMDTrainer {
     if (this.head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${this.fake.bottleneckShape().channels}-channel bottleneck, real images ${cfg.data})`);
     if (this.ema) parts.push(`EMA ${cfg.emaDecay}`);
     parts.push(`${this.device} ${cfg.dtype}${isCuda(this.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}`);
+    if (this.dist.size > 1) parts.push(`${this.dist.size} processes (${this.dist.backend}), global batch ${cfg.batchSize * this.dist.size}`);
     return `DMD: ${parts.join(', ')}`;
   }
 
   /** The full run: resume, iterations with progress, metrics.jsonl, sample grids, checkpoints, SIGINT, export. */
   async train(log: (s: string) => void = console.log, o: { progress?: boolean } = {}): Promise<DMDRunResult> {
     const cfg = this.cfg;
-    log(this.describe());
-    const probe = cfg.evalEvery > 0
+    const main = this.dist.isMain;
+    if (main) log(this.describe());
+    const probe = cfg.evalEvery > 0 && main
       ? FDProbe.create({ classifier: cfg.classifier, ref: cfg.evalRef, refNum: cfg.evalRefNum, num: cfg.evalNum, seed: deriveSeed(cfg.seed, 14), device: this.device, config: this.real.config })
       : null;
     try {
@@ -336,8 +388,12 @@ export class DMDTrainer {
         config: cfg,
         info: {
           device: this.device, dtype: cfg.dtype, tf32: isCuda(this.device) ? cfg.tf32 : 'n/a (CPU)', teacher: this.teacherPath, teacher_sha256: this.teacherSha256,
-          parameters: this.real.parameterCount(), batch: cfg.batchSize, global_batch: cfg.batchSize, recipe: this.describe(),
+          parameters: this.real.parameterCount(), batch: cfg.batchSize, processes: this.dist.size, distributed_backend: this.dist.backend,
+          global_batch: cfg.batchSize * this.dist.size, recipe: this.describe(),
         },
+        dist: this.dist,
+        // identical weights on every rank is an invariant: rank 0's are broadcast at the start and after a resume
+        start: () => this.dist.broadcastModules([this.G, this.fake, this.head, this.ema]),
         finite: ['loss_dm', 'loss_reg', 'loss_fake', 'loss_gan_gen', 'loss_gan_head'],
         step: () => this.iteration(),
         shown: (m) => {
@@ -351,7 +407,7 @@ export class DMDTrainer {
         evaluate: probe ? { every: cfg.evalEvery, run: () => probe.run((z, labels) => generate(this.sampler, z, labels, cfg.sigmaC, cfg.dtype)) } : undefined,
       }, log, o);
       let generator: string | null = null;
-      if (r.status === 'done') {
+      if (r.status === 'done' && main) {
         generator = path.join(cfg.out, 'generator.safetensors');
         this.exportGenerator(generator);
         log(`wrote ${generator} (one-step generator, sigma_c ${cfg.sigmaC}); sample it with: npx dmd sample --generator ${generator} --out grid.png`);
@@ -376,7 +432,7 @@ export class DMDTrainer {
       return null;
     }
     const out = path.join(cfg.out, 'final-eval.json');
-    const r = await evaluate(EvalConfigSchema.parse({ generator, num: cfg.finalEval, ref: cfg.evalRef, refNum: cfg.evalRefNum, classifier: cfg.classifier, seed: cfg.seed, device: this.device, out }), () => {});
+    const r = await evaluate(EvalConfigSchema.parse({ generator, num: cfg.finalEval, ref: cfg.evalRef, refNum: cfg.evalRefNum, classifier: cfg.classifier, seed: cfg.seed, device: this.device, out }), () => {}, { single: true });
     const fdKey = Object.keys(r).find((k) => k.startsWith('FD-') && !k.endsWith('_noise_floor'))!;
     const known = path.join(path.dirname(this.teacherPath), `${path.basename(this.teacherPath).replace(/\.(safetensors|pt|pth)$/, '')}.eval.json`);
     let teacher: EvalResult | null = null;
@@ -402,5 +458,6 @@ export class DMDTrainer {
     this.optG.dispose();
     this.optF.dispose();
     dispose([this.table, this.fixed]);
+    this.dist.destroy();
   }
 }

@@ -10,12 +10,13 @@ import { noGrad } from '../tensor/autograd.js';
 import { randn, randint, Generator, deriveSeed } from '../tensor/random.js';
 import { arange, cat } from '../tensor/create.js';
 import { cuda } from '../tensor/cuda.js';
-import { type Device, resolveDevice } from '../tensor/device.js';
+import type { Device } from '../tensor/device.js';
 import { oneHot } from '../nn/functional.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
 import { Progress } from '../train/progress.js';
 import { fileSha256, ensureDir, readRegularFile, writeFileAtomic } from '../util/fs.js';
-import { fields } from '../util/fields.js';
+import { fields, distributedShape } from '../util/fields.js';
+import { Distributed } from '../distributed/context.js';
 import { formatZodError } from '../util/zod.js';
 import { foreach } from '../tensor/foreach.js';
 import { loadEDM, readEDMInfo } from './checkpoint.js';
@@ -36,6 +37,7 @@ export const PairsConfigSchema = z.object({
   batchSize: fields.batchSize(250, 'samples per teacher batch'),
   seed: fields.seed('noise seed'),
   device: fields.device(),
+  ...distributedShape(),
 });
 export type PairsConfig = z.infer<typeof PairsConfigSchema>;
 
@@ -79,8 +81,8 @@ export function readPairsManifest(dir: string): PairsManifest {
   return m;
 }
 
+/** A shard file exists (written atomically) with its count of pairs. */
 function shardComplete(dir: string, s: PairsManifest['shards'][number]): boolean {
-  if (!s.complete) return false;
   const f = path.join(dir, s.file);
   if (!existsSync(f)) return false;
   try {
@@ -92,8 +94,12 @@ function shardComplete(dir: string, s: PairsManifest['shards'][number]): boolean
 }
 
 /** Makes (or completes) a pairs dataset. */
-export async function makePairs(cfg: PairsConfig, log: (s: string) => void = console.log): Promise<PairsManifest> {
-  const device: Device = resolveDevice(cfg.device);
+export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = console.log): Promise<PairsManifest> {
+  // in a multi-process job the ranks split the shards (shard i goes to rank i mod size); each shard is
+  // seeded by its index, so the dataset is byte-identical whatever the number of processes
+  const { dist, device } = Distributed.forCommand(cfg);
+  const main = dist.isMain;
+  const log = main ? runLog : () => {};
   if (cfg.sigmaMin >= cfg.sigmaMax) throw new PairsError(`--sigma-min (${cfg.sigmaMin}) must be below --sigma-max (${cfg.sigmaMax})`);
   const teacherFile = path.resolve(cfg.teacher ?? defaultTeacherPath());
   if (readEDMInfo(teacherFile).role === 'generator') throw new PairsError(`--teacher ${teacherFile} is a one-step generator from dmd-train; pairs come from the EDM teacher's ODE`);
@@ -126,11 +132,13 @@ export async function makePairs(cfg: PairsConfig, log: (s: string) => void = con
     if (diff.length) throw new PairsError(`${cfg.out} holds pairs made with other settings (${diff.join(', ')} differ); use another --out or the same settings to resume`);
     m = old;
   }
-  const todo = m.shards.filter((s) => !shardComplete(cfg.out, s));
-  if (todo.length < m.shards.length) log(`resuming: ${m.shards.length - todo.length} of ${m.shards.length} shards already complete`);
-  writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
+  for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
+  const left = m.shards.filter((sh) => !sh.complete);
+  if (left.length < m.shards.length) log(`resuming: ${m.shards.length - left.length} of ${m.shards.length} shards already complete`);
+  if (main) writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
+  const todo = left.filter((sh) => m.shards.indexOf(sh) % dist.size === dist.rank);
   const total = todo.reduce((a, s) => a + s.count, 0);
-  const progress = new Progress({ total, label: 'pairs' });
+  const progress = new Progress({ total, label: 'pairs', stream: main ? process.stderr : undefined, quiet: !main });
   let done = 0;
   for (const shard of todo) {
     await new Promise<void>((r) => setImmediate(r));
@@ -156,9 +164,16 @@ export async function makePairs(cfg: PairsConfig, log: (s: string) => void = con
     });
     dispose([zAll, cls, ys]);
     shard.complete = true;
-    writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
+    if (main) writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
+    dist.heartbeat();
   }
   net.dispose();
+  if (dist.enabled) {
+    dist.barrier();
+    for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
+    if (main) writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
+    dist.destroy();
+  }
   if (device !== 'cpu') cuda.synchronize();
   log(`pairs: ${m.count} in ${m.shards.length} shards at ${cfg.out} (teacher ${path.basename(teacherFile)}, ${cfg.steps} Heun steps, NFE ${nfe})`);
   return m;

@@ -9,7 +9,8 @@ import { noGrad } from '../tensor/autograd.js';
 import { Generator, deriveSeed } from '../tensor/random.js';
 import { foreach } from '../tensor/foreach.js';
 import { cuda } from '../tensor/cuda.js';
-import { resolveDevice, isCuda } from '../tensor/device.js';
+import { isCuda } from '../tensor/device.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { AdamW } from '../nn/optim.js';
 import { EMA, edmEmaBeta } from '../nn/ema.js';
 import { edmRampup } from '../nn/schedule.js';
@@ -17,7 +18,8 @@ import { openDataset, DatasetError } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';
 import { saveGrid, gridInputs } from '../data/grid.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { fields } from '../util/fields.js';
+import { fields, distributedShape } from '../util/fields.js';
+import { Distributed } from '../distributed/context.js';
 import { runTraining, type RunResult } from '../train/run.js';
 import { runSettingsShape, sampleEveryField, settingsIdentity } from '../train/settings.js';
 import { TrainState } from '../train/state.js';
@@ -50,6 +52,7 @@ export const TeacherConfigSchema = z.object({
   dtype: fields.dtype('execution dtype of the UNet (fp32 master weights)'),
   tf32: fields.tf32(),
   format: z.enum(['pt', 'safetensors']).default('safetensors').describe('teacher file format'),
+  ...distributedShape(),
 });
 export type TeacherConfig = z.infer<typeof TeacherConfigSchema>;
 
@@ -58,7 +61,9 @@ export interface TeacherRunResult extends RunResult {
 }
 
 export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void = console.log, o: { progress?: boolean } = {}): Promise<TeacherRunResult> {
-  const device = resolveDevice(cfg.device);
+  // data-parallel over the processes of a torchrun/srun/--nproc-per-node job: each reads its slice of
+  // the global batch (batch size x processes), gradients are averaged, rank 0 writes
+  const { dist, device } = Distributed.forCommand(cfg);
   checkExecutionDType(device, cfg.dtype);
   if (isCuda(device)) cuda.setAllowTF32({ matmul: cfg.tf32, cudnn: cfg.tf32 });
   const netConfig = parseEDMConfig({ ...preset(cfg.preset), ...(cfg.network ?? {}) }, '--preset/network');
@@ -66,14 +71,14 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
   if (warn) log(`warning: ${warn}`);
   const source = openDataset(cfg.data);
   if (netConfig.label_dim && !source.labels) throw new DatasetError(`${source.name} has no labels but the network is class-conditional (label_dim ${netConfig.label_dim})`);
-  const loader = new ImageLoader(source, { batchSize: cfg.batchSize, resolution: netConfig.img_resolution, channels: netConfig.img_channels, numClasses: netConfig.label_dim, device, seed: cfg.seed });
+  const loader = new ImageLoader(source, { batchSize: cfg.batchSize * dist.size, resolution: netConfig.img_resolution, channels: netConfig.img_channels, numClasses: netConfig.label_dim, device, seed: cfg.seed });
   const net = EDMNetwork.create(netConfig, { seed: cfg.seed, device });
   net.train();
   const emaNet = net.clone();
   emaNet.eval().requiresGrad_(false);
   const ema = new EMA(emaNet);
   const opt = new AdamW(net.parameters(), { lr: cfg.lr, betas: cfg.betas as [number, number], weightDecay: 0, eps: 1e-8 });
-  const gen = Generator.create(device, deriveSeed(cfg.seed, 1));
+  const gen = Generator.create(device, deriveSeed(dist.rank ? deriveSeed(cfg.seed, 1_000_000 + dist.rank) : cfg.seed, 1));
   let step = 0;
   let nimg = 0;
   const state = new TrainState(device)
@@ -101,15 +106,24 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
       position: () => step,
       identity: settingsIdentity(cfg, ['kimg']),
       config: cfg,
-      info: { device, dtype: cfg.dtype, tf32: isCuda(device) ? cfg.tf32 : 'n/a (CPU)', network: netConfig, parameters: net.parameterCount(), data: source.name, images: source.size, batch: cfg.batchSize },
+      info: {
+        device, dtype: cfg.dtype, tf32: isCuda(device) ? cfg.tf32 : 'n/a (CPU)', network: netConfig, parameters: net.parameterCount(), data: source.name, images: source.size,
+        batch: cfg.batchSize, processes: dist.size, global_batch: cfg.batchSize * dist.size,
+      },
+      dist,
+      start: () => dist.broadcastModules([net, emaNet]),
       finite: ['loss'],
       step: () => {
         const loss = tidy(() => {
-          const { images, labels } = loader.next();
-          const n = images.shape[0]!;
+          const batch = loader.next();
+          const slice = (t: Tensor) => (dist.size > 1 ? t.narrow(0, dist.rank * cfg.batchSize, cfg.batchSize) : t);
+          const images = slice(batch.images);
+          const labels = batch.labels ? slice(batch.labels) : null;
+          const n = cfg.batchSize * dist.size;
           const { objective, perPixel } = edmLoss(net, images, labels, { pMean: cfg.pMean, pStd: cfg.pStd, dtype: cfg.dtype, generator: gen });
           opt.zeroGrad();
           objective.backward();
+          dist.averageGradients(net.parameters());
           if (cfg.gradClip > 0) foreach.clipGradNorm_(net.parameters(), cfg.gradClip);
           opt.step(cfg.lr * rampup(nimg + n));
           nimg += n;
@@ -123,7 +137,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
       extra: () => ({ kimg: nimg / 1000, lr: cfg.lr * rampup(nimg) }),
       sample: (file) => noGrad(() => tidy(() => saveGrid(sampleEDM(emaNet, fixed.z, fixed.labels, { numSteps: 18 }).x.to('float32').clamp(-1, 1), file, classes || undefined))),
     }, log, o);
-    if (r.status === 'done') {
+    if (r.status === 'done' && dist.isMain) {
       saveEDM(emaNet, teacherPath, { trained_kimg: String(nimg / 1000), data: cfg.data });
       writeFileAtomic(path.join(cfg.out, 'teacher-config.json'), JSON.stringify({ network: netConfig, training: cfg }, null, 2));
       log(`wrote ${teacherPath} (EMA network, ${(nimg / 1000).toFixed(1)} kimg, ${step} steps)`);
@@ -134,5 +148,6 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
     opt.dispose();
     net.dispose();
     emaNet.dispose();
+    dist.destroy();
   }
 }

@@ -8,8 +8,8 @@ import { z } from 'zod';
 import type { Tensor } from '../tensor/tensor.js';
 import { tidy, keep, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
-import { randn, Generator } from '../tensor/random.js';
-import { tensor, cat } from '../tensor/create.js';
+import { randn, Generator, deriveSeed } from '../tensor/random.js';
+import { tensor, cat, zeros } from '../tensor/create.js';
 import { resolveDevice, type Device } from '../tensor/device.js';
 import { oneHot } from '../nn/functional.js';
 import { loadImageModel } from '../edm/image-model.js';
@@ -18,7 +18,8 @@ import { ImageLoader } from '../data/loader.js';
 import { readNpz } from '../io/npz.js';
 import { Progress } from '../train/progress.js';
 import { ensureParentDir, writeFileAtomic } from '../util/fs.js';
-import { fields } from '../util/fields.js';
+import { fields, distributedShape } from '../util/fields.js';
+import { Distributed } from '../distributed/context.js';
 import { evaluationClassifier, type FeatureClassifier } from './classifier.js';
 import { InceptionDetector } from './fid.js';
 import { StatsAccumulator, frechetDistance, type Gaussian } from './frechet.js';
@@ -39,6 +40,7 @@ export const EvalConfigSchema = z.object({
   seed: fields.seed('noise seed'),
   device: fields.device(),
   out: z.string().min(1).default('metrics.json').describe('where the metrics JSON is written'),
+  ...distributedShape(),
 });
 export type EvalConfig = z.infer<typeof EvalConfigSchema>;
 
@@ -64,8 +66,59 @@ export function balancedLabels(first: number, n: number, classes: number): numbe
   return Array.from({ length: n }, (_, i) => (classes ? (first + i) % classes : 0));
 }
 
-export async function evaluate(cfg: EvalConfig, log: (s: string) => void = console.log): Promise<EvalResult> {
-  const device = resolveDevice(cfg.device);
+/**
+ * The per-batch outputs of every process, in batch order (this process's own when it runs alone). Each
+ * process packs its batches into fixed-size tensors so that one allgather per output moves them.
+ */
+function gatherBatches(
+  dist: Distributed,
+  local: Map<number, { f: Tensor | null; p: Tensor | null; i: Tensor | null }>,
+  batches: number,
+  bs: number,
+  rows: (b: number) => number,
+): Map<number, { f: Tensor | null; p: Tensor | null; i: Tensor | null }> {
+  if (!dist.enabled) return local;
+  const slots = Math.ceil(batches / dist.size);
+  const out = new Map<number, { f: Tensor | null; p: Tensor | null; i: Tensor | null }>();
+  for (let b = 0; b < batches; b++) out.set(b, { f: null, p: null, i: null });
+  const first = [...local.values()][0];
+  for (const key of ['f', 'p', 'i'] as const) {
+    // every rank knows which outputs exist (same model, classifier and detector everywhere)
+    const probe = first?.[key] ?? null;
+    const has = dist.allgather(tensor([probe ? 1 : 0]));
+    const width = dist.allgather(tensor([probe && probe.shape.length > 1 ? probe.shape[1]! : 0]));
+    const any = has.some((t) => t.item() > 0);
+    const d = Math.max(...width.map((t) => t.item()));
+    dispose([has, width]);
+    if (!any) continue;
+    const packed = tidy(() => {
+      const buf = key === 'p' ? zeros([slots * bs], { dtype: 'int64' }) : zeros([slots * bs, d], { dtype: 'float64' });
+      for (const [b, r] of local) {
+        const t = r[key]!;
+        buf.narrow(0, Math.floor(b / dist.size) * bs, t.shape[0]!).copy_(t);
+      }
+      return buf;
+    });
+    const gathered = dist.allgather(packed);
+    packed.dispose();
+    for (let b = 0; b < batches; b++) {
+      const src = gathered[b % dist.size]!;
+      out.get(b)![key] = keep(src.narrow(0, Math.floor(b / dist.size) * bs, rows(b)).clone());
+    }
+    dispose(gathered);
+  }
+  dispose([...local.values()]);
+  return out;
+}
+
+/**
+ * Evaluates a generator (or a teacher). Launched as several processes (torchrun, srun,
+ * --nproc-per-node) they share the sampling; rank 0 computes and writes the figures. `o.single` keeps
+ * it to this process (e.g. rank 0 evaluating at the end of a distributed training run).
+ */
+export async function evaluate(cfg: EvalConfig, log: (s: string) => void = console.log, o: { single?: boolean } = {}): Promise<EvalResult> {
+  const { dist, device } = o.single ? { dist: Distributed.single(), device: resolveDevice(cfg.device) } : Distributed.forCommand(cfg);
+  if (!dist.isMain) log = () => {};
   ensureParentDir(cfg.out, '--out');
   // the reference first: a bad --ref must not cost a whole sampling run
   let npz: Map<string, Tensor> | null = null;
@@ -93,39 +146,62 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
     const refCount = refSource ? Math.min(refSource.size, cfg.refNum ?? refSource.size) : 0;
     if (refSource && refCount < 2) throw new EvalError(`--ref ${cfg.ref}: ${refSource.size} images, too few for statistics`);
 
-    // generated samples
-    const gen = Generator.create('cpu', cfg.seed);
+    // generated samples: batch b has its own seeded noise, so that processes can share the batches
+    // (batch b on rank b mod size) and the figures do not depend on how many there are
+    const classes = c.label_dim;
+    const bs = cfg.batchSize;
+    const batches = Math.ceil(cfg.num / bs);
+    const rows = (b: number) => Math.min(bs, cfg.num - b * bs);
+    const t0 = performance.now();
+    const progress = new Progress({ total: cfg.num, label: 'eval', quiet: !dist.isMain });
+    const local = new Map<number, { f: Tensor | null; p: Tensor | null; i: Tensor | null }>();
+    let made = 0;
+    for (let b = dist.rank; b < batches; b += dist.size) {
+      const n = rows(b);
+      local.set(b, noGrad(() => tidy(() => {
+        const zb = randn([n, c.img_channels, c.img_resolution, c.img_resolution], { generator: Generator.create('cpu', deriveSeed(cfg.seed, b)) }).to(device);
+        const labels = classes ? oneHot(tensor(balancedLabels(b * bs, n, classes), { dtype: 'int64' }), classes).to(device) : null;
+        const x = model.sample(zb, labels).clamp(-1, 1);
+        return {
+          f: cls ? keep(cls.features(x).to({ device: 'cpu', dtype: 'float64' })) : null,
+          p: cls ? keep(cls.logits(x).argmax(1).to('cpu')) : null,
+          i: inc ? keep(inc.features(x).to({ device: 'cpu', dtype: 'float64' })) : null,
+        };
+      })));
+      made += n;
+      progress.update(Math.min(cfg.num, made * dist.size), {}, 'img');
+      dist.heartbeat();
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    const all = gatherBatches(dist, local, batches, bs, rows);
+    if (!dist.isMain) {
+      dispose([...local.values()]);
+      return {};
+    }
     const [fdGen, fidGen] = [new StatsAccumulator(), new StatsAccumulator()];
     accs.push(fdGen, fidGen);
-    const classes = c.label_dim;
     const hist = new Array<number>(cls?.spec.classes ?? 0).fill(0);
     let correct = 0;
-    const t0 = performance.now();
-    const progress = new Progress({ total: cfg.num, label: 'eval' });
-    for (let b = 0; b < cfg.num; b += cfg.batchSize) {
-      const n = Math.min(cfg.batchSize, cfg.num - b);
-      noGrad(() => tidy(() => {
-        const labelIdx = balancedLabels(b, n, classes);
-        const zb = randn([n, c.img_channels, c.img_resolution, c.img_resolution], { generator: gen }).to(device);
-        const labels = classes ? oneHot(tensor(labelIdx, { dtype: 'int64' }), classes).to(device) : null;
-        const x = model.sample(zb, labels).clamp(-1, 1);
-        if (cls) {
-          const f = cls.features(x);
-          fdGen.add(f);
-          kept.push(keep(f.to({ device: 'cpu', dtype: 'float64' })));
-          const pred = cls.logits(x).argmax(1).to('cpu').data() as BigInt64Array;
-          pred.forEach((p, k) => {
-            hist[Number(p)]! += 1;
-            if (classes && Number(p) === labelIdx[k]) correct++;
-          });
-        }
-        if (inc) fidGen.add(inc.features(x));
-      }));
-      progress.update(b + n, {}, 'img');
-      await new Promise<void>((r) => setImmediate(r));
+    for (let b = 0; b < batches; b++) {
+      const r = all.get(b)!;
+      if (r.f) {
+        fdGen.add(r.f);
+        kept.push(r.f);
+        const labelIdx = balancedLabels(b * bs, rows(b), classes);
+        (r.p!.data() as BigInt64Array).forEach((p, k) => {
+          hist[Number(p)]! += 1;
+          if (classes && Number(p) === labelIdx[k]) correct++;
+        });
+        r.p!.dispose();
+      }
+      if (r.i) {
+        fidGen.add(r.i);
+        r.i.dispose();
+      }
     }
     const genSeconds = (performance.now() - t0) / 1000;
 
+    dist.destroy();
     const result: EvalResult = {
       model: path.resolve(model.file),
       mode: model.oneStep ? 'one-step' : `heun-${cfg.steps}`,

@@ -23,9 +23,10 @@ export class CheckpointStore {
   /** temporaries of interrupted saves removed when the store was opened */
   readonly removed: string[];
 
-  constructor(dir: string, readonly keep = 3, readonly prefix = 'checkpoint') {
+  /** `owner`: the process that writes (rank 0 of a multi-process run) also tidies up leftovers. */
+  constructor(dir: string, readonly keep = 3, readonly prefix = 'checkpoint', owner = true) {
     this.dir = ensureDir(dir, 'checkpoint directory');
-    this.removed = removeStrayTemporaries(this.dir);
+    this.removed = owner ? removeStrayTemporaries(this.dir) : [];
   }
 
   /** Checkpoint files, oldest first. */

@@ -8,7 +8,9 @@ export interface ProgressOptions {
   label?: string;
   /** plain-line interval in steps when not on a TTY */
   every?: number;
-  stream?: NodeJS.WriteStream;
+  stream?: NodeJS.WriteStream | undefined;
+  /** print nothing (e.g. ranks other than 0 of a multi-process job) */
+  quiet?: boolean;
 }
 
 function fmtTime(s: number): string {
@@ -51,6 +53,7 @@ export class Progress {
   static readonly WINDOW_MS = 60_000;
 
   update(step: number, metrics: Record<string, number> = {}, unit = 'it'): void {
+    if (this.o.quiet) return;
     const done = step - this.start;
     const now = performance.now();
     const elapsed = (now - this.t0) / 1000;

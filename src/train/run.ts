@@ -15,6 +15,8 @@ import { Progress } from './progress.js';
 import type { TrainState } from './state.js';
 import type { RunSettings } from './settings.js';
 import { writeReport } from '../report/report.js';
+import { tensor } from '../tensor/create.js';
+import type { Distributed } from '../distributed/context.js';
 import { NonFiniteLossError, RunError } from './errors.js';
 
 export type RunKind = 'teacher' | 'dmd' | 'classifier';
@@ -46,8 +48,12 @@ export interface RunDefinition {
   extra?(): Metrics;
   /** writes a sample grid */
   sample?(file: string): void;
-  /** a periodic evaluation (e.g. FD of a small fixed sample set), merged into the metrics record */
+  /** a periodic evaluation (e.g. FD of a small fixed sample set), merged into the metrics record (rank 0 only) */
   evaluate?: { every: number; run(): Metrics };
+  /** a multi-process run: rank 0 writes every file, all ranks checkpoint their random states together */
+  dist?: Distributed;
+  /** called on every rank after a resume (or none) and before the first step, e.g. to broadcast rank 0's weights */
+  start?(): void;
 }
 
 export interface RunResult {
@@ -166,9 +172,13 @@ function chooseCheckpoint(store: CheckpointStore, s: RunSettings, def: RunDefini
 }
 
 /** Runs (or continues) a training run to def.total steps. */
-export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: string) => void = console.log, o: { progress?: boolean } = {}): Promise<RunResult> {
+export async function runTraining(s: RunSettings, def: RunDefinition, runLog: (m: string) => void = console.log, o: { progress?: boolean } = {}): Promise<RunResult> {
+  const dist = def.dist?.enabled ? def.dist : null;
+  const main = !dist || dist.isMain;
+  // in a multi-process run rank 0 speaks and writes; the others compute and wait
+  const log = main ? runLog : () => {};
   const out = ensureDir(s.out, '--out');
-  const store = new CheckpointStore(path.join(out, 'checkpoints'), s.keepCheckpoints);
+  const store = new CheckpointStore(path.join(out, 'checkpoints'), s.keepCheckpoints, 'checkpoint', main);
   if (store.removed.length) log(`removed ${store.removed.length} temporary file(s) of an interrupted checkpoint write in ${store.dir}`);
   const t0 = performance.now();
   let elapsedBefore = 0;
@@ -177,14 +187,19 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
   const ck = chooseCheckpoint(store, s, def, log);
   let resumedFrom: string | null = null;
   if (ck) {
+    const savedWorld = Number(ck.meta.values.worldSize ?? 1);
     try {
-      def.state.restore(ck);
+      def.state.restore(ck, dist?.rank ?? 0);
     } finally {
       dispose(ck.tensors);
     }
     resumedFrom = ck.path;
     log(`resumed from ${ck.path} at step ${def.position()}`);
+    if (savedWorld !== (dist?.size ?? 1))
+      log(`warning: the checkpoint was written by ${savedWorld} process(es), this run has ${dist?.size ?? 1}: it continues, but not bit-exactly (the random streams of the ranks differ)`);
   }
+
+  def.start?.();
 
   const runFile = path.join(out, 'run.json');
   const record: RunRecord = (resumedFrom ? readRunRecord(runFile) : null) ?? { format: 'dmd-torch/run', kind: def.kind, config: def.config, info: {}, total: def.total, segments: [] };
@@ -193,7 +208,7 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
   record.total = def.total;
   const segment: RunRecord['segments'][number] = { startStep: def.position(), startedAt: new Date().toISOString(), resumedFrom };
   record.segments.push(segment);
-  const saveRecord = () => writeFileAtomic(runFile, `${JSON.stringify(record, null, 1)}\n`);
+  const saveRecord = () => { if (main) writeFileAtomic(runFile, `${JSON.stringify(record, null, 1)}\n`); };
   saveRecord();
 
   const metrics = new MetricsLog(path.join(out, 'metrics.jsonl'));
@@ -211,13 +226,16 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
   const checkpoint = () => {
     verifyWeights();
     lastGood = tidy(() => {
-      const snap = def.state.snapshot();
+      const snap = def.state.snapshot(dist ?? undefined);
       const meta: CheckpointMeta = { format: 'dmd-torch/checkpoint', kind: def.kind, step: def.position(), identity: def.identity, config: def.config, values: snap.values };
-      return store.save(def.position(), snap.tensors, meta);
+      const file = path.join(store.dir, `checkpoint-${pad(def.position())}.safetensors`);
+      return main ? store.save(def.position(), snap.tensors, meta) : file;
     });
+    dist?.barrier();
   };
   // report.html is refreshed with every sample grid and at the end; a failure there never stops training
   const refreshReport = () => {
+    if (!main) return;
     try {
       writeReport(out);
     } catch (e) {
@@ -225,7 +243,7 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
     }
   };
   const sample = (name: string) => {
-    if (!def.sample) return;
+    if (!def.sample || !main) return;
     def.sample(path.join(out, name));
     refreshReport();
   };
@@ -245,10 +263,22 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
   };
   process.on('SIGINT', onSig);
   process.on('SIGTERM', onSig);
+  // every rank must stop at the same step: a multi-process run agrees on the signal first
+  const stopNow = () => {
+    if (!dist) return interrupted;
+    const flag = tensor([interrupted ? 1 : 0]);
+    try {
+      dist.sum(flag);
+      return flag.item() > 0;
+    } finally {
+      flag.dispose();
+    }
+  };
   try {
     while (def.position() < def.total) {
       await new Promise<void>((r) => setImmediate(r));
-      if (interrupted) {
+      dist?.heartbeat();
+      if (stopNow()) {
         checkpoint();
         progress.break();
         log(`interrupted: checkpoint written at step ${def.position()} (${lastGood}); continue with --resume`);
@@ -263,7 +293,7 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
           const msg =
             `${k} became ${v} at step ${step}; stopping without saving this state (last good checkpoint: ${lastGood ?? 'none'}). ` +
             'Lower the learning rate, enable gradient clipping, or resume from the last checkpoint.';
-          metrics.write({ step, event: 'stopped', reason: 'non-finite', metric: k, message: msg });
+          if (main) metrics.write({ step, event: 'stopped', reason: 'non-finite', metric: k, message: msg });
           throw new NonFiniteLossError(msg);
         }
       }
@@ -271,8 +301,8 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
         const a = pending.get(k);
         if (a) { a.sum += v; a.n += 1; } else pending.set(k, { sum: v, n: 1 });
       }
-      const evaluated = def.evaluate && (step % def.evaluate.every === 0 || step === def.total) ? def.evaluate.run() : {};
-      if (o.progress !== false) progress.update(step, { ...(def.shown ? def.shown(m) : m), ...evaluated });
+      const evaluated = main && def.evaluate && (step % def.evaluate.every === 0 || step === def.total) ? def.evaluate.run() : {};
+      if (main && o.progress !== false) progress.update(step, { ...(def.shown ? def.shown(m) : m), ...evaluated });
       if (step % s.metricsEvery === 0 || step === def.total || Object.keys(evaluated).length) {
         // each metric is the mean over the steps since the last record that produced it (a generator
         // loss of every 5th step is still recorded when records fall on other steps)
@@ -281,7 +311,7 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
         pending.clear();
         const secs = (performance.now() - t0) / 1000;
         last = { step, ...means, ...(def.extra?.() ?? {}), ...evaluated, seconds: elapsedBefore + secs, steps_per_second: (step - start) / secs };
-        metrics.write(last);
+        if (main) metrics.write(last);
       }
       if (s.sampleEvery && step % s.sampleEvery === 0) sample(`samples-${pad(step)}.png`);
       if (step % s.checkpointEvery === 0) checkpoint();
@@ -292,6 +322,7 @@ export async function runTraining(s: RunSettings, def: RunDefinition, log: (m: s
     return { status: 'done', steps: def.position(), seconds: (performance.now() - t0) / 1000, resumedFrom, last };
   } catch (e) {
     progress.break();
+    dist?.markStopped(e instanceof Error ? e.message : String(e));
     finish(e instanceof NonFiniteLossError ? 'non-finite' : 'failed', e instanceof Error ? e.message : String(e));
     if ((e as { code?: string }).code === 'ERR_TORCH_OUT_OF_MEMORY')
       throw new RunError(`out of memory at step ${def.position() + 1} (${(e as Error).message.split('\n')[0]}); lower --batch-size, or use --dtype bfloat16 on CUDA. The last checkpoint is ${lastGood ?? 'none'}`);

@@ -9,6 +9,7 @@ import { noGrad } from '../tensor/autograd.js';
 import type { Module } from '../nn/module.js';
 import type { AdamW } from '../nn/optim.js';
 import type { CheckpointData } from './checkpoints.js';
+import type { Distributed } from '../distributed/context.js';
 import { RunError } from './errors.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -55,8 +56,12 @@ export class TrainState {
     return this.parts.flatMap((p) => (p.kind === 'module' ? [p.module] : []));
   }
 
-  /** Call inside tidy(); the tensors are handles onto the live state (no copies of the weights). */
-  snapshot(): StateSnapshot {
+  /**
+   * Call inside tidy(); the tensors are handles onto the live state (no copies of the weights). In a
+   * multi-process run every rank calls it: the random generators of all ranks are gathered (rank r's
+   * under "rng/<name>@r", rank 0's under "rng/<name>"), everything else is rank 0's.
+   */
+  snapshot(dist?: Distributed): StateSnapshot {
     const tensors = new Map<string, Tensor>();
     const values: Record<string, unknown> = {};
     for (const p of this.parts) {
@@ -72,20 +77,38 @@ export class TrainState {
           break;
         }
         case 'generator':
-          tensors.set(`rng/${p.name}`, p.gen.getState());
+          this.putRng(tensors, p.name, p.gen.getState(), dist);
           break;
         case 'value':
           values[p.name] = p.get() as Json;
           break;
       }
     }
-    tensors.set('rng/global-cpu', Generator.default('cpu').getState());
-    if (isCuda(this.device)) tensors.set('rng/global-cuda', Generator.default(this.device).getState());
+    this.putRng(tensors, 'global-cpu', Generator.default('cpu').getState(), dist);
+    if (isCuda(this.device)) this.putRng(tensors, 'global-cuda', Generator.default(this.device).getState(), dist);
+    values.worldSize = dist?.size ?? 1;
     return { tensors, values };
   }
 
-  /** Restores every part from a checkpoint written from a state declared the same way. */
-  restore(ck: CheckpointData<{ values?: Record<string, unknown> }>): void {
+  private putRng(into: Map<string, Tensor>, name: string, state: Tensor, dist?: Distributed): void {
+    if (!dist?.enabled) {
+      into.set(`rng/${name}`, state);
+      return;
+    }
+    dist.allgather(state).forEach((s, r) => into.set(r === 0 ? `rng/${name}` : `rng/${name}@${r}`, s));
+    state.dispose();
+  }
+
+  /** This rank's saved state of a generator (null when the checkpoint was made by fewer ranks). */
+  private rng(ck: CheckpointData<unknown>, name: string, rank: number): Tensor | null {
+    return ck.tensors.get(rank === 0 ? `rng/${name}` : `rng/${name}@${rank}`) ?? null;
+  }
+
+  /**
+   * Restores every part from a checkpoint written from a state declared the same way. A rank the
+   * checkpoint has no generator states for (it was made by fewer processes) keeps its fresh seeds.
+   */
+  restore(ck: CheckpointData<{ values?: Record<string, unknown> }>, rank = 0): void {
     const values = ck.meta.values ?? {};
     const fail = (what: string): never => {
       throw new RunError(`${ck.path}: ${what}; the checkpoint was written by a run with other settings (use another --out, or the settings of that run)`);
@@ -117,9 +140,9 @@ export class TrainState {
             break;
           }
           case 'generator': {
-            const s = ck.tensors.get(`rng/${p.name}`);
-            if (!s) fail(`it holds no state of the '${p.name}' random generator`);
-            p.gen.setState(s!);
+            const s = this.rng(ck, p.name, rank);
+            if (s) p.gen.setState(s);
+            else if (rank === 0) fail(`it holds no state of the '${p.name}' random generator`);
             break;
           }
           case 'value':
@@ -128,10 +151,10 @@ export class TrainState {
             break;
         }
       }
-      const cpu = ck.tensors.get('rng/global-cpu');
-      if (!cpu) fail('it holds no global random state');
-      Generator.default('cpu').setState(cpu!);
-      const dev = ck.tensors.get('rng/global-cuda');
+      const cpu = this.rng(ck, 'global-cpu', rank);
+      if (!cpu && rank === 0) fail('it holds no global random state');
+      if (cpu) Generator.default('cpu').setState(cpu);
+      const dev = this.rng(ck, 'global-cuda', rank);
       if (dev && isCuda(this.device)) Generator.default(this.device).setState(dev);
     });
   }

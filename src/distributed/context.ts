@@ -1,0 +1,212 @@
+// A process's place in a data-parallel job: the launch (launch.ts), the store and the process group,
+// and what training does with them — broadcast networks from rank 0, average gradients, sum metrics,
+// gather states, barriers. A single process (world size 1) needs none of it and every call is a no-op.
+// When a collective fails, the store tells which rank stopped (it said so, or its heartbeat went quiet)
+// and the error names it.
+import { hostname } from 'node:os';
+import type { Tensor } from '../tensor/tensor.js';
+import { type Device, isCuda, resolveDevice } from '../tensor/device.js';
+import { cuda } from '../tensor/cuda.js';
+import { buildInfo } from '../tensor/runtime.js';
+import type { Module } from '../nn/module.js';
+import { launchFromEnv, type LaunchInfo, LaunchError } from './launch.js';
+import { Store, ProcessGroup, type Backend } from './group.js';
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class DistributedError extends Error {
+  readonly code = 'ERR_DISTRIBUTED';
+}
+
+export interface DistributedOptions {
+  /** 'auto': NCCL for CUDA devices when built, else Gloo */
+  backend?: 'auto' | Backend;
+  /** seconds a collective may wait (0 = 600 on CUDA, 120 on CPU) */
+  timeoutSeconds?: number;
+  device: Device;
+  launch?: LaunchInfo;
+}
+
+export class Distributed {
+  private heartbeatAt = 0;
+  /** time spent averaging gradients (seconds) and how often, for benchmarks */
+  readonly stats = { gradientSyncSeconds: 0, gradientSyncs: 0 };
+
+  private constructor(
+    readonly launch: LaunchInfo,
+    private readonly store: Store | null,
+    private readonly group: ProcessGroup | null,
+    readonly timeoutMs: number,
+  ) {}
+
+  get rank(): number { return this.launch.rank; }
+  get size(): number { return this.launch.worldSize; }
+  get localRank(): number { return this.launch.localRank; }
+  get isMain(): boolean { return this.launch.rank === 0; }
+  get enabled(): boolean { return this.group !== null; }
+  get backend(): string { return this.group?.backend ?? 'none'; }
+  /** the underlying process group (null for one process) */
+  get processGroup(): ProcessGroup | null { return this.group; }
+
+  /**
+   * The device and the job of a command: its --device setting resolved (in a multi-process job each
+   * process takes the GPU of its LOCAL_RANK for 'auto' and 'cuda'), and the process group joined.
+   */
+  static forCommand(cfg: { device: string; distBackend?: 'auto' | Backend; distTimeout?: number }): { dist: Distributed; device: Device } {
+    const launch = launchFromEnv();
+    const perRank = launch.worldSize > 1 && (cfg.device === 'auto' || cfg.device === 'cuda') && cuda.isAvailable();
+    const device = resolveDevice(perRank ? `cuda:${launch.localRank}` : cfg.device);
+    return { dist: Distributed.init({ backend: cfg.distBackend, timeoutSeconds: cfg.distTimeout, device, launch }), device };
+  }
+
+  /** One process, no collectives. */
+  static single(): Distributed {
+    return new Distributed(launchFromEnv({}), null, null, 0);
+  }
+
+  /** Joins the job the environment describes (torchrun, SLURM, or none). */
+  static init(o: DistributedOptions): Distributed {
+    const launch = o.launch ?? launchFromEnv();
+    // DMD_DIST_FORCE_GROUP=1 makes even one process join a group (to measure the cost of the collectives)
+    if (launch.worldSize === 1 && process.env.DMD_DIST_FORCE_GROUP !== '1') return new Distributed(launch, null, null, 0);
+    const timeoutMs = 1000 * (o.timeoutSeconds || (isCuda(o.device) ? 600 : 120));
+    const built = buildInfo().distributed;
+    const backend: Backend = o.backend && o.backend !== 'auto' ? o.backend : isCuda(o.device) && built.includes('nccl') ? 'nccl' : 'gloo';
+    if (!built.includes(backend))
+      throw new DistributedError(
+        `--dist-backend ${backend}: this build of dmd-torch has ${built.length ? `only ${built.join(', ')}` : 'no process-group backend'}; ` +
+          (backend === 'gloo' ? 'install the Gloo headers (Debian: apt-get install libgloo-dev) and rebuild with npm run build:native' : 'rebuild against a CUDA libtorch with NCCL (NCCL_HOME) to use nccl'),
+      );
+    if (backend === 'nccl' && !isCuda(o.device)) throw new DistributedError('--dist-backend nccl needs --device cuda');
+    if (backend === 'gloo' && isCuda(o.device)) throw new DistributedError('the Gloo backend here reduces CPU tensors only; use --dist-backend nccl (or auto) with CUDA');
+    let store: Store;
+    try {
+      // torchrun's agent hosts a store already (every rank a client); otherwise rank 0 hosts one
+      const root = Store.tcp({ host: launch.masterAddr, port: launch.masterPort, isServer: !launch.agentStore && launch.rank === 0, worldSize: launch.worldSize, timeoutMs });
+      store = root.prefix('dmd-torch');
+    } catch (e) {
+      throw new DistributedError(`rank ${launch.rank} of ${launch.worldSize}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const group = ProcessGroup.create(store, launch.rank, launch.worldSize, { backend, timeoutMs, device: launch.localRank });
+    const d = new Distributed(launch, store, group, timeoutMs);
+    store.set(`proc/${launch.rank}`, `${hostname()}:${process.pid}`);
+    d.heartbeat(true);
+    return d;
+  }
+
+  /** Records that this rank is alive (at most once a second). */
+  heartbeat(force = false): void {
+    if (!this.store) return;
+    const now = Date.now();
+    if (!force && now - this.heartbeatAt < 1000) return;
+    this.heartbeatAt = now;
+    try {
+      this.store.set(`heartbeat/${this.rank}`, String(now));
+    } catch {
+      /* the store host is gone: the next collective reports it */
+    }
+  }
+
+  /** Tells the other ranks why this one stops (read when their next collective fails). */
+  markStopped(reason: string): void {
+    try {
+      this.store?.set(`stopped/${this.rank}`, reason.slice(0, 2000));
+    } catch {
+      /* nobody left to tell */
+    }
+  }
+
+  /** Which ranks stopped, died or went quiet, for the message of a failed collective. */
+  private diagnose(): string {
+    if (!this.store) return '';
+    const store = this.store;
+    const look = (): string[] => {
+      const found: string[] = [];
+      for (let r = 0; r < this.size; r++) {
+        if (r === this.rank) continue;
+        if (store.check([`stopped/${r}`])) {
+          found.push(`rank ${r} stopped: ${store.get(`stopped/${r}`).toString('utf8').split('\n')[0]}`);
+          continue;
+        }
+        // a rank on this host whose process is gone (killed, crashed) is named at once
+        const [host, pid] = store.check([`proc/${r}`]) ? store.get(`proc/${r}`).toString().split(':') : [];
+        if (host === hostname() && pid && !processAlive(Number(pid))) {
+          found.push(`rank ${r} (pid ${pid}) is gone`);
+          continue;
+        }
+        const beat = store.check([`heartbeat/${r}`]) ? Number(store.get(`heartbeat/${r}`).toString()) : 0;
+        const quiet = (Date.now() - beat) / 1000;
+        if (!beat || quiet > 5) found.push(`rank ${r} stopped responding (${beat ? `no heartbeat for ${quiet.toFixed(0)} s` : 'never started'})`);
+      }
+      return found;
+    };
+    try {
+      // a rank that stops cleanly says so a moment after its peers' collectives fail: look for up to 3 s
+      for (let i = 0; i < 15; i++) {
+        const found = look();
+        if (found.length) return found.join('; ');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+      }
+      return '';
+    } catch {
+      return this.rank === 0 ? '' : 'rank 0, which hosts the store, is gone';
+    }
+  }
+
+  private guarded<T>(fn: (g: ProcessGroup) => T): T {
+    if (!this.group) throw new DistributedError('not a multi-process job');
+    try {
+      return fn(this.group);
+    } catch (e) {
+      const why = this.diagnose();
+      throw new DistributedError(`${e instanceof Error ? e.message : String(e)}${why ? ` — ${why}` : ''}`);
+    }
+  }
+
+  barrier(): void {
+    if (this.group) this.guarded((g) => g.barrier());
+  }
+
+  /** Parameters and buffers of the modules become rank 0's. */
+  broadcastModules(modules: readonly (Module | null)[]): void {
+    if (!this.group) return;
+    const tensors = modules.flatMap((m) => (m ? [...m.stateDict().values()] : []));
+    try {
+      this.guarded((g) => g.broadcastTensors(tensors));
+    } finally {
+      for (const t of tensors) t.dispose();
+    }
+  }
+
+  /** Gradients of these parameters become their mean over the ranks. */
+  averageGradients(params: readonly Tensor[]): void {
+    if (!this.group) return;
+    const t0 = performance.now();
+    this.guarded((g) => g.averageGradients(params));
+    this.stats.gradientSyncSeconds += (performance.now() - t0) / 1000;
+    this.stats.gradientSyncs += 1;
+  }
+
+  /** In-place sum over the ranks. */
+  sum(t: Tensor): void {
+    if (this.group) this.guarded((g) => g.allreduce([t]));
+  }
+
+  /** Every rank's tensor, in rank order ([t] for one process). */
+  allgather(t: Tensor): Tensor[] {
+    return this.group ? this.guarded((g) => g.allgather(t)) : [t.clone()];
+  }
+
+  destroy(): void {
+    this.group?.destroy();
+  }
+}
+
+export { LaunchError };

@@ -1,0 +1,97 @@
+// The single-node launcher behind `--nproc-per-node N`: starts N workers of the same command on
+// 127.0.0.1 with a free port and torchrun's environment, gives each cores/N intra-op threads, streams
+// rank 0's output (and the others' errors), and when a worker fails stops the others and exits
+// non-zero naming the rank.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The command line without `--nproc-per-node N` (or `--nproc-per-node=N`). */
+export function withoutNproc(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--nproc-per-node') i++;
+    else if (!args[i]!.startsWith('--nproc-per-node=')) out.push(args[i]!);
+  }
+  return out;
+}
+
+export interface SpawnResult {
+  code: number;
+  /** the rank whose failure ended the job, if any */
+  failedRank: number | null;
+  message: string;
+}
+
+/** Runs `nproc` workers of this same program and waits for them. */
+export async function spawnWorkers(nproc: number, o: { args?: string[]; log?: (s: string) => void } = {}): Promise<SpawnResult> {
+  const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const port = await freePort();
+  const threads = Math.max(1, Math.floor(availableParallelism() / nproc));
+  const args = withoutNproc(o.args ?? process.argv.slice(2));
+  log(`launching ${nproc} workers on 127.0.0.1:${port}, ${threads} thread(s) each; rank 0's output follows`);
+  const children: ChildProcess[] = [];
+  const tails: string[][] = [];
+  let failed: { rank: number; code: number } | null = null;
+  const exits = Array.from({ length: nproc }, (_, rank) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+      env: {
+        ...process.env, RANK: String(rank), WORLD_SIZE: String(nproc), LOCAL_RANK: String(rank), LOCAL_WORLD_SIZE: String(nproc),
+        MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), DMD_NUM_THREADS: process.env.DMD_NUM_THREADS ?? String(threads), TORCHELASTIC_USE_AGENT_STORE: 'False',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    tails[rank] = [];
+    const keep = (d: Buffer) => {
+      const t = tails[rank]!;
+      t.push(...d.toString().split('\n').filter(Boolean));
+      if (t.length > 20) t.splice(0, t.length - 20);
+    };
+    if (rank === 0) {
+      child.stdout!.pipe(process.stdout);
+      child.stderr!.pipe(process.stderr);
+    } else {
+      child.stdout!.on('data', keep);
+      child.stderr!.on('data', keep);
+    }
+    child.stderr!.on('data', rank === 0 ? keep : () => {});
+    return new Promise<void>((resolve) => {
+      child.on('exit', (code, signal) => {
+        const c = code ?? (signal ? 128 : 1);
+        if (c !== 0 && !failed) {
+          failed = { rank, code: c };
+          // stop the others: SIGTERM first (they checkpoint if they can), SIGKILL after a grace period
+          for (const other of children) if (other !== child && other.exitCode === null) other.kill('SIGTERM');
+          setTimeout(() => { for (const other of children) if (other.exitCode === null) other.kill('SIGKILL'); }, 10_000).unref();
+        }
+        resolve();
+      });
+    });
+  });
+  const forward = (sig: NodeJS.Signals) => { for (const c of children) if (c.exitCode === null) c.kill(sig); };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  try {
+    await Promise.all(exits);
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+  }
+  if (!failed) return { code: 0, failedRank: null, message: `all ${nproc} workers finished` };
+  const f = failed as { rank: number; code: number };
+  const last = tails[f.rank]!.filter((l) => /error/i.test(l)).at(-1) ?? tails[f.rank]!.at(-1) ?? '';
+  return { code: f.code, failedRank: f.rank, message: `worker rank ${f.rank} exited with code ${f.code}${last ? ` (${last.replace(/^error: /, '')})` : ''}; the other workers were stopped` };
+}
