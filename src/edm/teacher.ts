@@ -101,7 +101,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
     const r = await runTraining(cfg, {
       kind: 'teacher',
       label: 'teacher',
-      total: Math.ceil((cfg.kimg * 1000) / cfg.batchSize),
+      total: Math.ceil((cfg.kimg * 1000) / (cfg.batchSize * dist.size)),
       state,
       position: () => step,
       identity: settingsIdentity(cfg, ['kimg']),

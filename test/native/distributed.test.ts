@@ -4,7 +4,7 @@
 // killed rank named by the survivor within the timeout and the run resumed, bit-exact resume at world
 // size 2. Skipped with the reason when this build has no Gloo backend.
 import test from 'ava';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -169,4 +169,27 @@ dtest(title('a killed rank is named by the survivor within --dist-timeout; the r
   const last = (d: string) => JSON.parse(readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').at(-1)!) as Record<string, number>;
   t.is(last(split).loss_fake, last(straight).loss_fake);
   t.true(readFileSync(path.join(split, 'generator.safetensors')).subarray(-4096).equals(readFileSync(path.join(straight, 'generator.safetensors')).subarray(-4096)));
+});
+
+dtest(title('dmd teacher trains data-parallel; a DMD run resumed with another number of processes continues with a warning'), async (t) => {
+  if (existsSync(FASHION_MNIST_DIR)) {
+    const out = path.join(dir, 'teacher2');
+    writeFileSync(path.join(dir, 'tiny-net.yaml'), 'network:\n  model_channels: 8\n  num_blocks: 1\n  attn_resolutions: []\n');
+    const procs = await world(['src/cli/dmd.ts', 'teacher', '--out', out, '--data', 'fashion-mnist:test', '--kimg', '0.016', '--batch-size', '2', '--checkpoint-every', '2',
+      '--sample-every', '1000', '--metrics-every', '1', '--device', 'cpu', '--config', path.join(dir, 'tiny-net.yaml')]);
+    for (const p of procs) t.is(p.code, 0, p.out);
+    t.true(existsSync(path.join(out, 'teacher.safetensors')));
+    const run = JSON.parse(readFileSync(path.join(out, 'run.json'), 'utf8')) as { info: { processes: number; global_batch: number } };
+    t.deepEqual([run.info.processes, run.info.global_batch], [2, 4]);
+    // 16 images = 4 steps of the global batch 4
+    const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; kimg: number });
+    t.deepEqual(lines.at(-1)!.step, 4);
+    t.is(lines.at(-1)!.kimg, 0.016);
+  }
+  const out = path.join(dir, 'regroup');
+  const common = ['src/cli/dmd-train.ts', '--teacher', teacher, '--out', out, '--batch-size', '2', '--device', 'cpu', '--final-eval', '0', '--checkpoint-every', '4', '--sample-every', '1000'];
+  for (const p of await world([...common, '--steps', '4'], 2)) t.is(p.code, 0, p.out);
+  const [one] = await world([...common, '--steps', '8', '--resume'], 1);
+  t.is(one!.code, 0, one!.out);
+  t.regex(one!.out, /warning: the checkpoint was written by 2 process\(es\), this run has 1: it continues, but not bit-exactly/);
 });
