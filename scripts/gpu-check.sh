@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU-machine run: build against the machine's CUDA libtorch, the CUDA tests, parity on CUDA
 # (fp32 with TF32 off at the CPU tolerances, fp32 with TF32 on for information, bf16 at rtol 0.03) and
-# the benchmarks (bench:unet times float32 with TF32 off and on), all teed to $OUT/gpu.log.
+# the benchmarks (bench:unet times float32 with TF32 off and on; bench:dist the NCCL gradient sync;
+# bench:serve on CUDA), all teed to $OUT/gpu.log.
 # Run it from the package root on a GPU machine whose CUDA libtorch is found by the build (LIBTORCH or
 # CMAKE_PREFIX_PATH, see README "GPU builds"), after npm install: bash scripts/gpu-check.sh
 set -uo pipefail
@@ -17,3 +18,5 @@ npm run bench:ops
 npm run bench:unet
 npm run bench:sample
 npm run bench:train
+DMD_BENCH_DIST_CUDA=1 npm run bench:dist
+npm run bench:serve -- --device cuda
