@@ -5,7 +5,7 @@ import { DMDTrainer, generate, randn, tensor, noGrad, loadEDM, saveGrid, F } fro
 
 const teacher = process.argv[2]; // default: the bundled Fashion-MNIST teacher
 const steps = Number(process.env.DMD_EXAMPLE_STEPS ?? 200);
-const trainer = new DMDTrainer({ teacher, out: 'runs/example', steps, batchSize: 16, fakeUpdatesPerGen: 5, sampleEvery: 100, resume: true });
+const trainer = await DMDTrainer.create({ teacher, out: 'runs/example', steps, batchSize: 16, fakeUpdatesPerGen: 5, sampleEvery: 100, resume: true, finalEval: 0 });
 const { generator } = await trainer.train();
 trainer.dispose();
 

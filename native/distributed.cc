@@ -150,24 +150,25 @@ Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(s.store->add(stringArg(info, 1), intArg(info, 2))));
 }
 
+std::vector<std::string> keysArg(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsArray()) throwType("store keys must be an array of strings");
+  Napi::Array a = info[i].As<Napi::Array>();
+  std::vector<std::string> keys;
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    if (!a.Get(k).IsString()) throwType("store keys must be strings");
+    keys.push_back(a.Get(k).As<Napi::String>().Utf8Value());
+  }
+  return keys;
+}
+
 // storeWait(store, keys, timeoutMs)
 Napi::Value StoreWait(const Napi::CallbackInfo& info) {
-  StoreBox& s = storeArg(info, 0);
-  if (!info[1].IsArray()) throwType("storeWait: keys must be an array of strings");
-  Napi::Array a = info[1].As<Napi::Array>();
-  std::vector<std::string> keys;
-  for (uint32_t i = 0; i < a.Length(); ++i) keys.push_back(a.Get(i).As<Napi::String>().Utf8Value());
-  s.store->wait(keys, ms(intArgOr(info, 2, 300000)));
+  storeArg(info, 0).store->wait(keysArg(info, 1), ms(intArgOr(info, 2, 300000)));
   return info.Env().Undefined();
 }
 
 Napi::Value StoreCheck(const Napi::CallbackInfo& info) {
-  StoreBox& s = storeArg(info, 0);
-  if (!info[1].IsArray()) throwType("storeCheck: keys must be an array of strings");
-  Napi::Array a = info[1].As<Napi::Array>();
-  std::vector<std::string> keys;
-  for (uint32_t i = 0; i < a.Length(); ++i) keys.push_back(a.Get(i).As<Napi::String>().Utf8Value());
-  return Napi::Boolean::New(info.Env(), s.store->check(keys));
+  return Napi::Boolean::New(info.Env(), storeArg(info, 0).store->check(keysArg(info, 1)));
 }
 
 // the calls capture the backend, which lives as long as they do

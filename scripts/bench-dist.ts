@@ -20,7 +20,7 @@ if (process.env.DMD_BENCH_DIST_WORKER) {
   const device = process.env.DMD_BENCH_DEVICE ?? 'cpu';
   const teacher = EDMNetwork.create({ ...PRESETS[preset], dropout: 0 }, { seed: 0 });
   teacher.eval();
-  const tr = new DMDTrainer({ steps: 1e9, batchSize: batch, fakeUpdatesPerGen: ratio, device, gan: false, finalEval: 0, out: '/tmp/dmd-bench-dist' }, () => {}, { teacherNet: teacher });
+  const tr = new DMDTrainer({ steps: 1e9, batchSize: batch, fakeUpdatesPerGen: ratio, device, gan: false, lambdaReg: 0, finalEval: 0, out: '/tmp/dmd-bench-dist' }, () => {}, { teacherNet: teacher });
   const sync = () => { if (device !== 'cpu') cuda.synchronize(); };
   for (let i = 0; i < ratio; i++) tr.iteration();
   sync();

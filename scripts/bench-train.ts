@@ -21,7 +21,7 @@ console.log(`bench:train libtorch ${buildInfo().torchVersion}, ${getNumThreads()
 for (const [name, device, batch, ratio, dtype] of plan) {
   const teacher = EDMNetwork.create({ ...PRESETS[name], dropout: 0 }, { seed: 0, device });
   teacher.eval();
-  const tr = new DMDTrainer({ steps: 1e9, batchSize: batch, fakeUpdatesPerGen: ratio, dtype, device, gan: false, out: '/tmp/dmd-bench' }, () => {}, { teacherNet: teacher });
+  const tr = new DMDTrainer({ steps: 1e9, batchSize: batch, fakeUpdatesPerGen: ratio, dtype, device, gan: false, lambdaReg: 0, out: '/tmp/dmd-bench' }, () => {}, { teacherNet: teacher });
   const iters = Number(arg('iters') ?? (device === 'cpu' ? ratio : 4 * ratio));
   for (let i = 0; i < ratio; i++) tr.iteration(); // warm-up: one full fake:gen cycle
   sync(device);

@@ -38,3 +38,4 @@ export { startServer, ServeConfigSchema, type ServeConfig, type DemoServer } fro
 export { applyRecipe, RECIPES, RECIPE_NAMES, type RecipeName } from './dmd/recipes.js';
 export { precisionRecall } from './metrics/precision-recall.js';
 export { FDProbe } from './metrics/probe.js';
+export { resolveAutoPairs, pairsCacheDir } from './dmd/auto-pairs.js';

@@ -9,7 +9,7 @@
 // same noises per method). Results are cached per method in --out: a rerun continues where it stopped.
 //
 //   npm run experiment:ablation                       # the full run (2-core CPU: about 3 hours)
-//   npm run experiment:ablation -- --quick            # a few iterations of every method (a smoke test)
+//   npm run experiment:ablation -- --quick            # a few iterations of every method (a smoke test; npm test runs it)
 //   npm run experiment:ablation -- --only dmd2,dmd2-reg --steps 500
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -29,6 +29,7 @@ const out = path.resolve(opt('out', quick ? 'runs/ablation-quick' : 'runs/ablati
 const steps = Number(opt('steps', quick ? '4' : '1000'));
 const num = Number(opt('num', quick ? '40' : '1000'));
 const pairsCount = Number(opt('pairs', quick ? '20' : '1024'));
+const refNum = Number(opt('ref-num', quick ? '1000' : '10000'));
 const seed = Number(opt('seed', '0'));
 const only = opt('only', '').split(',').filter(Boolean);
 const heunSteps = quick ? 2 : 18;
@@ -56,9 +57,9 @@ interface Method {
 
 // Every distilled method shares dmd-train's default settings (learning rates, warm-up, batch, EMA) and
 // differs only in what the ablation turns on and off.
-const base: Partial<DMDConfig> = { ...DMDConfigSchema.parse({ gan: false }), steps, seed, device: 'cpu', sampleEvery: 1e9, checkpointEvery: Math.max(steps, 1), metricsEvery: 10 };
+const base: Partial<DMDConfig> = { ...DMDConfigSchema.parse({ gan: false }), lambdaReg: 0, steps, seed, device: 'cpu', sampleEvery: 1e9, checkpointEvery: Math.max(steps, 1), metricsEvery: 10, finalEval: 0 };
 const gan = { gan: true, data: 'fashion-mnist' } as const;
-const reg = (kind: 'l2' | 'pseudo-huber') => ({ pairs: pairsDir, regression: kind });
+const reg = (kind: 'l2' | 'pseudo-huber') => ({ pairs: pairsDir, regression: kind, lambdaReg: DMDConfigSchema.parse({}).lambdaReg });
 const methods: Method[] = [
   { id: 'teacher-heun', label: `teacher, Heun ${heunSteps} steps`, dmd: null, heun: heunSteps },
   { id: 'teacher-once', label: 'teacher evaluated once at sigma 80 (no distillation)', dmd: null, once: true },
@@ -67,9 +68,10 @@ const methods: Method[] = [
   { id: 'dm-5', label: 'distribution matching only, fake:gen 5', dmd: { fakeUpdatesPerGen: 5 } },
   { id: 'dmd-l2', label: 'DMD: DM + regression (l2), fake:gen 1', dmd: { fakeUpdatesPerGen: 1, ...reg('l2') }, needsPairs: true },
   { id: 'dmd-ph', label: 'DMD: DM + regression (pseudo-huber), fake:gen 1', dmd: { fakeUpdatesPerGen: 1, ...reg('pseudo-huber') }, needsPairs: true },
-  { id: 'dmd2', label: 'DMD2: fake:gen 5 + GAN on real data', dmd: { fakeUpdatesPerGen: 5, ...gan } },
-  { id: 'dmd2-ema', label: 'DMD2, its EMA generator', dmd: null, emaOf: 'dmd2' },
-  { id: 'dmd2-reg', label: 'DMD2 + regression (pseudo-huber)', dmd: { fakeUpdatesPerGen: 5, ...gan, ...reg('pseudo-huber') }, needsPairs: true },
+  { id: 'dmd2', label: 'DMD2: fake:gen 5 + GAN on real data', dmd: { fakeUpdatesPerGen: 5, ...gan, emaDecay: 0.95 } },
+  { id: 'dmd2-ema', label: 'DMD2, its EMA generator (decay 0.95 per generator update)', dmd: null, emaOf: 'dmd2' },
+  { id: 'dmd2-reg', label: 'DMD2 + regression (pseudo-huber): the default recipe', dmd: { fakeUpdatesPerGen: 5, ...gan, ...reg('pseudo-huber'), emaDecay: 0.95 }, needsPairs: true },
+  { id: 'dmd2-reg-ema', label: 'DMD2 + regression, its EMA generator', dmd: null, emaOf: 'dmd2-reg' },
 ];
 const selected = methods.filter((m) => !only.length || only.includes(m.id) || (m.emaOf && only.includes(m.emaOf)));
 
@@ -103,7 +105,7 @@ const results = new Map<string, Result>();
 for (const m of methods) if (existsSync(resultFile(m.id))) results.set(m.id, JSON.parse(readFileSync(resultFile(m.id), 'utf8')) as Result);
 
 async function evalModel(m: Method, model: { generator?: string; teacher?: string; steps?: number }, trainSeconds: number | null): Promise<Result> {
-  const r = await evaluate(EvalConfigSchema.parse({ ...model, num, refNum: 10000, seed, device: 'cpu', batchSize: 250, out: path.join(out, m.id, 'metrics.json') }), quiet);
+  const r = await evaluate(EvalConfigSchema.parse({ ...model, num, refNum, seed, device: 'cpu', batchSize: 250, out: path.join(out, m.id, 'metrics.json') }), quiet);
   const res: Result = {
     id: m.id, label: m.label, nfe: r.nfe as number, fd: r['FD-fmnist'] as number, fdFloor: (r['FD-fmnist_noise_floor'] as number | undefined) ?? null,
     accuracy: r.classifier_accuracy_on_samples as number, classMin: r.class_fraction_min as number, classMax: r.class_fraction_max as number,
@@ -171,7 +173,7 @@ const lines = [
   '',
   `Teacher: the bundled \`assets/fmnist-teacher.safetensors\`. Every distilled method: ${steps} iterations of batch ${base.batchSize}, seed ${seed}, the shared settings of the default recipe ` +
     `(gen/fake lr ${base.genLr}/${base.fakeLr}, warm-up ${base.warmupSteps}, EMA ${base.emaDecay}), regression on ${pairsCount} teacher Heun pairs where used. ` +
-    `Evaluation: ${num} class-balanced samples (seed ${seed}) against 10 000 Fashion-MNIST training images, in the features of the bundled classifier; ` +
+    `Evaluation: ${num} class-balanced samples (seed ${seed}) against ${refNum} Fashion-MNIST training images, in the features of the bundled classifier; ` +
     `the noise floor is the FD of ${num} held-out real training images. Precision/recall: Kynkäänniemi et al. (2019), k = 3.`,
   '',
   '| method | NFE | FD-fmnist | × teacher | noise floor | accuracy | class min / max | precision | recall | training | img/s |',

@@ -16,7 +16,7 @@ await main({
       schema: DMDConfigSchema,
       prepare: applyRecipe,
       async run(cfg) {
-        const trainer = new DMDTrainer(cfg);
+        const trainer = await DMDTrainer.create(cfg);
         try {
           await trainer.train();
         } finally {

@@ -42,6 +42,7 @@ import { writeReport } from '../report/report.js';
 import { checkBatchMemory } from '../train/memory.js';
 import { DMDConfigSchema, type DMDConfig } from './config.js';
 import { applyRecipe } from './recipes.js';
+import { resolveAutoPairs } from './auto-pairs.js';
 import { distributionMatchingLoss, fakeScoreLoss, ganGeneratorLoss, ganHeadLoss } from './losses.js';
 import { GanHead } from './head.js';
 
@@ -92,6 +93,14 @@ export class DMDTrainer {
   readonly dist: Distributed;
   private readonly sameNoise: boolean = false;
   private readonly rankSeed: number;
+
+  /**
+   * The trainer for settings as the command line takes them: the recipe's defaults filled in and
+   * `pairs: 'auto'` made (or found in the cache) first. The constructor takes resolved settings.
+   */
+  static async create(config: Partial<DMDConfig> & Record<string, unknown>, log: (s: string) => void = console.log): Promise<DMDTrainer> {
+    return new DMDTrainer(await resolveAutoPairs(applyRecipe(config) as Partial<DMDConfig> & Record<string, unknown>, log), log);
+  }
 
   /** Loads and checks everything a run needs before the first step (clear errors at start-up). */
   constructor(config: Partial<DMDConfig> & Record<string, unknown>, log: (s: string) => void = console.log, o: { teacherNet?: EDMNetwork } = {}) {
@@ -145,6 +154,7 @@ export class DMDTrainer {
     this.ema = cfg.emaDecay > 0 ? this.G.clone().eval().requiresGrad_(false) : null;
     this.emaUpdate = this.ema ? new EMA(this.ema) : null;
     this.lpips = cfg.pairs && cfg.regression === 'lpips' ? LPIPS.load(cfg.lpips!, { device: d }) : null;
+    if (cfg.pairs === 'auto') throw new DMDSetupError("--pairs auto must be resolved before the trainer is built: await resolveAutoPairs(settings) (dmd-train does), or give a pairs directory");
     this.pairs = cfg.pairs ? new PairsDataset(cfg.pairs) : null;
     if (this.pairs) {
       const m = this.pairs.manifest;

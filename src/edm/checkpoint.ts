@@ -39,14 +39,18 @@ export function detectFormat(path: string): TeacherFormat {
   if (!st.isFile()) throw new CheckpointError(`${path}: is not a regular file (a device, pipe or socket)`);
   if (st.size < 8) throw new CheckpointError(`${path}: only ${st.size} bytes, too short to be a teacher file (truncated?)`);
   const fd = openSync(path, 'r');
-  const head = Buffer.alloc(8);
+  const head = Buffer.alloc(9);
   try {
-    readSync(fd, head, 0, 8, 0);
+    readSync(fd, head, 0, 9, 0);
   } finally {
     closeSync(fd);
   }
   if (head[0] === 0x50 && head[1] === 0x4b) return 'pt'; // 'PK': torch.save zip archive
-  if (head[0] === 0x80) {
+  // safetensors: an 8-byte little-endian header length, then the JSON header's '{' (the length's low
+  // byte may be anything, 0x80 included)
+  if (head[8] === 0x7b) return 'safetensors';
+  if (head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) {
+    // a pickle: the PROTO opcode and a protocol number
     throw new CheckpointError(
       `${path}: is a raw Python pickle (an NVlabs EDM network-snapshot .pkl or a legacy torch.save); convert it with ` +
         `'python3 scripts/convert-edm.py ${path} edm.pt' (EDM repository on PYTHONPATH)`,
