@@ -57,7 +57,7 @@ interface Method {
 
 // Every distilled method shares dmd-train's default settings (learning rates, warm-up, batch, EMA) and
 // differs only in what the ablation turns on and off.
-const base: Partial<DMDConfig> = { ...DMDConfigSchema.parse({ gan: false }), lambdaReg: 0, steps, seed, device: 'cpu', sampleEvery: 1e9, checkpointEvery: Math.max(steps, 1), metricsEvery: 10, finalEval: 0 };
+const base: Partial<DMDConfig> = { ...DMDConfigSchema.parse({ gan: false }), lambdaReg: 0, steps, seed, device: 'cpu', sampleEvery: 1e9, checkpointEvery: Math.max(Math.min(steps, 250), 1), metricsEvery: 10, finalEval: 0 };
 const gan = { gan: true, data: 'fashion-mnist' } as const;
 const reg = (kind: 'l2' | 'pseudo-huber') => ({ pairs: pairsDir, regression: kind, lambdaReg: DMDConfigSchema.parse({}).lambdaReg });
 const methods: Method[] = [

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import {
-  loadEDM, saveEDM, readSafetensors, writeSafetensors, writeTorchSave, tensor, tidy, noGrad, DMDTrainer, makePairs, PairsConfigSchema, PairsDataset,
+  loadEDM, saveEDM, readEDMConfig, readSafetensors, writeSafetensors, writeTorchSave, tensor, tidy, noGrad, DMDTrainer, makePairs, PairsConfigSchema, PairsDataset,
   FeatureClassifier, evaluate, EvalConfigSchema, type Tensor,
 } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -127,7 +127,14 @@ test('damaged and misnamed teacher files are named, not loaded', (t) => {
   bad[pos] = bad[pos]! ^ 0x01;
   writeFileSync(path.join(dir, 'flipped.pt'), bad);
   t.throws(() => loadEDM(path.join(dir, 'flipped.pt')), { message: /flipped\.pt: damaged or not a torch\.save file .*CRC-32/ });
-  writeFileSync(path.join(dir, 'not-zip.pt'), readFileSync(teacher));
+  // the content decides: a safetensors file named .pt still loads; bytes that are neither are refused by name
+  writeFileSync(path.join(dir, 'st-named.pt'), readFileSync(teacher));
+  const viaContent = loadEDM(path.join(dir, 'st-named.pt'));
+  t.deepEqual(viaContent.config, readEDMConfig(teacher));
+  viaContent.dispose();
+  const garbage = Buffer.from(readFileSync(teacher));
+  garbage.fill(0, 0, 16);
+  writeFileSync(path.join(dir, 'not-zip.pt'), garbage);
   t.throws(() => loadEDM(path.join(dir, 'not-zip.pt')), { message: /named like a torch\.save file but is not a zip archive/ });
   symlinkSync(path.join(dir, 'gone.safetensors'), path.join(dir, 'dangling.safetensors'));
   t.throws(() => loadEDM(path.join(dir, 'dangling.safetensors')), { message: /is a dangling symbolic link/ });
