@@ -8,7 +8,7 @@
 // precision/recall in the classifier's features, wall time, img/s) and samples.png (one row of the
 // same noises per method). Results are cached per method in --out: a rerun continues where it stopped.
 //
-//   npm run experiment:ablation                       # the full run (2-core CPU: about 3 hours)
+//   npm run experiment:ablation                       # the full run (2-core CPU: about 2.5 hours)
 //   npm run experiment:ablation -- --quick            # a few iterations of every method (a smoke test; npm test runs it)
 //   npm run experiment:ablation -- --only dmd2,dmd2-reg --steps 500
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -67,10 +67,10 @@ const methods: Method[] = [
   { id: 'dm-1', label: 'distribution matching only, fake:gen 1', dmd: { fakeUpdatesPerGen: 1 } },
   { id: 'dm-5', label: 'distribution matching only, fake:gen 5', dmd: { fakeUpdatesPerGen: 5 } },
   { id: 'dmd-l2', label: 'DMD: DM + regression (l2), fake:gen 1', dmd: { fakeUpdatesPerGen: 1, ...reg('l2') }, needsPairs: true },
-  { id: 'dmd-ph', label: 'DMD: DM + regression (pseudo-huber), fake:gen 1', dmd: { fakeUpdatesPerGen: 1, ...reg('pseudo-huber') }, needsPairs: true },
+  { id: 'dmd-ph', label: 'DMD: DM + regression (pseudo-huber), fake:gen 1: the default recipe', dmd: { fakeUpdatesPerGen: 1, ...reg('pseudo-huber') }, needsPairs: true },
   { id: 'dmd2', label: 'DMD2: fake:gen 5 + GAN on real data', dmd: { fakeUpdatesPerGen: 5, ...gan, emaDecay: 0.95 } },
   { id: 'dmd2-ema', label: 'DMD2, its EMA generator (decay 0.95 per generator update)', dmd: null, emaOf: 'dmd2' },
-  { id: 'dmd2-reg', label: 'DMD2 + regression (pseudo-huber): the default recipe', dmd: { fakeUpdatesPerGen: 5, ...gan, ...reg('pseudo-huber'), emaDecay: 0.95 }, needsPairs: true },
+  { id: 'dmd2-reg', label: 'DMD2 + regression (pseudo-huber)', dmd: { fakeUpdatesPerGen: 5, ...gan, ...reg('pseudo-huber'), emaDecay: 0.95 }, needsPairs: true },
   { id: 'dmd2-reg-ema', label: 'DMD2 + regression, its EMA generator', dmd: null, emaOf: 'dmd2-reg' },
 ];
 const selected = methods.filter((m) => !only.length || only.includes(m.id) || (m.emaOf && only.includes(m.emaOf)));
@@ -161,10 +161,18 @@ for (const m of methods) {
 if (rows.length) saveGrid(cat(rows), path.join(out, 'samples.png'), 10);
 
 // ---- results.md -----------------------------------------------------------------------------------------
-const ordered = methods.map((m) => results.get(m.id)).filter((r): r is Result => !!r);
+// labels as the methods name them now (a cached result keeps the label of its run)
+const ordered = methods.flatMap((m) => { const r = results.get(m.id); return r ? [{ ...r, label: m.label }] : []; });
 const fmt = (v: number | null | undefined, d = 3) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
 const min = (s: number | null) => (s === null ? '–' : `${(s / 60).toFixed(1)} min`);
 const teacherFd = results.get('teacher-heun')?.fd;
+/** generator updates in the run: every iteration without a fake score, else every fakeUpdatesPerGen-th */
+const genUpdates = (id: string): string => {
+  const m = methods.find((x) => x.id === id)!;
+  const d = m.dmd ?? (m.emaOf ? methods.find((x) => x.id === m.emaOf)!.dmd : null);
+  if (!d) return '–';
+  return String(d.lambdaDm === 0 ? steps : Math.ceil(steps / (d.fakeUpdatesPerGen ?? base.fakeUpdatesPerGen ?? 1)));
+};
 const lines = [
   '# DMD / DMD2 ablation on Fashion-MNIST',
   '',
@@ -172,13 +180,14 @@ const lines = [
     `${os.cpus().length} CPU cores (${os.cpus()[0]?.model ?? 'unknown'}), ${getNumThreads()} libtorch threads, libtorch ${buildInfo().torchVersion}, no GPU.`,
   '',
   `Teacher: the bundled \`assets/fmnist-teacher.safetensors\`. Every distilled method: ${steps} iterations of batch ${base.batchSize}, seed ${seed}, the shared settings of the default recipe ` +
-    `(gen/fake lr ${base.genLr}/${base.fakeLr}, warm-up ${base.warmupSteps}, EMA ${base.emaDecay}), regression on ${pairsCount} teacher Heun pairs where used. ` +
+    `(gen/fake lr ${base.genLr}/${base.fakeLr}, warm-up ${base.warmupSteps}, regression weight ${DMDConfigSchema.parse({}).lambdaReg}), regression on ${pairsCount} teacher Heun pairs where used. ` +
+    `An iteration updates the fake score and, every fake:gen-th iteration, the generator (regression only: the generator every iteration); "G updates" counts the generator's. ` +
     `Evaluation: ${num} class-balanced samples (seed ${seed}) against ${refNum} Fashion-MNIST training images, in the features of the bundled classifier; ` +
     `the noise floor is the FD of ${num} held-out real training images. Precision/recall: Kynkäänniemi et al. (2019), k = 3.`,
   '',
-  '| method | NFE | FD-fmnist | × teacher | noise floor | accuracy | class min / max | precision | recall | training | img/s |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...ordered.map((r) => `| ${r.label} | ${r.nfe} | ${fmt(r.fd)} | ${teacherFd ? fmt(r.fd / teacherFd, 2) : '–'} | ${fmt(r.fdFloor)} | ${fmt(r.accuracy)} | ${fmt(r.classMin)} / ${fmt(r.classMax)} | ${fmt(r.precision)} | ${fmt(r.recall)} | ${min(r.trainSeconds)} | ${fmt(r.imagesPerSecond, 1)} |`),
+  '| method | NFE | G updates | FD-fmnist | × teacher | noise floor | accuracy | class min / max | precision | recall | training | img/s |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...ordered.map((r) => `| ${r.label} | ${r.nfe} | ${genUpdates(r.id)} | ${fmt(r.fd)} | ${teacherFd ? fmt(r.fd / teacherFd, 2) : '–'} | ${fmt(r.fdFloor)} | ${fmt(r.accuracy)} | ${fmt(r.classMin)} / ${fmt(r.classMax)} | ${fmt(r.precision)} | ${fmt(r.recall)} | ${min(r.trainSeconds)} | ${fmt(r.imagesPerSecond, 1)} |`),
   '',
   '`samples.png`: one row per method in this order, the same noise and class (0–9) in each column.',
   '',

@@ -5,7 +5,7 @@ import { fields, distributedShape } from '../util/fields.js';
 import { runSettingsShape, sampleEveryField } from '../train/settings.js';
 
 export const DMDConfigSchema = z.object({
-  recipe: z.enum(['default', 'dmd', 'dmd2']).default('default').describe('settings to start from: default (tuned for the bundled teacher on a CPU; DMD2 GAN on Fashion-MNIST when installed), dmd (DMD: fake:gen 1 + LPIPS regression, lr 2e-6), dmd2 (DMD2: fake:gen 5 + diffusion GAN, lr 2e-6); flags override'),
+  recipe: z.enum(['default', 'dmd', 'dmd2']).default('default').describe('settings to start from: default (for the bundled teacher: fake:gen 1 + regression on automatically made pairs, tuned on a CPU), dmd (DMD: fake:gen 1 + LPIPS regression, lr 2e-6), dmd2 (DMD2: fake:gen 5 + diffusion GAN, lr 2e-6); flags override'),
   teacher: z.string().min(1).optional().describe('EDM teacher (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
   ...runSettingsShape({ out: 'runs/dmd', checkpointEvery: 250, metricsEvery: 10 }),
   sampleEvery: sampleEveryField(250),
@@ -35,7 +35,7 @@ export const DMDConfigSchema = z.object({
   weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay'),
   warmupSteps: z.number().int().min(0).default(100).describe('linear learning-rate warm-up (iterations)'),
   gradClip: z.number().min(0).default(10).describe('global gradient-norm clipping (0 = off)'),
-  fakeUpdatesPerGen: z.number().int().positive().default(5).describe('two time-scale ratio: fake-score updates per generator update (DMD2: 5, DMD: 1)'),
+  fakeUpdatesPerGen: z.number().int().positive().default(5).describe('two time-scale ratio: fake-score updates per generator update (DMD2: 5, DMD: 1; the default recipe with the bundled teacher: 1)'),
   regression: z.enum(REGRESSION_LOSSES).default('pseudo-huber').describe('regression loss on the pairs (DMD: lpips, which needs --lpips weights)'),
   lambdaReg: z.number().min(0).default(0.25).describe('weight of the regression loss'),
   lpips: z.string().min(1).optional().describe('LPIPS VGG weights (scripts/convert-lpips.py), needed for --regression lpips'),

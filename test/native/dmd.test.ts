@@ -1,7 +1,7 @@
 // The DMD trainer end to end on the CPU with a small random teacher: with and without regression
 // pairs, with the GAN option, finite losses, sample grids, bit-exact resume, NaN stop, SIGINT.
 import test from 'ava';
-import { existsSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,9 @@ import { denoiser } from '../../src/edm/guidance.js';
 import { karrasTable } from '../../src/edm/sigmas.js';
 import { makePairs, PairsConfigSchema } from '../../src/edm/pairs.js';
 import { DMDTrainer, DMDSetupError } from '../../src/dmd/trainer.js';
+import { resolveAutoPairs } from '../../src/dmd/auto-pairs.js';
+import { PairsDataset } from '../../src/edm/pairs.js';
+import { fileSha256 } from '../../src/util/fs.js';
 import { NonFiniteLossError } from '../../src/train/errors.js';
 import { generate } from '../../src/edm/one-step.js';
 import { DEFAULT_FIXTURES, readManifest } from '../parity/fixtures.js';
@@ -206,4 +209,32 @@ test('--eval-every logs FD and accuracy while training; the final evaluation is 
   t.truthy(final, logs.join('\n'));
   t.regex(final!, /FD-fmnist \d+\.\d{3} \(teacher heun-18 with NFE 35: 2\.500 at 1000 samples; ratio \d+\.\d{2}\), accuracy on intended classes \d\.\d{3} \(teacher 0\.500\)/);
   t.true(existsSync(path.join(out, 'final-eval.json')));
+});
+
+test('--pairs auto makes the teacher\'s pairs once, in the cache, and later runs reuse them', async (t) => {
+  process.env.XDG_CACHE_HOME = path.join(dir, 'cache');
+  const logs: string[] = [];
+  const settings = { ...base, out: path.join(dir, 'auto-pairs'), steps: 2, pairs: 'auto', autoPairs: 6, seed: 3 };
+  const first = await resolveAutoPairs(settings, (s) => logs.push(s));
+  t.true(first.pairs!.startsWith(path.join(dir, 'cache', 'dmd-torch', 'pairs') + path.sep), first.pairs);
+  const ds = new PairsDataset(first.pairs!);
+  t.is(ds.manifest.count, 6);
+  t.is(ds.manifest.teacher.sha256, fileSha256(teacher));
+  ds.dispose();
+  const shards = readdirSync(first.pairs!).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(first.pairs!, f));
+  t.is(shards.length, 1);
+  const stamps = shards.map((f) => statSync(f).mtimeMs);
+  const manifest = readFileSync(path.join(first.pairs!, 'pairs.json'), 'utf8');
+  // the second run finds them complete: same directory, nothing rewritten; the trainer regresses onto them
+  const tr = await DMDTrainer.create(settings, quiet);
+  t.is(tr.cfg.pairs, first.pairs);
+  await tr.train(quiet, { progress: false });
+  tr.dispose();
+  t.deepEqual(shards.map((f) => statSync(f).mtimeMs), stamps);
+  t.is(readFileSync(path.join(first.pairs!, 'pairs.json'), 'utf8'), manifest);
+  const metrics = readFileSync(path.join(dir, 'auto-pairs', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  t.true(metrics.some((m) => Number.isFinite(m.loss_reg)), JSON.stringify(metrics[0]));
+  // another count is another dataset
+  const other = await resolveAutoPairs({ ...settings, autoPairs: 4 }, quiet);
+  t.not(other.pairs, first.pairs);
 });

@@ -1,0 +1,53 @@
+// dmd-train's recipes: what the default recipe sets for the bundled teacher, the published DMD/DMD2
+// settings, and that flags and --config always win over a recipe.
+import test from 'ava';
+import { DMDConfigSchema } from '../../src/dmd/config.js';
+import { applyRecipe, RECIPES } from '../../src/dmd/recipes.js';
+import { resolveConfig } from '../../src/cli/options.js';
+
+const resolve = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, applyRecipe);
+
+test('no flags (the bundled teacher): DMD with fake:gen 1 and regression on automatically made pairs, no GAN', (t) => {
+  const c = resolve({});
+  t.is(c.recipe, 'default');
+  t.is(c.fakeUpdatesPerGen, 1);
+  t.is(c.pairs, 'auto');
+  t.is(c.regression, 'pseudo-huber');
+  t.is(c.lambdaReg, 0.25);
+  t.is(c.lambdaDm, 1);
+  t.false(c.gan);
+  t.is(c.genLr, 1e-4);
+  t.is(c.steps, 1000);
+});
+
+test('a user teacher with the default recipe gets the schema defaults: no pairs are made for it', (t) => {
+  const c = resolve({ teacher: 'edm.pt' });
+  t.is(c.fakeUpdatesPerGen, 5);
+  t.is(c.pairs, undefined);
+  t.false(c.gan);
+});
+
+test('flags win over the default recipe: --lambda-reg 0 turns regression (and auto pairs) off, --fake-updates-per-gen stays', (t) => {
+  const c = resolve({ 'lambda-reg': 0, 'fake-updates-per-gen': 3 });
+  t.is(c.pairs, undefined);
+  t.is(c.fakeUpdatesPerGen, 3);
+  t.is(resolve({ pairs: 'runs/pairs' }).pairs, 'runs/pairs');
+});
+
+test('--recipe dmd and dmd2 are the published settings, and a flag still overrides them', (t) => {
+  const dmd = resolve({ recipe: 'dmd', teacher: 'edm.pt' });
+  t.is(dmd.fakeUpdatesPerGen, 1);
+  t.is(dmd.regression, 'lpips');
+  t.is(dmd.genLr, 2e-6);
+  t.false(dmd.gan);
+  const dmd2 = resolve({ recipe: 'dmd2', teacher: 'edm.pt', 'gen-lr': 5e-6 });
+  t.is(dmd2.fakeUpdatesPerGen, 5);
+  t.true(dmd2.gan);
+  t.true(dmd2.diffusionGan);
+  t.is(dmd2.lambdaReg, 0);
+  t.is(dmd2.batchSize, 40);
+  t.is(dmd2.genLr, 5e-6);
+  t.is(dmd2.fakeLr, RECIPES.dmd2.fakeLr!);
+  // the published recipes never make pairs behind the user's back
+  t.is(resolve({ recipe: 'dmd2' }).pairs, undefined);
+});
