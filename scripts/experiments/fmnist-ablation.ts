@@ -89,6 +89,8 @@ interface Result {
   trainSeconds: number | null;
   imagesPerSecond: number;
   config: Partial<DMDConfig> | null;
+  /** a remark on how this row was measured (written by hand into result.json), printed under the table */
+  note?: string;
 }
 
 const log = (s: string) => console.log(`[ablation] ${s}`);
@@ -189,6 +191,7 @@ const lines = [
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...ordered.map((r) => `| ${r.label} | ${r.nfe} | ${genUpdates(r.id)} | ${fmt(r.fd)} | ${teacherFd ? fmt(r.fd / teacherFd, 2) : '–'} | ${fmt(r.fdFloor)} | ${fmt(r.accuracy)} | ${fmt(r.classMin)} / ${fmt(r.classMax)} | ${fmt(r.precision)} | ${fmt(r.recall)} | ${min(r.trainSeconds)} | ${fmt(r.imagesPerSecond, 1)} |`),
   '',
+  ...ordered.filter((r) => r.note).map((r) => `Note on "${r.label}": ${r.note}\n`),
   '`samples.png`: one row per method in this order, the same noise and class (0–9) in each column.',
   '',
 ];
