@@ -8,6 +8,9 @@ import { makePairs, PairsConfigSchema } from '../edm/pairs.js';
 import { defaultTeacherPath } from '../edm/default-teacher.js';
 import type { DMDConfig } from './config.js';
 
+/** the sampler of the cached pairs: the teacher's Heun ODE with EDM's 18 steps */
+const HEUN_STEPS = 18;
+
 export function pairsCacheDir(): string {
   return path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'dmd-torch', 'pairs');
 }
@@ -17,10 +20,10 @@ export async function resolveAutoPairs<C extends Partial<DMDConfig>>(cfg: C, log
   if (cfg.pairs !== 'auto') return cfg;
   const teacher = path.resolve(cfg.teacher ?? defaultTeacherPath());
   const count = cfg.autoPairs ?? 1024;
-  const dir = path.join(pairsCacheDir(), `${fileSha256(teacher).slice(0, 16)}-${count}-heun18-seed${cfg.seed ?? 0}`);
-  log(`--pairs auto: ${count} teacher pairs (Heun, 18 steps) in ${dir}`);
+  const dir = path.join(pairsCacheDir(), `${fileSha256(teacher).slice(0, 16)}-${count}-heun${HEUN_STEPS}-seed${cfg.seed ?? 0}`);
+  log(`--pairs auto: ${count} teacher pairs (Heun, ${HEUN_STEPS} steps) in ${dir}`);
   await makePairs(
-    PairsConfigSchema.parse({ teacher, out: dir, count, steps: 18, seed: cfg.seed ?? 0, shardSize: 256, batchSize: 128, device: cfg.device ?? 'auto', distBackend: cfg.distBackend, distTimeout: cfg.distTimeout }),
+    PairsConfigSchema.parse({ teacher, out: dir, count, steps: HEUN_STEPS, seed: cfg.seed ?? 0, shardSize: 256, batchSize: 128, device: cfg.device ?? 'auto', distBackend: cfg.distBackend, distTimeout: cfg.distTimeout }),
     log,
   );
   return { ...cfg, pairs: dir };

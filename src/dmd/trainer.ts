@@ -108,6 +108,8 @@ export class DMDTrainer {
     if (!parsed.success) throw new DMDSetupError(`invalid DMD settings: ${formatZodError(parsed.error)}`);
     const cfg = parsed.data;
     this.cfg = cfg;
+    // before any network is loaded: the constructor cannot make the pairs (DMDTrainer.create does)
+    if (cfg.pairs === 'auto') throw new DMDSetupError("--pairs auto must be resolved before the trainer is built: use await DMDTrainer.create(settings) (dmd-train does), or give a pairs directory");
     ({ dist: this.dist, device: this.device } = Distributed.forCommand(cfg));
     if (cfg.distSameNoise && this.dist.size > 1) this.sameNoise = true;
     // per-process random streams (rank 0's are those of a single-process run); the test mode draws the
@@ -154,7 +156,6 @@ export class DMDTrainer {
     this.ema = cfg.emaDecay > 0 ? this.G.clone().eval().requiresGrad_(false) : null;
     this.emaUpdate = this.ema ? new EMA(this.ema) : null;
     this.lpips = cfg.pairs && cfg.regression === 'lpips' ? LPIPS.load(cfg.lpips!, { device: d }) : null;
-    if (cfg.pairs === 'auto') throw new DMDSetupError("--pairs auto must be resolved before the trainer is built: await resolveAutoPairs(settings) (dmd-train does), or give a pairs directory");
     this.pairs = cfg.pairs ? new PairsDataset(cfg.pairs) : null;
     if (this.pairs) {
       const m = this.pairs.manifest;
