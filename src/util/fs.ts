@@ -148,19 +148,33 @@ export function removeStrayTemporaries(dir: string): string[] {
   return stray;
 }
 
-/** SHA-256 of a file (hex), read in 1 MiB pieces. */
+/** hashes already computed in this process, keyed by device, inode, size and modification time */
+const shaMemo = new Map<string, string>();
+
+/**
+ * SHA-256 of a file (hex), read in 1 MiB pieces. A file hashed before in this process and unchanged
+ * since (same device, inode, size and modification time) is not read again: a run names its teacher's
+ * hash in several places (pairs cache, pairs check, checkpoints, the generator), and a 1 GB teacher
+ * takes seconds to hash.
+ */
 export function fileSha256(file: string): string {
-  const h = createHash('sha256');
   const fd = openSync(file, 'r');
-  const buf = Buffer.alloc(1 << 20);
   try {
+    const st = fstatSync(fd, { bigint: true });
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+    const known = shaMemo.get(key);
+    if (known) return known;
+    const h = createHash('sha256');
+    const buf = Buffer.alloc(1 << 20);
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (!n) break;
       h.update(buf.subarray(0, n));
     }
+    const sha = h.digest('hex');
+    shaMemo.set(key, sha);
+    return sha;
   } finally {
     closeSync(fd);
   }
-  return h.digest('hex');
 }

@@ -164,3 +164,20 @@ network:
   t.throws(() => readConfigFile('/dev/zero'), { instanceOf: ConfigError, message: /not a regular file/ });
   t.throws(() => readConfigFile(path.join(dir, 'missing.yaml')), { instanceOf: ConfigError, message: /not found/ });
 });
+
+test('fileSha256 matches node:crypto, and a rewritten file is hashed again', async (t) => {
+  const { fileSha256 } = await import('../../src/util/fs.js');
+  const { createHash } = await import('node:crypto');
+  const { utimesSync } = await import('node:fs');
+  const f = path.join(dir, 'sha.bin');
+  const a = Buffer.alloc(3 << 20, 7); // more than one 1 MiB read
+  writeFileSync(f, a);
+  const want = createHash('sha256').update(a).digest('hex');
+  t.is(fileSha256(f), want);
+  t.is(fileSha256(f), want); // memoised: same answer
+  const b = Buffer.from(a);
+  b[b.length - 1] = 8; // same size, new content
+  writeFileSync(f, b);
+  utimesSync(f, new Date(), new Date(Date.now() + 5000)); // a distinct modification time whatever the clock's resolution
+  t.is(fileSha256(f), createHash('sha256').update(b).digest('hex'));
+});
