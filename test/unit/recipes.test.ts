@@ -17,7 +17,8 @@ test('no flags (the bundled teacher): DMD with fake:gen 1 and regression on auto
   t.is(c.lambdaDm, 1);
   t.false(c.gan);
   t.is(c.genLr, 1e-4);
-  t.is(c.steps, 1000);
+  t.is(c.steps, 600);
+  t.is(c.emaDecay, 0.99);
 });
 
 test('a user teacher with the default recipe gets the schema defaults: no pairs are made for it', (t) => {
@@ -25,6 +26,8 @@ test('a user teacher with the default recipe gets the schema defaults: no pairs 
   t.is(c.fakeUpdatesPerGen, 5);
   t.is(c.pairs, undefined);
   t.false(c.gan);
+  t.is(c.steps, 1000);
+  t.is(c.emaDecay, 0);
 });
 
 test('flags win over the default recipe: --lambda-reg 0 turns regression (and auto pairs) off, --fake-updates-per-gen stays', (t) => {
@@ -32,6 +35,9 @@ test('flags win over the default recipe: --lambda-reg 0 turns regression (and au
   t.is(c.pairs, undefined);
   t.is(c.fakeUpdatesPerGen, 3);
   t.is(resolve({ pairs: 'runs/pairs' }).pairs, 'runs/pairs');
+  const own = resolve({ steps: 50, 'ema-decay': 0 });
+  t.is(own.steps, 50);
+  t.is(own.emaDecay, 0);
 });
 
 test('--recipe dmd and dmd2 are the published settings, and a flag still overrides them', (t) => {
