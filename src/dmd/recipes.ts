@@ -33,20 +33,18 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
 export const BUNDLED_TEACHER: Partial<DMDConfig> = { fakeUpdatesPerGen: 1, steps: 600, emaDecay: 0.99 };
 
 /**
- * Fills the settings a recipe defines and the input does not. The default recipe with the bundled
- * teacher is DMD's own combination — distribution matching with the fake score updated once per
- * generator update, plus regression on teacher pairs made once and cached (`pairs: 'auto'`) — which
- * the Fashion-MNIST ablation (README, experiments/fmnist-ablation) found best among the distribution-
- * matching recipes for a CPU-sized budget; DMD2's fake:gen 5 and GAN gave fewer generator updates and
- * a worse FD there.
+ * Fills the settings a recipe defines and the input leaves unset (an undefined value counts as unset).
+ * The default recipe with the bundled teacher adds BUNDLED_TEACHER and regression on teacher pairs made
+ * once and cached (`pairs: 'auto'`) unless regression is off: DMD's own combination, which the
+ * Fashion-MNIST ablation (README, experiments/fmnist-ablation) found best among the distribution-matching
+ * recipes for a CPU-sized budget (DMD2's fake:gen 5 and GAN gave fewer generator updates and a worse FD).
  */
 export function applyRecipe(input: Record<string, unknown>): Record<string, unknown> {
   const name = (input.recipe ?? 'default') as RecipeName;
   if (!RECIPE_NAMES.includes(name)) return input; // the schema reports the bad value
-  const out: Record<string, unknown> = { ...RECIPES[name], ...input };
-  if (name === 'default' && input.teacher === undefined) {
-    for (const [key, value] of Object.entries(BUNDLED_TEACHER)) if (input[key] === undefined) out[key] = value;
-    if (input.pairs === undefined && input.lambdaReg !== 0) out.pairs = 'auto';
-  }
+  const bundled = name === 'default' && input.teacher === undefined;
+  const out: Record<string, unknown> = { ...input };
+  for (const [key, value] of Object.entries({ ...RECIPES[name], ...(bundled ? BUNDLED_TEACHER : {}) })) out[key] ??= value;
+  if (bundled && out.pairs === undefined && out.lambdaReg !== 0) out.pairs = 'auto';
   return out;
 }

@@ -9,10 +9,9 @@ import { randn, tensor, tidy, noGrad, readSafetensors, writeSafetensors, loadEDM
 import { distributionMatchingLoss } from '../../src/dmd/losses.js';
 import { denoiser } from '../../src/edm/guidance.js';
 import { karrasTable } from '../../src/edm/sigmas.js';
-import { makePairs, PairsConfigSchema } from '../../src/edm/pairs.js';
+import { makePairs, PairsConfigSchema, PairsDataset } from '../../src/edm/pairs.js';
 import { DMDTrainer, DMDSetupError } from '../../src/dmd/trainer.js';
 import { resolveAutoPairs } from '../../src/dmd/auto-pairs.js';
-import { PairsDataset } from '../../src/edm/pairs.js';
 import { fileSha256 } from '../../src/util/fs.js';
 import { NonFiniteLossError } from '../../src/train/errors.js';
 import { generate } from '../../src/edm/one-step.js';

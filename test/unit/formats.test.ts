@@ -9,7 +9,9 @@ import { ZipReader, ZipError } from '../../src/data/zip.js';
 import { idxSource, cifarSource, folderSource, edmZipSource, openDataset, DatasetError, FASHION_MNIST_DIR } from '../../src/data/sources.js';
 import { readConfigFile, ConfigError } from '../../src/cli/options.js';
 import { tempDir } from '../helpers/tmp.js';
-import { existsSync } from 'node:fs';
+import { existsSync, utimesSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { fileSha256 } from '../../src/util/fs.js';
 
 const dir = tempDir();
 
@@ -165,10 +167,7 @@ network:
   t.throws(() => readConfigFile(path.join(dir, 'missing.yaml')), { instanceOf: ConfigError, message: /not found/ });
 });
 
-test('fileSha256 matches node:crypto, and a rewritten file is hashed again', async (t) => {
-  const { fileSha256 } = await import('../../src/util/fs.js');
-  const { createHash } = await import('node:crypto');
-  const { utimesSync } = await import('node:fs');
+test('fileSha256 matches node:crypto, and a rewritten file is hashed again', (t) => {
   const f = path.join(dir, 'sha.bin');
   const a = Buffer.alloc(3 << 20, 7); // more than one 1 MiB read
   writeFileSync(f, a);
