@@ -145,7 +145,7 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
     const idx = m.shards.indexOf(shard);
     const g = Generator.create('cpu', deriveSeed(cfg.seed, 1000 + idx));
     const zAll = keep(randn([shard.count, ...fresh.imageShape], { generator: g }));
-    const cls = keep(c.label_dim ? (cfg.labels === 'balanced' ? arange(shard.start, shard.start + shard.count).remainder(c.label_dim) : randint(0, c.label_dim, [shard.count], { generator: g })) : arange(0, 0));
+    const cls = keep(tidy(() => (c.label_dim ? (cfg.labels === 'balanced' ? arange(shard.start, shard.start + shard.count).remainder(c.label_dim) : randint(0, c.label_dim, [shard.count], { generator: g })) : arange(0, 0))));
     const ys: Tensor[] = [];
     for (let b = 0; b < shard.count; b += cfg.batchSize) {
       const n = Math.min(cfg.batchSize, shard.count - b);

@@ -234,9 +234,9 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
       if (cls && floorCount >= 2) datasetFeatures(refSource, { ...geom, first: refCount, count: floorCount }, (images) => floor.add(cls!.features(images)));
       if (cls) {
         const name = `FD-${cls.spec.name}`;
-        result[name] = frechetDistance(fdGen.stats(), fdR.stats());
+        result[name] = tidy(() => frechetDistance(fdGen.stats(), fdR.stats()));
         if (floorCount >= 2) {
-          result[`${name}_noise_floor`] = frechetDistance(floor.stats(), fdR.stats());
+          result[`${name}_noise_floor`] = tidy(() => frechetDistance(floor.stats(), fdR.stats()));
           result.noise_floor_images = floorCount;
         }
         const pr = tidy(() => precisionRecall(cat(realFeatures), cat(kept), cfg.prK));
@@ -245,10 +245,10 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
         dispose(realFeatures);
         result.classifier = cls.file ? path.resolve(cls.file) : null;
       }
-      if (inc) result.FID = frechetDistance(fidGen.stats(), fidR.stats());
+      if (inc) result.FID = tidy(() => frechetDistance(fidGen.stats(), fidR.stats()));
     } else if (npz && inc) {
       const ref: Gaussian = { mu: npz.get('mu')!, sigma: npz.get('sigma')!, count: 0 };
-      result.FID = frechetDistance(fidGen.stats(), ref);
+      result.FID = tidy(() => frechetDistance(fidGen.stats(), ref));
       if (cls) log('note: an .npz reference holds Inception statistics only; FD in classifier features is skipped');
     }
     if (cls) {

@@ -1,7 +1,7 @@
 export { Tensor, type Operand, type Dims, type ToOptions, type BackwardOptions } from './tensor.js';
 export { DTYPES, type DType, isDType, isFloating, ELEMENT_SIZE, type AnyTypedArray } from './dtype.js';
 export { type Device, isDevice, checkDevice, isCuda, resolveDevice } from './device.js';
-export { tidy, keep, unkeep, dispose, liveTensors, scopeDepth } from './scope.js';
+export { tidy, keep, unkeep, dispose, liveTensors, scopeDepth, traceTensors, type TensorSite } from './scope.js';
 export {
   zeros, ones, empty, full, arange, linspace, eye, fromArray, tensor, fromBytes, cat, stack, where, einsum, eigh, eigvals,
   type TensorOptions,

@@ -11,10 +11,44 @@ export interface Scoped {
 
 const stack: Scoped[][] = [];
 
+let traced: Map<Scoped, string> | null = null;
+
 /** Registers a new tensor with the innermost open scope (if any). */
 export function track(t: Scoped): void {
   const top = stack[stack.length - 1];
   if (top) top.push(t);
+  if (traced && !traced.has(t)) traced.set(t, new Error().stack ?? '');
+}
+
+/** Where tensors that outlived a trace were created, and how many came from each place. */
+export interface TensorSite {
+  /** the first calls outside the tensor library, innermost first */
+  site: string;
+  count: number;
+}
+
+/**
+ * Starts recording where tensors are created (for tests and leak hunts: it holds every new tensor
+ * until stopped). The returned function stops the trace and lists the tensors created since that are
+ * still alive (neither disposed nor freed by a scope), grouped by creation site. A tensor that only
+ * the garbage collector would free shows up here, whether or not the GC has run.
+ */
+export function traceTensors(o: { frames?: number } = {}): () => TensorSite[] {
+  if (traced) throw new Error('traceTensors: a trace is already running');
+  const mine = new Map<Scoped, string>();
+  traced = mine;
+  return () => {
+    if (traced === mine) traced = null;
+    const sites = new Map<string, number>();
+    for (const [t, stackText] of mine) {
+      if (t._h === null) continue;
+      const frames = stackText.split('\n').slice(1).map((l) => l.trim()).filter((l) => !/[/\\](src|dist)[/\\]tensor[/\\]|node:internal/.test(l));
+      const site = frames.slice(0, o.frames ?? 4).join(' < ');
+      sites.set(site, (sites.get(site) ?? 0) + 1);
+    }
+    mine.clear();
+    return [...sites].map(([site, count]) => ({ site, count })).sort((a, b) => b.count - a.count);
+  };
 }
 
 function isScoped(x: unknown): x is Scoped {

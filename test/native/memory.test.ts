@@ -1,7 +1,16 @@
 // Lifetime: tidy() frees everything but its result; 1000 training-like steps (EDM forward, loss,
-// backward, AdamW) leave liveTensors() flat and RSS bounded.
+// backward, AdamW) leave liveTensors() flat and RSS bounded; the commands' code paths (pairs, DMD with
+// everything on, teacher training, evaluation) free every tensor explicitly, none is left to the GC.
 import test from 'ava';
-import { tensor, tidy, keep, dispose, liveTensors, randn, ones, EDMNetwork, AdamW, Generator, foreach, noGrad } from '../../src/index.js';
+import path from 'node:path';
+import { tensor, tidy, keep, dispose, liveTensors, randn, ones, EDMNetwork, AdamW, Generator, foreach, noGrad, traceTensors, FeatureClassifier } from '../../src/index.js';
+import { makePairs, PairsConfigSchema } from '../../src/edm/pairs.js';
+import { DMDTrainer } from '../../src/dmd/trainer.js';
+import { trainTeacher, TeacherConfigSchema } from '../../src/edm/teacher.js';
+import { evaluate, EvalConfigSchema } from '../../src/metrics/evaluate.js';
+import { tempDir } from '../helpers/tmp.js';
+import { tinyTeacher, TINY_TEACHER } from '../helpers/teacher.js';
+import { pngClassFolder } from '../helpers/data.js';
 
 test('tidy frees intermediates, keeps results (nested, in objects), and frees on throw', (t) => {
   const before = liveTensors();
@@ -81,4 +90,41 @@ test('1000 training steps keep live tensors flat and RSS bounded', (t) => {
   noGrad(() => t.true(foreach.allFinite(net.parameters())));
   opt.dispose();
   net.dispose();
+});
+
+test('traceTensors names where a tensor that was never disposed was created', (t) => {
+  const stop = traceTensors();
+  const kept = randn([3]);
+  tidy(() => randn([2]).add(1).sum().item());
+  const freed = randn([4]);
+  freed.dispose();
+  const left = stop();
+  t.is(left.length, 1);
+  t.is(left[0]!.count, 1);
+  t.regex(left[0]!.site, /memory\.test\.ts/);
+  t.throws(() => { const s = traceTensors(); try { traceTensors(); } finally { s(); } }, { message: /already running/ });
+  kept.dispose();
+});
+
+test.serial('pairs, a DMD run (pairs, diffusion GAN, EMA, in-run FD), teacher training and evaluation leave no tensor to the GC', async (t) => {
+  const dir = tempDir();
+  const teacher = tinyTeacher(dir);
+  const data = pngClassFolder(dir);
+  const classifier = path.join(dir, 'cls.safetensors');
+  const c = FeatureClassifier.create({ inChannels: 1, classes: 10, width: 8, resolution: 32, name: 'tiny' }, 0);
+  c.save(classifier);
+  c.dispose();
+  const quiet = () => {};
+  const stop = traceTensors();
+  const pairs = path.join(dir, 'pairs');
+  await makePairs(PairsConfigSchema.parse({ teacher, out: pairs, count: 12, steps: 2, shardSize: 8, batchSize: 4, device: 'cpu' }), quiet);
+  const tr = new DMDTrainer({
+    teacher, device: 'cpu', out: path.join(dir, 'dmd'), steps: 6, batchSize: 4, fakeUpdatesPerGen: 2, pairs, regression: 'l2', gan: true, diffusionGan: true, data,
+    emaDecay: 0.9, evalEvery: 3, evalNum: 8, evalRef: data, evalRefNum: 10, classifier, sampleEvery: 3, checkpointEvery: 3, finalEval: 0,
+  }, quiet);
+  const r = await tr.train(quiet, { progress: false });
+  tr.dispose();
+  await trainTeacher(TeacherConfigSchema.parse({ data, network: TINY_TEACHER, kimg: 0.016, batchSize: 4, out: path.join(dir, 'teacher'), device: 'cpu', sampleEvery: 2, checkpointEvery: 2 }), quiet, { progress: false });
+  await evaluate(EvalConfigSchema.parse({ generator: r.generator, num: 8, batchSize: 4, ref: data, refNum: 10, classifier, device: 'cpu', out: path.join(dir, 'metrics.json') }), quiet);
+  t.deepEqual(stop(), []);
 });
