@@ -106,7 +106,22 @@ Napi::Value StoreCreate(const Napi::CallbackInfo& info) {
   opts.waitWorkers = o.Get("waitWorkers").IsBoolean() ? o.Get("waitWorkers").As<Napi::Boolean>().Value() : false;
   opts.timeout = ms(o.Get("timeoutMs").IsNumber() ? o.Get("timeoutMs").As<Napi::Number>().Int64Value() : 300000);
   const std::string where = host + ":" + std::to_string(opts.port);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  // libtorch >= 2.4 serves the store with libuv by default; USE_LIBUV=0 picks the classic server, as
+  // in PyTorch, and a libtorch built without libuv (Debian's) gets the classic one below
+  if (const char* v = std::getenv("USE_LIBUV")) opts.useLibUV = std::string(v) != "0";
+#endif
   try {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    if (opts.useLibUV) {
+      try {
+        return wrapStore(info.Env(), c10::make_intrusive<c10d::TCPStore>(host, opts), where);
+      } catch (const std::exception& e) {
+        if (std::string(e.what()).find("libuv") == std::string::npos) throw;
+        opts.useLibUV = false;  // refused before any socket was opened
+      }
+    }
+#endif
     return wrapStore(info.Env(), c10::make_intrusive<c10d::TCPStore>(host, opts), where);
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string(opts.isServer ? "could not host" : "could not reach") + " the TCPStore at " + where + " (" + causeOf(e) +
