@@ -1,4 +1,4 @@
-// CUDA queries: availability, device count, synchronisation, caching-allocator statistics, TF32.
+// CUDA queries: availability, device count, synchronisation, caching-allocator statistics, TF32, determinism.
 #include <torch/version.h>
 #ifdef DMD_WITH_CUDA
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
@@ -114,6 +114,29 @@ Napi::Value GetAllowTF32(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setDeterminism(algorithms, warnOnly, cudnnDeterministic, cudnnBenchmark): torch.use_deterministic_algorithms
+// (with warn_only), torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark. With
+// algorithms on, an operation that has no deterministic kernel throws (or warns, with warnOnly) naming
+// itself; cuBLAS also needs CUBLAS_WORKSPACE_CONFIG=:4096:8 in the environment before its first use.
+Napi::Value SetDeterminism(const Napi::CallbackInfo& info) {
+  auto& ctx = at::globalContext();
+  ctx.setDeterministicAlgorithms(boolArgOr(info, 0, ctx.deterministicAlgorithms()), boolArgOr(info, 1, ctx.deterministicAlgorithmsWarnOnly()));
+  ctx.setDeterministicCuDNN(boolArgOr(info, 2, ctx.deterministicCuDNN()));
+  ctx.setBenchmarkCuDNN(boolArgOr(info, 3, ctx.benchmarkCuDNN()));
+  return info.Env().Undefined();
+}
+
+// getDeterminism() -> {algorithms, warnOnly, cudnnDeterministic, cudnnBenchmark}
+Napi::Value GetDeterminism(const Napi::CallbackInfo& info) {
+  auto& ctx = at::globalContext();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("algorithms", ctx.deterministicAlgorithms());
+  o.Set("warnOnly", ctx.deterministicAlgorithmsWarnOnly());
+  o.Set("cudnnDeterministic", ctx.deterministicCuDNN());
+  o.Set("cudnnBenchmark", ctx.benchmarkCuDNN());
+  return o;
+}
+
 }  // namespace
 
 void registerCuda(Napi::Env env, Exports exports) {
@@ -126,6 +149,8 @@ void registerCuda(Napi::Env env, Exports exports) {
   DMD_EXPORT(exports, env, "cudaEmptyCache", EmptyCache);
   DMD_EXPORT(exports, env, "setAllowTF32", SetAllowTF32);
   DMD_EXPORT(exports, env, "getAllowTF32", GetAllowTF32);
+  DMD_EXPORT(exports, env, "setDeterminism", SetDeterminism);
+  DMD_EXPORT(exports, env, "getDeterminism", GetDeterminism);
 }
 
 }  // namespace dmd

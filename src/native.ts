@@ -32,6 +32,8 @@ export interface EDMForwardFlags {
 /** The addon's functions (native/*.cc), argument order as in C++. */
 /** TensorFloat-32 use for float32 work on CUDA (Ampere and newer): cuBLAS matmuls and cuDNN convolutions. */
 export interface TF32Settings { matmul: boolean; cudnn: boolean }
+/** Deterministic kernels: torch.use_deterministic_algorithms(algorithms, warn_only), torch.backends.cudnn.deterministic / .benchmark. */
+export interface DeterminismSettings { algorithms: boolean; warnOnly: boolean; cudnnDeterministic: boolean; cudnnBenchmark: boolean }
 
 export interface BuildInfo {
   torchVersion: string;
@@ -212,6 +214,8 @@ export interface NativeBinding {
   cudaEmptyCache(): void;
   setAllowTF32(matmul: boolean, cudnn: boolean): void;
   getAllowTF32(): TF32Settings;
+  setDeterminism(algorithms: boolean, warnOnly: boolean, cudnnDeterministic: boolean, cudnnBenchmark: boolean): void;
+  getDeterminism(): DeterminismSettings;
   // runtime.cc
   setNumThreads(n: number): void;
   getNumThreads(): number;

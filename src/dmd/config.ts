@@ -19,6 +19,7 @@ export const DMDConfigSchema = z.object({
   device: fields.device(),
   dtype: fields.dtype(),
   tf32: fields.tf32(),
+  deterministic: fields.deterministic(),
   seed: fields.seed(),
   sigmaC: z.number().positive().default(80).describe('conditioning noise level of the one-step generator G(z) = D(sigma_c z; sigma_c)'),
   sigmaMin: z.number().positive().default(0.002).describe('smallest Karras sigma of the 1000-level table'),

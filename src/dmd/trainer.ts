@@ -12,8 +12,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { randn, randint, Generator, deriveSeed } from '../tensor/random.js';
 import { stack } from '../tensor/create.js';
 import { foreach } from '../tensor/foreach.js';
-import { type Device, isCuda } from '../tensor/device.js';
-import { cuda } from '../tensor/cuda.js';
+import { type Device, isCuda, configureKernels } from '../tensor/device.js';
 import { AdamW } from '../nn/optim.js';
 import { EMA } from '../nn/ema.js';
 import { warmup } from '../nn/schedule.js';
@@ -116,7 +115,7 @@ export class DMDTrainer {
     // global batch's randomness on every rank and takes this rank's slice
     this.rankSeed = this.dist.rank && !this.sameNoise ? deriveSeed(cfg.seed, 1_000_000 + this.dist.rank) : cfg.seed;
     checkExecutionDType(this.device, cfg.dtype);
-    if (isCuda(this.device)) cuda.setAllowTF32({ matmul: cfg.tf32, cudnn: cfg.tf32 });
+    configureKernels(this.device, cfg);
     if (cfg.minStepPercent > cfg.maxStepPercent) throw new DMDSetupError('--min-step-percent must not exceed --max-step-percent');
     if (cfg.sigmaMin >= cfg.sigmaMax) throw new DMDSetupError(`--sigma-min (${cfg.sigmaMin}) must be below --sigma-max (${cfg.sigmaMax})`);
     if (cfg.regression === 'lpips' && cfg.pairs && !cfg.lpips)
@@ -375,7 +374,7 @@ export class DMDTrainer {
     ];
     if (this.head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${this.fake.bottleneckShape().channels}-channel bottleneck, real images ${cfg.data})`);
     if (this.ema) parts.push(`EMA ${cfg.emaDecay}`);
-    parts.push(`${this.device} ${cfg.dtype}${isCuda(this.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}`);
+    parts.push(`${this.device} ${cfg.dtype}${isCuda(this.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}${cfg.deterministic ? ', deterministic kernels' : ''}`);
     if (this.dist.size > 1) parts.push(`${this.dist.size} processes (${this.dist.backend}), global batch ${cfg.batchSize * this.dist.size}`);
     return `DMD: ${parts.join(', ')}`;
   }
@@ -398,7 +397,7 @@ export class DMDTrainer {
         identity: { ...settingsIdentity(cfg, ['steps', 'teacher']), teacher_sha256: this.teacherSha256 },
         config: cfg,
         info: {
-          device: this.device, dtype: cfg.dtype, tf32: isCuda(this.device) ? cfg.tf32 : 'n/a (CPU)', teacher: this.teacherPath, teacher_sha256: this.teacherSha256,
+          device: this.device, dtype: cfg.dtype, tf32: isCuda(this.device) ? cfg.tf32 : 'n/a (CPU)', deterministic: cfg.deterministic, teacher: this.teacherPath, teacher_sha256: this.teacherSha256,
           parameters: this.real.parameterCount(), batch: cfg.batchSize, processes: this.dist.size, distributed_backend: this.dist.backend,
           global_batch: cfg.batchSize * this.dist.size, recipe: this.describe(),
         },

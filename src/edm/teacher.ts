@@ -8,8 +8,7 @@ import { tidy, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Generator, deriveSeed } from '../tensor/random.js';
 import { foreach } from '../tensor/foreach.js';
-import { cuda } from '../tensor/cuda.js';
-import { isCuda } from '../tensor/device.js';
+import { isCuda, configureKernels } from '../tensor/device.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AdamW } from '../nn/optim.js';
 import { EMA, edmEmaBeta } from '../nn/ema.js';
@@ -51,6 +50,7 @@ export const TeacherConfigSchema = z.object({
   device: fields.device(),
   dtype: fields.dtype('execution dtype of the UNet (fp32 master weights)'),
   tf32: fields.tf32(),
+  deterministic: fields.deterministic(),
   format: z.enum(['pt', 'safetensors']).default('safetensors').describe('teacher file format'),
   ...distributedShape(),
 });
@@ -65,7 +65,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
   // the global batch (batch size x processes), gradients are averaged, rank 0 writes
   const { dist, device } = Distributed.forCommand(cfg);
   checkExecutionDType(device, cfg.dtype);
-  if (isCuda(device)) cuda.setAllowTF32({ matmul: cfg.tf32, cudnn: cfg.tf32 });
+  configureKernels(device, cfg);
   const netConfig = parseEDMConfig({ ...preset(cfg.preset), ...(cfg.network ?? {}) }, '--preset/network');
   const warn = checkBatchMemory(cfg.batchSize, trainingBytesPerImage(netConfig, 8, cfg.dtype), device);
   if (warn) log(`warning: ${warn}`);
@@ -107,7 +107,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
       identity: settingsIdentity(cfg, ['kimg']),
       config: cfg,
       info: {
-        device, dtype: cfg.dtype, tf32: isCuda(device) ? cfg.tf32 : 'n/a (CPU)', network: netConfig, parameters: net.parameterCount(), data: source.name, images: source.size,
+        device, dtype: cfg.dtype, tf32: isCuda(device) ? cfg.tf32 : 'n/a (CPU)', deterministic: cfg.deterministic, network: netConfig, parameters: net.parameterCount(), data: source.name, images: source.size,
         batch: cfg.batchSize, processes: dist.size, global_batch: cfg.batchSize * dist.size,
       },
       dist,

@@ -1,5 +1,5 @@
 // CUDA device queries and memory statistics.
-import { N, type TF32Settings } from '../native.js';
+import { N, type TF32Settings, type DeterminismSettings } from '../native.js';
 
 export interface CudaMemoryStats {
   allocated: number;
@@ -26,6 +26,19 @@ export const cuda = {
     N.setAllowTF32(o.matmul ?? cur.matmul, o.cudnn ?? cur.cudnn);
   },
   allowTF32(): TF32Settings { return N.getAllowTF32(); },
+  /**
+   * Deterministic kernels, as PyTorch's torch.use_deterministic_algorithms(algorithms, warn_only=warnOnly),
+   * torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark (global, CPU and CUDA). With
+   * `algorithms` on, an operation without a deterministic kernel throws an error naming itself (or warns,
+   * with `warnOnly`). cuBLAS additionally needs CUBLAS_WORKSPACE_CONFIG=:4096:8 before its first use: this
+   * sets it in the environment when unset, so call it before any CUDA matmul. Omitted fields keep their value.
+   */
+  setDeterminism(o: Partial<DeterminismSettings>): void {
+    const cur = N.getDeterminism();
+    if (o.algorithms) process.env.CUBLAS_WORKSPACE_CONFIG ??= ':4096:8';
+    N.setDeterminism(o.algorithms ?? cur.algorithms, o.warnOnly ?? cur.warnOnly, o.cudnnDeterministic ?? cur.cudnnDeterministic, o.cudnnBenchmark ?? cur.cudnnBenchmark);
+  },
+  determinism(): DeterminismSettings { return N.getDeterminism(); },
   /** Whether this build of the addon was compiled against a CUDA libtorch. */
   builtWithCuda(): boolean { return N.buildInfo().cuda; },
 };

@@ -18,6 +18,17 @@ export function isCuda(d: Device): boolean {
   return d.startsWith('cuda');
 }
 
+/**
+ * The kernel settings of a training command: TF32 for float32 on CUDA, and deterministic kernels
+ * (PyTorch's use_deterministic_algorithms + cuDNN deterministic, benchmark off) when asked for; without
+ * it, libtorch's defaults (CUDA convolution and index backward kernels may then vary in the last bits
+ * between identical runs; CPU runs repeat exactly either way).
+ */
+export function configureKernels(device: Device, o: { tf32: boolean; deterministic: boolean }): void {
+  cuda.setDeterminism({ algorithms: o.deterministic, warnOnly: false, cudnnDeterministic: o.deterministic, ...(o.deterministic ? { cudnnBenchmark: false } : {}) });
+  if (isCuda(device)) cuda.setAllowTF32({ matmul: o.tf32, cudnn: o.tf32 });
+}
+
 /** A device setting ('cpu', 'cuda', 'cuda:N' or 'auto' = CUDA when available) checked against this machine. */
 export function resolveDevice(d: string): Device {
   if (d === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';

@@ -13,6 +13,8 @@ export const fields = {
   dtype: (what = 'execution dtype of the networks (fp32 master weights)') =>
     z.enum(['float32', 'bfloat16', 'float16']).default('float32').describe(`${what}; float16/bfloat16 need CUDA`),
   tf32: () => z.boolean().default(true).describe('TensorFloat-32 for float32 matmuls and convolutions on CUDA, as DMD2 (--no-tf32: exact float32)'),
+  deterministic: () =>
+    z.boolean().default(false).describe('deterministic CUDA kernels (use_deterministic_algorithms, cuDNN deterministic, CUBLAS_WORKSPACE_CONFIG=:4096:8): identical runs repeat bit for bit, at some speed; CPU runs always do'),
   batchSize: (d: number, what = 'images per step') => z.number().int().positive().max(1 << 20).default(d).describe(what),
   nprocPerNode: () =>
     z.number().int().min(1).max(256).default(1).describe('start this many data-parallel processes on this machine (127.0.0.1, a free port, the cores split between them); torchrun and srun launches need no flag'),

@@ -3,9 +3,9 @@
 import test from 'ava';
 import { existsSync, readdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { randn, tensor, tidy, noGrad, readSafetensors, writeSafetensors, loadEDM } from '../../src/index.js';
+import { randn, tensor, tidy, noGrad, readSafetensors, writeSafetensors, loadEDM, cuda } from '../../src/index.js';
 import { distributionMatchingLoss } from '../../src/dmd/losses.js';
 import { denoiser } from '../../src/edm/guidance.js';
 import { karrasTable } from '../../src/edm/sigmas.js';
@@ -19,6 +19,7 @@ import { DEFAULT_FIXTURES, readManifest } from '../parity/fixtures.js';
 import { formulaWeights } from '../parity/kinds.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tinyTeacher } from '../helpers/teacher.js';
+import { pngClassFolder } from '../helpers/data.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -84,7 +85,7 @@ test('with regression pairs (l2 and LPIPS) the regression loss is used', async (
 
 test.serial('resume is bit-exact on the CPU: 20 iterations = 10 + resume + 10 (pairs, diffusion GAN, EMA)', async (t) => {
   await pairsReady;
-  const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, gan: true, diffusionGan: true, data: fakeData(), emaDecay: 0.9, sampleEvery: 100, checkpointEvery: 100 };
+  const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, gan: true, diffusionGan: true, data: pngClassFolder(dir), emaDecay: 0.9, sampleEvery: 100, checkpointEvery: 100 };
   const a = new DMDTrainer({ ...cfg, out: path.join(dir, 'straight'), steps: 20 }, quiet);
   await a.train(quiet, { progress: false });
   const b1 = new DMDTrainer({ ...cfg, out: path.join(dir, 'split'), steps: 10 }, quiet);
@@ -107,23 +108,23 @@ test.serial('resume is bit-exact on the CPU: 20 iterations = 10 + resume + 10 (p
   b2.dispose();
 });
 
-// A tiny labelled PNG dataset for the GAN's real images.
-function fakeData(): string {
-  const d = path.join(dir, 'real');
-  if (existsSync(d)) return d;
-  const py = `
-import os,sys,zlib,struct
-def png(path,v):
-    raw=b''.join(b'\\x00'+bytes([(v+x+y)%256 for x in range(28)]) for y in range(28))
-    def ch(t,d): return struct.pack('>I',len(d))+t+d+struct.pack('>I',zlib.crc32(t+d))
-    open(path,'wb').write(b'\\x89PNG\\r\\n\\x1a\\n'+ch(b'IHDR',struct.pack('>IIBBBBB',28,28,8,0,0,0,0))+ch(b'IDAT',zlib.compress(raw))+ch(b'IEND',b''))
-for c in range(10):
-    os.makedirs(os.path.join(sys.argv[1],str(c)),exist_ok=True)
-    for i in range(2): png(os.path.join(sys.argv[1],str(c),f'{i}.png'),c*20+i)`;
-  writeFileSync(path.join(dir, 'mk.py'), py);
-  if (spawnSync('python3', [path.join(dir, 'mk.py'), d]).status !== 0) throw new Error('could not write the PNG dataset');
-  return d;
-}
+test.serial('--deterministic on the CPU changes nothing: the same losses and weights as the default kernels', async (t) => {
+  await pairsReady;
+  const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, gan: true, diffusionGan: true, data: pngClassFolder(dir), steps: 6, sampleEvery: 100, checkpointEvery: 100 };
+  const a = new DMDTrainer({ ...cfg, out: path.join(dir, 'det-off') }, quiet);
+  await a.train(quiet, { progress: false });
+  const b = new DMDTrainer({ ...cfg, out: path.join(dir, 'det-on'), deterministic: true }, quiet);
+  t.deepEqual(cuda.determinism(), { algorithms: true, warnOnly: false, cudnnDeterministic: true, cudnnBenchmark: false });
+  t.is(process.env.CUBLAS_WORKSPACE_CONFIG, ':4096:8');
+  await b.train(quiet, { progress: false });
+  const sb = b.G.stateDict();
+  t.true([...a.G.stateDict()].every(([k, v]) => v.equal(sb.get(k)!)));
+  const last = (d: string) => readFileSync(path.join(dir, d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).map((r) => [r.loss_fake, r.loss_dm ?? null]);
+  t.deepEqual(last('det-on'), last('det-off'));
+  a.dispose();
+  b.dispose();
+  cuda.setDeterminism({ algorithms: false, cudnnDeterministic: false });
+});
 
 test('NaN losses stop the run and keep the last good checkpoint', async (t) => {
   const out = path.join(dir, 'nan');
