@@ -268,6 +268,10 @@ function load(): NativeBinding {
         `package; it needs libtorch (apt-get install libtorch-dev, or LIBTORCH=<libtorch dir>, see README).`,
     );
   }
+  // Debian 13's libtorch links OpenMPI and so UCX, whose memory hooks (mmap/munmap interception, set up
+  // when the library loads) now and then crash V8 (seen as a segfault in 2-4% of short runs). Neither
+  // MPI nor UCX is used here: their hooks are off unless the environment says otherwise.
+  for (const [k, v] of [['UCX_MEM_EVENTS', 'no'], ['UCX_MEM_MALLOC_HOOKS', 'no'], ['UCX_MEM_MMAP_HOOK_MODE', 'none']] as const) process.env[k] ??= v;
   const require = createRequire(import.meta.url);
   try {
     return require(path) as NativeBinding;
