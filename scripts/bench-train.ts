@@ -1,34 +1,49 @@
-// npm run bench:train [-- --preset fmnist --batch 128 --ratio 5 --dtype float32 --iters 10 --device cuda]
+// npm run bench:train [-- --preset fmnist --batch 128 --ratio 5 --dtype float32 --iters 10 --device cuda --no-tf32 --cudnn-benchmark]
 // Seconds per DMD iteration and images/s (generator samples per second of training) for a named
-// network and fake:gen ratio, plus one-step generation images/s. Without arguments: a CPU plan, and
-// the GPU plan of the issue when CUDA is present (ImageNet-64 ADM 296M bf16 batch 40, Fashion-MNIST
-// SongUNet 7M fp32 batch 128, both fake:gen 5). One line per figure.
+// network and fake:gen ratio, one-step generation images/s and, on CUDA, the peak memory allocated.
+// Without arguments: a CPU plan and, when CUDA is present, the four configurations of DMD2's
+// published H100 timings (SongUNet 7M fp32+TF32 batch 128 fake:gen 5; ADM 296M batch 40 in bf16 with
+// fake:gen 5 and 1, and fp32+TF32 fake:gen 5), each printed beside DMD2's figures with the ratios.
+// One line per figure.
 import { EDMNetwork, DMDTrainer, cuda, randn, tidy, noGrad, generate, getNumThreads, buildInfo, F, type Device } from '../src/index.js';
 import { PRESETS, type PresetName } from '../src/edm/presets.js';
 
 const arg = (n: string) => { const i = process.argv.indexOf(`--${n}`); return i >= 0 ? process.argv[i + 1] : undefined; };
+const flag = (n: string) => process.argv.includes(`--${n}`);
 type Dt = 'float32' | 'bfloat16';
-type Plan = [PresetName, Device, number, number, Dt];
-let plan: Plan[];
+interface Row { name: PresetName; device: Device; batch: number; ratio: number; dtype: Dt; dmd2?: { spi: number; genImgPerS: number; peakGiB: number } }
+let plan: Row[];
 if (arg('preset')) {
-  plan = [[arg('preset') as PresetName, (arg('device') ?? (cuda.isAvailable() ? 'cuda' : 'cpu')) as Device, Number(arg('batch') ?? 32), Number(arg('ratio') ?? 5), (arg('dtype') ?? 'float32') as Dt]];
+  plan = [{ name: arg('preset') as PresetName, device: (arg('device') ?? (cuda.isAvailable() ? 'cuda' : 'cpu')) as Device, batch: Number(arg('batch') ?? 32), ratio: Number(arg('ratio') ?? 5), dtype: (arg('dtype') ?? 'float32') as Dt }];
 } else {
-  plan = [['fmnist-small', 'cpu', 8, 5, 'float32'], ['fmnist', 'cpu', 8, 5, 'float32']];
-  if (cuda.isAvailable()) plan.push(['fmnist', 'cuda', 128, 5, 'float32'], ['imagenet64-adm', 'cuda', 40, 5, 'bfloat16']);
+  plan = [{ name: 'fmnist-small', device: 'cpu', batch: 8, ratio: 5, dtype: 'float32' }, { name: 'fmnist', device: 'cpu', batch: 8, ratio: 5, dtype: 'float32' }];
+  if (cuda.isAvailable()) {
+    // DMD2's own PyTorch code on one H100 80GB, random-init teacher (figures from the project's issue)
+    plan = [
+      { name: 'fmnist', device: 'cuda', batch: 128, ratio: 5, dtype: 'float32', dmd2: { spi: 0.0642, genImgPerS: 11279, peakGiB: 4.2 } },
+      { name: 'imagenet64-adm', device: 'cuda', batch: 40, ratio: 5, dtype: 'bfloat16', dmd2: { spi: 0.3351, genImgPerS: 650, peakGiB: 24.3 } },
+      { name: 'imagenet64-adm', device: 'cuda', batch: 40, ratio: 1, dtype: 'bfloat16', dmd2: { spi: 0.5865, genImgPerS: 629, peakGiB: 24.3 } },
+      { name: 'imagenet64-adm', device: 'cuda', batch: 40, ratio: 5, dtype: 'float32', dmd2: { spi: 0.4431, genImgPerS: 511, peakGiB: 37.8 } },
+    ];
+  }
 }
+const tf32 = !flag('no-tf32');
+if (flag('cudnn-benchmark')) cuda.setDeterminism({ cudnnBenchmark: true });
 const sync = (d: Device) => { if (d !== 'cpu') cuda.synchronize(); };
-console.log(`bench:train libtorch ${buildInfo().torchVersion}, ${getNumThreads()} CPU threads${cuda.isAvailable() ? ', CUDA' : ', no CUDA'}`);
-for (const [name, device, batch, ratio, dtype] of plan) {
+console.log(`bench:train libtorch ${buildInfo().torchVersion}, ${getNumThreads()} CPU threads${cuda.isAvailable() ? ', CUDA' : ', no CUDA'}; float32 on CUDA with TF32 ${tf32 ? 'on' : 'off'}, cuDNN benchmark ${cuda.determinism().cudnnBenchmark ? 'on' : 'off'}`);
+for (const { name, device, batch, ratio, dtype, dmd2 } of plan) {
   const teacher = EDMNetwork.create({ ...PRESETS[name], dropout: 0 }, { seed: 0, device });
   teacher.eval();
-  const tr = new DMDTrainer({ steps: 1e9, batchSize: batch, fakeUpdatesPerGen: ratio, dtype, device, gan: false, lambdaReg: 0, out: '/tmp/dmd-bench' }, () => {}, { teacherNet: teacher });
+  const tr = new DMDTrainer({ steps: 1e9, batchSize: batch, fakeUpdatesPerGen: ratio, dtype, device, tf32, gan: false, lambdaReg: 0, out: '/tmp/dmd-bench' }, () => {}, { teacherNet: teacher });
   const iters = Number(arg('iters') ?? (device === 'cpu' ? ratio : 4 * ratio));
   for (let i = 0; i < ratio; i++) tr.iteration(); // warm-up: one full fake:gen cycle
   sync(device);
+  if (device !== 'cpu') cuda.resetPeakMemoryStats();
   const t0 = performance.now();
   for (let i = 0; i < iters; i++) tr.iteration();
   sync(device);
   const spi = (performance.now() - t0) / 1000 / iters;
+  const peak = device !== 'cpu' ? cuda.memoryStats().peakAllocated / 2 ** 30 : null;
   // one-step generation throughput
   const c = teacher.config;
   const z = randn([batch, c.img_channels, c.img_resolution, c.img_resolution], { device }).keep();
@@ -40,9 +55,13 @@ for (const [name, device, batch, ratio, dtype] of plan) {
   const gi = device === 'cpu' ? 3 : 20;
   for (let i = 0; i < gi; i++) gen();
   sync(device);
-  const gs = (performance.now() - g0) / 1000 / gi;
+  const genRate = batch / ((performance.now() - g0) / 1000 / gi);
   const params = (teacher.parameterCount() / 1e6).toFixed(1);
-  console.log(`train ${name} (${params}M) ${device} ${dtype} batch=${batch} fake:gen=${ratio}:1: ${spi.toFixed(3)} s/iter, ${(batch / spi).toFixed(1)} img/s; one-step generation ${(batch / gs).toFixed(0)} img/s`);
+  const prec = dtype === 'float32' && device !== 'cpu' ? `float32${tf32 ? '+TF32' : ''}` : dtype;
+  console.log(`train ${name} (${params}M) ${device} ${prec} batch=${batch} fake:gen=${ratio}:1: ${spi.toFixed(4)} s/iter, ${(batch / spi).toFixed(1)} img/s; one-step generation ${genRate.toFixed(0)} img/s${peak !== null ? `; peak ${peak.toFixed(1)} GiB` : ''}`);
+  if (dmd2) {
+    console.log(`  vs DMD2 (H100 80GB, its PyTorch code): ${dmd2.spi} s/iter, ${dmd2.genImgPerS} img/s, ${dmd2.peakGiB} GiB -> ${(dmd2.spi / spi).toFixed(2)}x faster per iteration (target 1.4x), ${(genRate / dmd2.genImgPerS).toFixed(2)}x generation (target 1.5x), memory ${(peak! / dmd2.peakGiB).toFixed(2)}x (target <= 1)`);
+  }
   tr.dispose();
   teacher.dispose();
   z.dispose();
