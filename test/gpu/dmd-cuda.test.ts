@@ -6,21 +6,19 @@
 import test from 'ava';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { cuda, buildInfo, traceTensors, loadEDM, noGrad, type Device } from '../../src/index.js';
 import { DMDTrainer } from '../../src/dmd/trainer.js';
 import type { DMDConfig } from '../../src/dmd/config.js';
 import { makePairs, PairsConfigSchema } from '../../src/edm/pairs.js';
 import { decodePNG } from '../../src/data/png.js';
 import { tempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
 import { tinyTeacher } from '../helpers/teacher.js';
 import { pngClassFolder } from '../helpers/data.js';
 
 // cuBLAS reads its workspace setting once, at its first use in this process (deterministic runs need it)
 process.env.CUBLAS_WORKSPACE_CONFIG ??= ':4096:8';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const device = (process.env.DMD_GPU_TEST_DEVICE ?? 'cuda') as Device;
 const available = device === 'cpu' || cuda.isAvailable();
 const reason = !buildInfo().cuda ? 'this addon was built against a CPU-only libtorch' : 'no CUDA device is visible';
@@ -107,19 +105,10 @@ gpu(t_('resume with --deterministic is bit-exact: 12 iterations = 6 + resume + 6
   cuda.setDeterminism({ algorithms: false, cudnnDeterministic: false });
 });
 
-function cli(file: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli', file), ...args], { cwd: root, env: { ...process.env, CI: '1' } });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 gpu(t_('dmd-train --device then dmd sample --device: a one-step generator trained and sampled there'), async (t) => {
   const out = path.join(dir, 'cli-run');
-  const r = await cli('dmd-train.ts', ['--teacher', teacher, '--device', device, '--steps', '4', '--batch-size', '4', '--fake-updates-per-gen', '2', '--final-eval', '0', '--out', out, '--deterministic']);
+  const r = await runCli('dmd-train', ['--teacher', teacher, '--device', device, '--steps', '4', '--batch-size', '4', '--fake-updates-per-gen', '2', '--final-eval', '0', '--out', out, '--deterministic']);
   t.is(r.code, 0, r.out);
   t.regex(r.out, new RegExp(`${device === 'cpu' ? 'cpu' : 'cuda'}[^\\n]*deterministic kernels`));
   const gen = path.join(out, 'generator.safetensors');
@@ -127,13 +116,13 @@ gpu(t_('dmd-train --device then dmd sample --device: a one-step generator traine
   t.is(G.config.img_resolution, 32);
   G.dispose();
   const singles = path.join(dir, 'cli-samples');
-  const s = await cli('dmd.ts', ['sample', '--generator', gen, '--device', device, '--count', '3', '--labels', '4', '--out', singles]);
+  const s = await runCli('dmd', ['sample', '--generator', gen, '--device', device, '--count', '3', '--labels', '4', '--out', singles]);
   t.is(s.code, 0, s.out);
   t.deepEqual(readdirSync(singles).sort(), ['000000.png', '000001.png', '000002.png']);
   const img = decodePNG(readFileSync(path.join(singles, '000000.png')));
   t.deepEqual([img.width, img.height, img.channels], [32, 32, 1]);
   const grid = path.join(dir, 'cli-heun.png');
-  const h = await cli('dmd.ts', ['sample', '--teacher', teacher, '--device', device, '--steps', '3', '--count', '10', '--out', grid]);
+  const h = await runCli('dmd', ['sample', '--teacher', teacher, '--device', device, '--steps', '3', '--count', '10', '--out', grid]);
   t.is(h.code, 0, h.out);
   t.regex(h.out, /Heun 3 steps, NFE 5/);
 });

@@ -5,7 +5,6 @@
 import test from 'ava';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import {
@@ -13,6 +12,7 @@ import {
   FeatureClassifier, evaluate, EvalConfigSchema, type Tensor,
 } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
 import { tinyTeacher } from '../helpers/teacher.js';
 import { trainTeacher, TeacherConfigSchema } from '../../src/edm/teacher.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
@@ -29,16 +29,7 @@ const generatorFile = path.join(dir, 'generator.safetensors');
 }
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
-function cli(bin: 'dmd' | 'dmd-train', args: string[]): Promise<{ code: number | null; out: string; ms: number }> {
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', path.join(root, `src/cli/${bin}.ts`), ...args], { cwd: root, env: { ...process.env, CI: '1', DMD_NUM_THREADS: '1' } });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('close', (code) => resolve({ code, out, ms: performance.now() - t0 }));
-  });
-}
+const cli = (bin: 'dmd' | 'dmd-train', args: string[]) => runCli(bin, args);
 
 /** Runs async jobs at most `n` at a time. */
 async function pool<T>(jobs: (() => Promise<T>)[], n: number): Promise<T[]> {

@@ -3,27 +3,19 @@
 import test from 'ava';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { decodePNG } from '../../src/data/png.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
 import { FeatureClassifier, loadEDM, saveEDM } from '../../src/index.js';
 import { tempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
 import { tinyTeacher } from '../helpers/teacher.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = tempDir();
 const teacher = tinyTeacher(dir);
 
-function dmd(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/dmd.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1', DMD_NUM_THREADS: '1' } });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('close', (code) => resolve({ code, out }));
-  });
-}
+const dmd = (args: string[]) => runCli('dmd', args);
 
 test('dmd sample: a Heun grid from a teacher, single PNGs from a one-step generator', async (t) => {
   const grid = path.join(dir, 'grid.png');

@@ -3,8 +3,6 @@
 import test from 'ava';
 import { existsSync, readdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { randn, tensor, tidy, noGrad, readSafetensors, writeSafetensors, loadEDM, cuda } from '../../src/index.js';
 import { distributionMatchingLoss } from '../../src/dmd/losses.js';
 import { denoiser } from '../../src/edm/guidance.js';
@@ -18,11 +16,11 @@ import { generate } from '../../src/edm/one-step.js';
 import { DEFAULT_FIXTURES, readManifest } from '../parity/fixtures.js';
 import { formulaWeights } from '../parity/kinds.js';
 import { tempDir } from '../helpers/tmp.js';
+import { runCli } from '../helpers/cli.js';
 import { tinyTeacher } from '../helpers/teacher.js';
 import { pngClassFolder } from '../helpers/data.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const dir = tempDir();
 const teacher = tinyTeacher(dir);
 const quiet = () => {};
@@ -147,24 +145,12 @@ test('bad settings fail at start-up with the field named', (t) => {
   t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'x'), bogus: 1 } as never, quiet), { message: /bogus/ });
 });
 
-function runCli(args: string[], onLine?: (l: string, kill: () => void) => void): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/dmd-train.ts'), '--final-eval', '0', ...args], { cwd: root, env: { ...process.env, CI: '1' } });
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      for (const l of d.toString().split('\n')) if (l) onLine?.(l, () => p.kill('SIGINT'));
-    };
-    p.stdout.on('data', onData);
-    p.stderr.on('data', onData);
-    p.on('close', (code) => resolve({ code, out }));
-  });
-}
+const runTrain = (args: string[], onLine?: (l: string, interrupt: () => void) => void) => runCli('dmd-train', ['--final-eval', '0', ...args], { onLine });
 
 test('dmd-train: SIGINT writes a checkpoint and exits 0; --resume continues', async (t) => {
   const out = path.join(dir, 'sigint');
   let sent = false;
-  const r = await runCli(['--teacher', teacher, '--out', out, '--steps', '400', '--batch-size', '2', '--device', 'cpu', '--checkpoint-every', '1000'], (l, kill) => {
+  const r = await runTrain(['--teacher', teacher, '--out', out, '--steps', '400', '--batch-size', '2', '--device', 'cpu', '--checkpoint-every', '1000'], (l, kill) => {
     if (!sent && /^dmd \d+\/400/.test(l)) {
       sent = true;
       kill();
@@ -173,21 +159,21 @@ test('dmd-train: SIGINT writes a checkpoint and exits 0; --resume continues', as
   t.is(r.code, 0, r.out);
   t.regex(r.out, /interrupted: checkpoint written at step \d+/);
   t.is(readdirSync(path.join(out, 'checkpoints')).length, 1);
-  const again = await runCli(['--teacher', teacher, '--out', out, '--steps', '400', '--device', 'cpu']);
+  const again = await runTrain(['--teacher', teacher, '--out', out, '--steps', '400', '--device', 'cpu']);
   t.not(again.code, 0);
   t.regex(again.out, /already holds checkpoints \(newest: checkpoint-\d+\.safetensors\); pass --resume/);
 });
 
 test('dmd-train: flags and config files are validated, naming the field', async (t) => {
-  const bad = await runCli(['--teacher', teacher, '--steps', '-3']);
+  const bad = await runTrain(['--teacher', teacher, '--steps', '-3']);
   t.is(bad.code, 1);
   t.regex(bad.out, /--steps/);
   const cfgFile = path.join(dir, 'bad.yaml');
   writeFileSync(cfgFile, 'steps: 5\nlearning_rate: 0.1\n');
-  const r = await runCli(['--teacher', teacher, '--config', cfgFile]);
+  const r = await runTrain(['--teacher', teacher, '--config', cfgFile]);
   t.is(r.code, 1);
   t.regex(r.out, /unknown field\(s\) 'learningRate'/);
-  const typo = await runCli(['--teacher', teacher, '--stepz', '3']);
+  const typo = await runTrain(['--teacher', teacher, '--stepz', '3']);
   t.is(typo.code, 1);
   t.regex(typo.out, /Unknown argument/i);
 });
