@@ -1,0 +1,80 @@
+// Seeded DMD runs whose every loss and exported generator bytes are recorded in
+// test/fixtures/golden/dmd-golden.json: the DMD core may be reshaped, but a seeded run must give
+// bit-identical numbers. `tsx test/helpers/dmd-golden.ts --write` records the current code's values
+// (done once, on the code before a refactor); test/native/dmd-golden.test.ts compares against them.
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildInfo, setNumThreads } from '../../src/index.js';
+import { makePairs, PairsConfigSchema } from '../../src/index.js';
+import { DMDTrainer } from '../../src/index.js';
+import { tinyTeacher } from './teacher.js';
+import { pngClassFolder } from './data.js';
+import { tempDir } from './tmp.js';
+
+export const GOLDEN_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/golden/dmd-golden.json');
+
+export interface GoldenRun {
+  /** per iteration, every metric the trainer reported (full float64 precision as JSON keeps it) */
+  metrics: Record<string, number>[];
+  /** SHA-256 of generator.safetensors */
+  generatorSha256: string;
+}
+
+export interface Golden {
+  torchVersion: string;
+  cpu: string;
+  runs: Record<string, GoldenRun>;
+}
+
+/** The recorded configurations: pairs + diffusion GAN + EMA + fake:gen 5; and DMD's fake:gen 1 with CFG real score and l2. */
+export const GOLDEN_CONFIGS: Record<string, Record<string, unknown>> = {
+  'pairs-gan-ema-fg5': { steps: 12, fakeUpdatesPerGen: 5, gan: true, diffusionGan: true, emaDecay: 0.9, regression: 'pseudo-huber', lambdaReg: 0.25 },
+  'pairs-l2-cfg-fg1': { steps: 6, fakeUpdatesPerGen: 1, realGuidance: 1.5, regression: 'l2', lambdaReg: 0.25, warmupSteps: 0 },
+};
+
+export function cpuModel(): string {
+  try {
+    const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? m[1]!.trim() : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function runGolden(): Promise<Golden> {
+  const dir = tempDir('dmd-golden-');
+  const teacher = tinyTeacher(dir);
+  const quiet = () => {};
+  const pairs = path.join(dir, 'pairs');
+  await makePairs(PairsConfigSchema.parse({ teacher, out: pairs, count: 24, steps: 3, shardSize: 10, batchSize: 8, device: 'cpu' }), quiet);
+  const data = pngClassFolder(dir);
+  const runs: Record<string, GoldenRun> = {};
+  for (const [name, extra] of Object.entries(GOLDEN_CONFIGS)) {
+    const out = path.join(dir, name);
+    const tr = new DMDTrainer({ teacher, out, pairs, data, batchSize: 4, device: 'cpu', seed: 3, sampleEvery: 5, checkpointEvery: 100, metricsEvery: 1, finalEval: 0, ...extra }, quiet);
+    const metrics: Record<string, number>[] = [];
+    try {
+      const r = await tr.train(quiet, { progress: false });
+      for (const line of readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')) {
+        const m = JSON.parse(line) as Record<string, number>;
+        const keep: Record<string, number> = {};
+        for (const k of Object.keys(m).sort()) if (!['elapsed', 'it_per_s', 'img_per_s', 'time', 'seconds', 'steps_per_second'].includes(k) && typeof m[k] === 'number') keep[k] = m[k];
+        metrics.push(keep);
+      }
+      runs[name] = { metrics, generatorSha256: createHash('sha256').update(readFileSync(r.generator!)).digest('hex') };
+    } finally {
+      tr.dispose();
+    }
+  }
+  return { torchVersion: buildInfo().torchVersion, cpu: cpuModel(), runs };
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv.includes('--write')) {
+  setNumThreads(1);
+  const g = await runGolden();
+  mkdirSync(path.dirname(GOLDEN_FILE), { recursive: true });
+  writeFileSync(GOLDEN_FILE, `${JSON.stringify(g, null, 1)}\n`);
+  console.log(`wrote ${GOLDEN_FILE}: ${Object.entries(g.runs).map(([k, r]) => `${k} (${r.metrics.length} records, generator ${r.generatorSha256.slice(0, 12)})`).join(', ')}`);
+}

@@ -1,0 +1,29 @@
+// A seeded DMD run must give bit-identical losses and generator bytes to those recorded before the
+// DMD core was reshaped (test/helpers/dmd-golden.ts). Exact on the libtorch version and CPU model the
+// golden was recorded with; elsewhere kernels may round differently, so the losses are compared to
+// 1e-4 relative and the generator bytes are not compared (the test says so).
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { GOLDEN_FILE, runGolden, cpuModel, type Golden } from '../helpers/dmd-golden.js';
+import { buildInfo } from '../../src/index.js';
+
+test('seeded DMD runs (pairs + diffusion GAN + EMA + fake:gen 5; fake:gen 1 + CFG + l2) reproduce the recorded golden', async (t) => {
+  const want = JSON.parse(readFileSync(GOLDEN_FILE, 'utf8')) as Golden;
+  const exact = want.torchVersion === buildInfo().torchVersion && want.cpu === cpuModel();
+  if (!exact) t.log(`golden recorded with libtorch ${want.torchVersion} on ${want.cpu}; here ${buildInfo().torchVersion} on ${cpuModel()}: comparing to 1e-4 relative`);
+  const got = await runGolden();
+  t.deepEqual(Object.keys(got.runs), Object.keys(want.runs));
+  for (const [name, w] of Object.entries(want.runs)) {
+    const g = got.runs[name]!;
+    t.is(g.metrics.length, w.metrics.length, name);
+    w.metrics.forEach((wm, i) => {
+      t.deepEqual(Object.keys(g.metrics[i]!), Object.keys(wm), `${name} step ${i + 1}: metric names`);
+      for (const [k, v] of Object.entries(wm)) {
+        const x = g.metrics[i]![k]!;
+        if (exact) t.is(x, v, `${name} step ${i + 1} ${k}`);
+        else t.true(Math.abs(x - v) <= 1e-4 * Math.max(1, Math.abs(v)), `${name} step ${i + 1} ${k}: ${x} vs ${v}`);
+      }
+    });
+    if (exact) t.is(g.generatorSha256, w.generatorSha256, `${name}: generator.safetensors bytes`);
+  }
+});
