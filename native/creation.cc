@@ -4,6 +4,11 @@
 #include <mutex>
 #include <thread>
 
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "common.h"
 
 namespace dmd {
@@ -162,6 +167,36 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), t);
 }
 
+// fromFile(path, offset, shape, dtype): reads raw little-endian bytes from a file region straight into
+// a new tensor's memory (one copy, no intermediate buffer: large pickled storages)
+Napi::Value FromFile(const Napi::CallbackInfo& info) {
+  std::string path = stringArg(info, 0);
+  int64_t offset = intArg(info, 1);
+  at::ScalarType dtype = dtypeArg(info, 3);
+  std::vector<int64_t> shape = sizeArg(info, 2, dtype);
+  int64_t numel = 1;
+  for (int64_t s : shape) numel *= s;
+  const size_t need = static_cast<size_t>(numel) * c10::elementSize(dtype);
+  if (offset < 0) throwRange("fromFile: negative offset");
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throwRange(path + ": cannot open (" + std::strerror(errno) + ")");
+  size_t done = 0;
+  char* dst = static_cast<char*>(t.data_ptr());
+  while (done < need) {
+    ssize_t n = ::pread(fd, dst + done, need - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = n < 0 ? std::strerror(errno) : "the file ends first";
+      ::close(fd);
+      throwRange(path + ": cannot read " + std::to_string(need) + " bytes at offset " + std::to_string(offset) + " (" + why + ")");
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return wrap(info.Env(), t);
+}
+
 }  // namespace
 
 void registerCreation(Napi::Env env, Exports exports) {
@@ -176,6 +211,7 @@ void registerCreation(Napi::Env env, Exports exports) {
   DMD_EXPORT(exports, env, "eye", Eye);
   DMD_EXPORT(exports, env, "fromTypedArray", FromTypedArray);
   DMD_EXPORT(exports, env, "fromBuffer", FromBuffer);
+  DMD_EXPORT(exports, env, "fromFile", FromFile);
 }
 
 }  // namespace dmd

@@ -91,13 +91,7 @@ at::Tensor precondForward(EDMPrecond& m, const at::Tensor& x_in, const at::Tenso
   return c_skip * x + c_out * F_x.to(at::kFloat);
 }
 
-EDMPrecond& precondArg(const Napi::CallbackInfo& info, size_t i) {
-  ModuleHandle* h = ModuleHandle::From(info[i]);
-  if (!h) throwType("argument " + std::to_string(i) + " must be an EDM network module");
-  auto* p = dynamic_cast<EDMPrecond*>(h->module().get());
-  if (!p) throwType("argument " + std::to_string(i) + " is a '" + h->kind() + "' module, not an EDM network");
-  return *p;
-}
+EDMPrecond& precondArg(const Napi::CallbackInfo& info, size_t i) { return moduleArg<EDMPrecond>(info, i, "an EDM network"); }
 
 // edmCreate(config)
 Napi::Value Create(const Napi::CallbackInfo& info) {

@@ -83,9 +83,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) { return ModuleHandle::Wrap(i
 
 // lpipsForward(m, x0, x1, resize, dtype)
 Napi::Value Forward(const Napi::CallbackInfo& info) {
-  ModuleHandle* h = ModuleHandle::From(info[0]);
-  auto* m = h ? dynamic_cast<LPIPS*>(h->module().get()) : nullptr;
-  if (!m) throwType("argument 0 must be an LPIPS module");
+  LPIPS* m = &moduleArg<LPIPS>(info, 0, "an LPIPS");
   at::ScalarType dt = isNullish(info[4]) ? at::kFloat : dtypeArg(info, 4);
   int64_t resize = intArgOr(info, 3, 0);
   if (resize < 0 || resize > 4096) throwRange("LPIPS resize must be 0 (none) or a size up to 4096");

@@ -272,6 +272,26 @@ Napi::Value Slice(const Napi::CallbackInfo& info) {
   if (step <= 0) throwRange("slice: step must be positive");
   return wrap(info.Env(), t.slice(dim, start, end, step));
 }
+// asStrided(t, size, stride, offset): a view of t's storage (saved tensors that share one); checked
+// against the storage's bounds here so a damaged file is an error, never a read past the allocation
+Napi::Value AsStrided(const Napi::CallbackInfo& info) {
+  at::Tensor& t = tensorArg(info, 0);
+  std::vector<int64_t> size = intListArg(info, 1), stride = intListArg(info, 2);
+  int64_t offset = intArg(info, 3);
+  if (size.size() != stride.size()) throwRange("asStrided: size and stride differ in length");
+  if (offset < 0) throwRange("asStrided: negative storage offset");
+  int64_t last = offset;
+  bool empty = false;
+  for (size_t i = 0; i < size.size(); ++i) {
+    if (size[i] < 0 || stride[i] < 0) throwRange("asStrided: negative size or stride");
+    if (size[i] == 0) empty = true;
+    else last += (size[i] - 1) * stride[i];
+  }
+  const int64_t avail = static_cast<int64_t>(t.storage().nbytes() / t.element_size());
+  if (!empty && last >= avail)
+    throwRange("asStrided: the view needs " + std::to_string(last + 1) + " elements of a storage of " + std::to_string(avail));
+  return wrap(info.Env(), t.as_strided(size, stride, offset));
+}
 Napi::Value Select(const Napi::CallbackInfo& info) { return wrap(info.Env(), tensorArg(info, 0).select(intArg(info, 1), intArg(info, 2))); }
 Napi::Value IndexSelect(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), tensorArg(info, 0).index_select(intArg(info, 1), tensorArg(info, 2)));
@@ -458,6 +478,7 @@ void registerOps(Napi::Env env, Exports exports) {
   DMD_EXPORT(exports, env, "roll", Roll);
   DMD_EXPORT(exports, env, "slice", Slice);
   DMD_EXPORT(exports, env, "select", Select);
+  DMD_EXPORT(exports, env, "asStrided", AsStrided);
   DMD_EXPORT(exports, env, "indexSelect", IndexSelect);
   DMD_EXPORT(exports, env, "gather", Gather);
   DMD_EXPORT(exports, env, "scatter", Scatter);

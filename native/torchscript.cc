@@ -55,9 +55,7 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
 
 // scriptCall(m, method, args[], kwargs{}) -> Tensor | array | number | null
 Napi::Value Call(const Napi::CallbackInfo& info) {
-  ModuleHandle* h = ModuleHandle::From(info[0]);
-  auto* s = h ? dynamic_cast<ScriptHolder*>(h->module().get()) : nullptr;
-  if (!s) throwType("argument 0 must be a TorchScript module (from scriptLoad)");
+  ScriptHolder* s = &moduleArg<ScriptHolder>(info, 0, "a TorchScript");
   std::string method = stringArg(info, 1);
   auto fn = s->script.find_method(method);
   if (!fn) throwType("the TorchScript module has no method '" + method + "'");

@@ -12,7 +12,7 @@ const arg = (n: string, d: string) => { const i = process.argv.indexOf(`--${n}`)
 const self = fileURLToPath(import.meta.url);
 
 if (process.env.DMD_BENCH_DIST_WORKER) {
-  const { EDMNetwork, DMDTrainer, PRESETS, cuda } = await import('../src/index.js');
+  const { EDMNetwork, EDMScoreModel, DMDTrainer, PRESETS, cuda } = await import('../src/index.js');
   const preset = arg('preset', 'fmnist-small') as keyof typeof PRESETS;
   const batch = Number(arg('batch', '16'));
   const ratio = Number(arg('ratio', '5'));
@@ -20,7 +20,7 @@ if (process.env.DMD_BENCH_DIST_WORKER) {
   const device = process.env.DMD_BENCH_DEVICE ?? 'cpu';
   const teacher = EDMNetwork.create({ ...PRESETS[preset], dropout: 0 }, { seed: 0 });
   teacher.eval();
-  const tr = new DMDTrainer({ steps: 1e9, batchSize: batch, fakeUpdatesPerGen: ratio, device, gan: false, lambdaReg: 0, finalEval: 0, out: '/tmp/dmd-bench-dist' }, () => {}, { teacherNet: teacher });
+  const tr = new DMDTrainer({ steps: 1e9, batchSize: batch, fakeUpdatesPerGen: ratio, device, gan: false, lambdaReg: 0, finalEval: 0, out: '/tmp/dmd-bench-dist' }, () => {}, { teacher: new EDMScoreModel(teacher) });
   const sync = () => { if (device !== 'cpu') cuda.synchronize(); };
   for (let i = 0; i < ratio; i++) tr.iteration();
   sync();

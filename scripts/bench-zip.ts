@@ -1,5 +1,5 @@
 // npm run bench:zip [-- --entries 60000 --reads 2000]
-// Why src/data/zip.ts is our own: opening an EDM-style dataset zip (one small PNG per image) and
+// Why src/io/zip.ts is our own: opening an EDM-style dataset zip (one small PNG per image) and
 // reading random entries, as the image loader does, with our reader, yauzl and fflate. One line per
 // figure (open time, random-read time per 1000 entries, memory held).
 import { writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { zipSync, unzipSync } from 'fflate';
 import yauzl from 'yauzl';
-import { ZipReader } from '../src/data/zip.js';
+import { ZipReader } from '../src/io/zip.js';
 import { encodePNG } from '../src/data/png.js';
 
 const arg = (n: string, d: number) => { const i = process.argv.indexOf(`--${n}`); return i >= 0 ? Number(process.argv[i + 1]) : d; };

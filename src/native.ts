@@ -73,6 +73,7 @@ export interface NativeBinding {
   eye(n: number, dtype: Opt<number>, device: Opt<string>): H;
   fromTypedArray(data: ArrayBufferView, shape: readonly number[], dtype: Opt<number>, share: boolean): H;
   fromBuffer(bytes: Uint8Array, shape: readonly number[], dtype: number): H;
+  fromFile(path: string, offset: number, shape: readonly number[], dtype: number): H;
   // ops.cc
   opNames: { unary: string[]; binary: string[]; reduce: string[] };
   unary(id: number, t: H): H;
@@ -99,6 +100,7 @@ export interface NativeBinding {
   roll(t: H, shifts: readonly number[], dims: readonly number[]): H;
   slice(t: H, dim: number, start: Opt<number>, end: Opt<number>, step: number): H;
   select(t: H, dim: number, index: number): H;
+  asStrided(t: H, size: readonly number[], stride: readonly number[], offset: number): H;
   indexSelect(t: H, dim: number, index: H): H;
   gather(t: H, dim: number, index: H): H;
   scatter(t: H, dim: number, index: H, src: Operand): H;
@@ -202,7 +204,6 @@ export interface NativeBinding {
   moduleCopy(dst: ModuleHandle, src: ModuleHandle): void;
   moduleDispose(m: ModuleHandle): void;
   // serialize.cc
-  pickleLoad(bytes: Uint8Array): unknown;
   pickleSave(value: unknown): Buffer;
   // cuda.cc
   cudaIsAvailable(): boolean;
@@ -220,13 +221,13 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   buildInfo(): BuildInfo;
-  // edm.cc
+  // edm_precond.cc (the UNets: edm_song_unet.cc, edm_dhariwal_unet.cc, edm_layers.cc)
   edmCreate(config: Record<string, unknown>): ModuleHandle;
   edmForward(m: ModuleHandle, x: H, sigma: H, labels: Opt<H>, augment: Opt<H>, flags: EDMForwardFlags): H;
+  edmBottleneckShape(m: ModuleHandle): { channels: number; resolution: number };
   // lpips.cc
   lpipsCreate(): ModuleHandle;
   lpipsForward(m: ModuleHandle, x0: H, x1: H, resize: number, dtype: Opt<number>): H;
-  edmBottleneckShape(m: ModuleHandle): { channels: number; resolution: number };
   // gan_head.cc
   ganHeadCreate(config: { channels: number; resolution: number }): ModuleHandle;
   ganHeadForward(m: ModuleHandle, features: H): H;

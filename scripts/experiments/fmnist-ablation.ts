@@ -19,7 +19,7 @@ import {
   randn, Generator, F, tensor, tidy, noGrad, cat, saveGrid, getNumThreads, buildInfo, type DMDConfig, type Tensor,
 } from '../../src/index.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
-import { ensureDir, writeFileAtomic } from '../../src/util/fs.js';
+import { ensureDir, atomicWrite } from '../../src/util/fs.js';
 
 const argv = process.argv.slice(2);
 const flag = (n: string) => argv.includes(`--${n}`);
@@ -113,7 +113,7 @@ async function evalModel(m: Method, model: { generator?: string; teacher?: strin
     accuracy: r.classifier_accuracy_on_samples as number, classMin: r.class_fraction_min as number, classMax: r.class_fraction_max as number,
     precision: r.precision as number, recall: r.recall as number, trainSeconds, imagesPerSecond: r.images_per_second as number, config: m.dmd,
   };
-  writeFileAtomic(resultFile(m.id), `${JSON.stringify(res, null, 1)}\n`);
+  atomicWrite(resultFile(m.id), `${JSON.stringify(res, null, 1)}\n`);
   log(`${m.id}: FD-fmnist ${res.fd.toFixed(3)} (floor ${res.fdFloor?.toFixed(3)}), accuracy ${res.accuracy.toFixed(3)}, precision ${res.precision.toFixed(3)}, recall ${res.recall.toFixed(3)}`);
   return res;
 }
@@ -195,6 +195,6 @@ const lines = [
   '`samples.png`: one row per method in this order, the same noise and class (0–9) in each column.',
   '',
 ];
-writeFileAtomic(path.join(out, 'results.md'), `${lines.join('\n')}`);
+atomicWrite(path.join(out, 'results.md'), `${lines.join('\n')}`);
 writeFileSync(path.join(out, 'results.json'), `${JSON.stringify(ordered, null, 1)}\n`);
 log(`wrote ${path.join(out, 'results.md')} and ${path.join(out, 'samples.png')}`);

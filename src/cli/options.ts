@@ -12,35 +12,25 @@ export class ConfigError extends Error {
 }
 
 type AnyObject = z.ZodObject<z.ZodRawShape>;
-interface Def {
-  type: string;
-  defaultValue?: unknown;
-  innerType?: z.ZodType;
-  entries?: Record<string, string>;
-  element?: z.ZodType;
-  values?: unknown[];
-}
-const defOf = (t: z.ZodType): Def => (t as unknown as { _zod: { def: Def } })._zod.def;
 
 export { kebab };
 const camel = (s: string) => s.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
-function unwrap(t: z.ZodType): { base: Def; dflt: unknown; hasDefault: boolean; description: string } {
-  let d = defOf(t);
-  let cur = t;
+/** A field's schema without its default/optional/nullable wrappers, with the default and the first description found (zod's public API only). */
+function unwrap(t: z.ZodType): { base: z.ZodType; dflt: unknown; hasDefault: boolean; description: string } {
+  let cur: z.ZodType = t;
   let dflt: unknown;
   let hasDefault = false;
   let description = t.description ?? '';
   for (;;) {
-    if (d.type === 'default') {
-      dflt = d.defaultValue;
+    if (cur instanceof z.ZodDefault) {
+      dflt = cur.def.defaultValue;
       hasDefault = true;
-    } else if (d.type !== 'optional' && d.type !== 'nullable') break;
-    cur = d.innerType!;
-    d = defOf(cur);
+    } else if (!(cur instanceof z.ZodOptional || cur instanceof z.ZodNullable)) break;
+    cur = (cur as z.ZodDefault | z.ZodOptional | z.ZodNullable).unwrap() as z.ZodType;
     description ||= cur.description ?? '';
   }
-  return { base: d, dflt, hasDefault, description };
+  return { base: cur, dflt, hasDefault, description };
 }
 
 /** yargs options for every field of the schema (flag = kebab-case of the field). */
@@ -51,18 +41,18 @@ export function yargsOptions(schema: AnyObject): Record<string, Options> {
     const { base, dflt, hasDefault, description } = unwrap(field);
     const desc = description + (hasDefault ? ` [default: ${JSON.stringify(dflt)}]` : '');
     // a value flag given without its value is an error, never silently empty
-    const o: Options = { describe: desc.trim(), requiresArg: base.type !== 'boolean' };
-    if (base.type === 'number') o.type = 'number';
-    else if (base.type === 'boolean') o.type = 'boolean';
-    else if (base.type === 'enum') {
+    const o: Options = { describe: desc.trim(), requiresArg: !(base instanceof z.ZodBoolean) };
+    if (base instanceof z.ZodNumber) o.type = 'number';
+    else if (base instanceof z.ZodBoolean) o.type = 'boolean';
+    else if (base instanceof z.ZodEnum) {
       o.type = 'string';
-      o.choices = Object.values(base.entries ?? {});
-    } else if (base.type === 'literal') o.type = 'string';
-    else if (base.type === 'array') {
+      o.choices = base.options;
+    } else if (base instanceof z.ZodLiteral) o.type = 'string';
+    else if (base instanceof z.ZodArray) {
       o.type = 'array';
-      if (base.element && unwrap(base.element).base.type === 'number') o.number = true;
+      if (unwrap(base.element as z.ZodType).base instanceof z.ZodNumber) o.number = true;
       else o.string = true;
-    } else if (base.type === 'string') o.type = 'string';
+    } else if (base instanceof z.ZodString) o.type = 'string';
     else continue; // nested objects: config file only
     out[kebab(key)] = o;
   }

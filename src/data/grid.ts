@@ -1,5 +1,5 @@
 // Image grids: a batch in [-1, 1] NCHW to one PNG (rows of `cols` images), and single images.
-import { writeFileSync, renameSync } from 'node:fs';
+import { atomicWrite } from '../util/fs.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Device } from '../tensor/device.js';
 import { keep, tidy } from '../tensor/scope.js';
@@ -27,9 +27,7 @@ export function gridPixels(images: Tensor, cols?: number): { data: Uint8Array; w
 
 export function saveGrid(images: Tensor, file: string, cols?: number): void {
   const g = gridPixels(images, cols);
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, encodePNG(g));
-  renameSync(tmp, file);
+  atomicWrite(file, encodePNG(g));
 }
 
 /** Saves each image of a batch as its own PNG (names from `name(i)`). */

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { decodePNG } from './png.js';
-import { ZipReader } from './zip.js';
+import { ZipReader } from '../io/zip.js';
 
 export class DatasetError extends Error {
   readonly code = 'ERR_DATASET';

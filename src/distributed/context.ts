@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { type Device, isCuda, resolveDevice } from '../tensor/device.js';
 import { cuda } from '../tensor/cuda.js';
 import { buildInfo } from '../tensor/runtime.js';
-import type { Module } from '../nn/module.js';
+import type { Stateful } from '../nn/module.js';
 import { launchFromEnv, type LaunchInfo, LaunchError } from './launch.js';
 import { Store, ProcessGroup, type Backend } from './group.js';
 
@@ -175,7 +175,7 @@ export class Distributed {
   }
 
   /** Parameters and buffers of the modules become rank 0's. */
-  broadcastModules(modules: readonly (Module | null)[]): void {
+  broadcastModules(modules: readonly (Stateful | null)[]): void {
     if (!this.group) return;
     const tensors = modules.flatMap((m) => (m ? [...m.stateDict().values()] : []));
     try {

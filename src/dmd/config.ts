@@ -1,12 +1,12 @@
 // dmd-train settings: the zod schema is the single source of the defaults and CLI flags.
 import { z } from 'zod';
-import { REGRESSION_LOSSES } from '../metrics/regression.js';
+import { REGRESSION_LOSSES } from './regression/losses.js';
 import { fields, distributedShape } from '../util/fields.js';
 import { runSettingsShape, sampleEveryField } from '../train/settings.js';
 
 export const DMDConfigSchema = z.object({
   recipe: z.enum(['default', 'dmd', 'dmd2']).default('default').describe('settings to start from: default (for the bundled teacher: fake:gen 1 + regression on automatically made pairs, 600 iterations, EMA 0.99; tuned on a CPU), dmd (DMD: fake:gen 1 + LPIPS regression, lr 2e-6), dmd2 (DMD2: fake:gen 5 + diffusion GAN, lr 2e-6); flags override'),
-  teacher: z.string().min(1).optional().describe('EDM teacher (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
+  teacher: z.string().min(1).optional().describe('EDM teacher: an NVlabs snapshot .pkl, a .pt or a .safetensors; default: the bundled Fashion-MNIST teacher'),
   ...runSettingsShape({ out: 'runs/dmd', checkpointEvery: 250, metricsEvery: 10 }),
   sampleEvery: sampleEveryField(250),
   pairs: z.string().min(1).optional().describe('regression pairs from `dmd pairs` (DMD), or auto (made once from the teacher and cached); without it no regression loss is used (DMD2)'),
@@ -39,7 +39,7 @@ export const DMDConfigSchema = z.object({
   fakeUpdatesPerGen: z.number().int().positive().default(5).describe('two time-scale ratio: fake-score updates per generator update (DMD2: 5, DMD: 1; the default recipe with the bundled teacher: 1)'),
   regression: z.enum(REGRESSION_LOSSES).default('pseudo-huber').describe('regression loss on the pairs (DMD: lpips, which needs --lpips weights)'),
   lambdaReg: z.number().min(0).default(0.25).describe('weight of the regression loss'),
-  lpips: z.string().min(1).optional().describe('LPIPS VGG weights (scripts/convert-lpips.py), needed for --regression lpips'),
+  lpips: z.string().min(1).optional().describe("LPIPS VGG weights, needed for --regression lpips: a directory holding torchvision's vgg16-397923af.pth and LPIPS v0.1 vgg.pth, the two paths joined by a comma, or the file scripts/convert-lpips.py writes"),
   lpipsResize: z.number().int().min(0).default(224).describe('bilinear resize before LPIPS (DMD: 224; 0 = none)'),
   gan: z.boolean().default(false).describe("DMD2's GAN: a classifier head on the fake score's bottleneck, real images from --data"),
   ganGenWeight: z.number().min(0).default(3e-3).describe('weight of the generator GAN loss'),

@@ -1,17 +1,13 @@
-// The losses of DMD/DMD2 (tianweiy/DMD2 main/edm/edm_guidance.py): distribution matching, the fake
-// score's denoising loss and the GAN terms, with injectable noise levels and noise so that tests can
-// feed reference values. Scores are denoisers (edm/guidance.ts: the real one may apply guidance).
-import { Tensor } from '../tensor/tensor.js';
+// The losses of DMD/DMD2 (tianweiy/DMD2 main/edm/edm_guidance.py, main/sd_guidance.py) over any
+// teacher family: distribution matching, the fake score's denoising loss and the GAN terms. Noise
+// levels and noise are injectable so that tests can feed reference values; scores are x0 predictions
+// (score-model.ts), the real one possibly with classifier-free guidance.
+import type { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
-import type { Denoiser } from '../edm/guidance.js';
+import type { Conditioning, NoiseDraw, NoiseSchedule, ScoreFn } from './score-model.js';
 
-export interface NoiseDraw {
-  /** indices into the Karras table, int64 [N] */
-  tIndex: Tensor;
-  /** standard normal noise shaped like x */
-  noise: Tensor;
-}
+export type { NoiseDraw } from './score-model.js';
 
 export interface DistributionMatchingResult {
   /** 0.5 * mean((x - stopgrad(x - grad))^2): its gradient w.r.t. x is grad / numel */
@@ -20,7 +16,8 @@ export interface DistributionMatchingResult {
   grad: Tensor;
   predReal: Tensor;
   predFake: Tensor;
-  sigma: Tensor;
+  /** the noise level of each sample (EDM: sigma) */
+  level: Tensor;
 }
 
 /**
@@ -48,35 +45,30 @@ export function dmSurrogateLoss(x: Tensor, grad: Tensor): Tensor {
 }
 
 /**
- * DMD's distribution-matching loss for generator output x: noise to sigma = table[tIndex], denoise
- * with the real and fake scores (no grad), normalise by the per-sample mean |x - pred_real|.
+ * DMD's distribution-matching loss for generator output x: noise it to the drawn levels, denoise with
+ * the real and the fake score (no gradient), normalise by the per-sample mean |x - pred_real|.
  */
-export function distributionMatchingLoss(x: Tensor, labels: Tensor | null, real: Denoiser, fake: Denoiser, table: Tensor, draw: NoiseDraw): DistributionMatchingResult {
+export function distributionMatchingLoss(x: Tensor, cond: Conditioning, real: ScoreFn, fake: ScoreFn, schedule: NoiseSchedule, draw: NoiseDraw): DistributionMatchingResult {
   return tidy(() => {
-    const { sigma, predReal, predFake } = noGrad(() => {
-      const sigma = table.indexSelect(0, draw.tIndex);
-      const noisy = x.detach().add(draw.noise.mul(sigma.reshape([-1, 1, 1, 1])));
-      return { sigma, predReal: real(noisy, sigma, labels), predFake: fake(noisy, sigma, labels) };
+    const { level, predReal, predFake } = noGrad(() => {
+      const { noisy, level } = schedule.addNoise(x.detach(), draw.tIndex, draw.noise);
+      return { level, predReal: real(noisy, level, cond), predFake: fake(noisy, level, cond) };
     });
     const grad = dmGradient(x, predReal, predFake);
-    return { loss: dmSurrogateLoss(x, grad), grad, predReal, predFake, sigma };
+    return { loss: dmSurrogateLoss(x, grad), grad, predReal, predFake, level };
   });
 }
 
 /**
- * The fake score's denoising loss on detached generator output: mean((1/sigma^2 + 1/sigma_data^2) *
- * (D_fake(x + sigma n) - x)^2) with sigma = table[tIndex] (DMD2 draws tIndex over all levels).
+ * The fake score's denoising loss on detached generator output at the drawn levels (DMD2 draws them
+ * over all levels), in the schedule's own weighting (EDM: (1/sigma^2 + 1/sigma_data^2)-weighted).
  */
-export function fakeScoreLoss(x: Tensor, labels: Tensor | null, fake: Denoiser, table: Tensor, draw: NoiseDraw, sigmaData: number): { loss: Tensor; sigma: Tensor } {
+export function fakeScoreLoss(x: Tensor, cond: Conditioning, fake: ScoreFn, schedule: NoiseSchedule, draw: NoiseDraw): { loss: Tensor; level: Tensor } {
   return tidy(() => {
     const xd = x.detach();
-    const sigma = table.indexSelect(0, draw.tIndex);
-    const s4 = sigma.reshape([-1, 1, 1, 1]);
-    const noisy = xd.add(draw.noise.mul(s4));
-    const pred = fake(noisy, sigma, labels);
-    const weight = s4.pow(-2).add(1 / sigmaData ** 2);
-    const loss = weight.mul(pred.sub(xd).square()).mean();
-    return { loss, sigma };
+    const { noisy, level } = schedule.addNoise(xd, draw.tIndex, draw.noise);
+    const pred = fake(noisy, level, cond);
+    return { loss: schedule.denoisingLoss(pred, { x: xd, noisy, level, noise: draw.noise }), level };
   });
 }
 

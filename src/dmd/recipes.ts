@@ -38,11 +38,12 @@ export const BUNDLED_TEACHER: Partial<DMDConfig> = { fakeUpdatesPerGen: 1, steps
  * once and cached (`pairs: 'auto'`) unless regression is off: DMD's own combination, which the
  * Fashion-MNIST ablation (README, experiments/fmnist-ablation) found best among the distribution-matching
  * recipes for a CPU-sized budget (DMD2's fake:gen 5 and GAN gave fewer generator updates and a worse FD).
+ * A teacher given in memory (`teacherInMemory`) is not the bundled one.
  */
-export function applyRecipe(input: Record<string, unknown>): Record<string, unknown> {
+export function applyRecipe(input: Record<string, unknown>, o: { teacherInMemory?: boolean } = {}): Record<string, unknown> {
   const name = (input.recipe ?? 'default') as RecipeName;
   if (!RECIPE_NAMES.includes(name)) return input; // the schema reports the bad value
-  const bundled = name === 'default' && input.teacher === undefined;
+  const bundled = name === 'default' && input.teacher === undefined && !o.teacherInMemory;
   const out: Record<string, unknown> = { ...input };
   for (const [key, value] of Object.entries({ ...RECIPES[name], ...(bundled ? BUNDLED_TEACHER : {}) })) out[key] ??= value;
   if (bundled && out.pairs === undefined && out.lambdaReg !== 0) out.pairs = 'auto';

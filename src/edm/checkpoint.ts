@@ -1,9 +1,10 @@
-// Teacher files: `edm.pt` (a torch.save plain dict {config: JSON string, state_dict: {key: tensor}})
-// and `.safetensors` (the same tensors, config JSON in __metadata__.config). Everything is validated
-// before use; errors name the file, the key or the field, and the fix.
+// Teacher files: `edm.pt` (a torch.save dict {config: JSON string, state_dict: {key: tensor}}, zip or
+// legacy format), `.safetensors` (the same tensors, config JSON in __metadata__.config), and NVlabs EDM
+// snapshots (`.pkl`, read without Python: edm/snapshot.ts). Everything is validated before use; errors
+// name the file, the key or the field, and the fix.
 import { openSync, readSync, closeSync, statSync, lstatSync } from 'node:fs';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, SafetensorsError } from '../io/safetensors.js';
-import { readTorchSave, writeTorchSave, type PickleValue, TorchSaveError } from '../io/torchsave.js';
+import { readTorchSave, writeTorchSave, torchFileKind, type PickleValue, type TorchValue, TorchSaveError } from '../io/torchsave.js';
 import { Tensor } from '../tensor/tensor.js';
 import { isFloating } from '../tensor/dtype.js';
 import { foreach } from '../tensor/foreach.js';
@@ -12,14 +13,15 @@ import { noGrad } from '../tensor/autograd.js';
 import { dispose, tidy } from '../tensor/scope.js';
 import { type EDMConfig, parseEDMConfig, configJSON } from './config.js';
 import { EDMNetwork } from './network.js';
+import { readEDMSnapshot, SnapshotError, type SnapshotInfo } from './snapshot.js';
 
 export class CheckpointError extends Error {
   readonly code = 'ERR_CHECKPOINT';
 }
 
-export type TeacherFormat = 'pt' | 'safetensors';
+export type TeacherFormat = 'pt' | 'safetensors' | 'pkl';
 
-/** Detects the format from the first bytes (zip = torch.save, else safetensors), not the extension. */
+/** Detects the format from the first bytes (zip or legacy stream = torch.save, another pickle = EDM snapshot, else safetensors), not the extension. */
 export function detectFormat(path: string): TeacherFormat {
   let st;
   try {
@@ -32,10 +34,10 @@ export function detectFormat(path: string): TeacherFormat {
       /* nothing there at all */
     }
     throw new CheckpointError(
-      `${path}: ${dangling ? 'is a dangling symbolic link' : 'file not found'} (pass an EDM teacher: a .pt written by scripts/convert-edm.py or dmd teacher, or a .safetensors)`,
+      `${path}: ${dangling ? 'is a dangling symbolic link' : 'file not found'} (pass an EDM teacher: an NVlabs EDM snapshot .pkl, a .pt or .safetensors written by dmd teacher or scripts/convert-edm.py)`,
     );
   }
-  if (st.isDirectory()) throw new CheckpointError(`${path}: is a directory, expected a teacher file (.pt or .safetensors)`);
+  if (st.isDirectory()) throw new CheckpointError(`${path}: is a directory, expected a teacher file (.pkl, .pt or .safetensors)`);
   if (!st.isFile()) throw new CheckpointError(`${path}: is not a regular file (a device, pipe or socket)`);
   if (st.size < 8) throw new CheckpointError(`${path}: only ${st.size} bytes, too short to be a teacher file (truncated?)`);
   const fd = openSync(path, 'r');
@@ -49,15 +51,10 @@ export function detectFormat(path: string): TeacherFormat {
   // safetensors: an 8-byte little-endian header length, then the JSON header's '{' (the length's low
   // byte may be anything, 0x80 included)
   if (head[8] === 0x7b) return 'safetensors';
-  if (head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) {
-    // a pickle: the PROTO opcode and a protocol number
-    throw new CheckpointError(
-      `${path}: is a raw Python pickle (an NVlabs EDM network-snapshot .pkl or a legacy torch.save); convert it with ` +
-        `'python3 scripts/convert-edm.py ${path} edm.pt' (EDM repository on PYTHONPATH)`,
-    );
-  }
-  if (/\.(pt|pth)$/i.test(path))
-    throw new CheckpointError(`${path}: is named like a torch.save file but is not a zip archive (damaged or truncated?); re-copy it, or re-create it with scripts/convert-edm.py or dmd teacher --format pt`);
+  // a pickle (the PROTO opcode and a protocol number): torch.save's legacy stream, or an EDM snapshot
+  if (head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) return torchFileKind(path) === 'legacy' ? 'pt' : 'pkl';
+  if (/\.(pt|pth|pkl)$/i.test(path))
+    throw new CheckpointError(`${path}: is named like a torch.save or pickle file but is neither a zip archive nor a pickle (damaged or truncated?); re-copy it, or re-create it with dmd teacher --format pt`);
   return 'safetensors';
 }
 
@@ -69,7 +66,7 @@ interface RawTeacher {
 }
 
 function readPt(path: string): RawTeacher {
-  let root: PickleValue;
+  let root: TorchValue;
   try {
     root = readTorchSave(path);
   } catch (e) {
@@ -80,13 +77,16 @@ function readPt(path: string): RawTeacher {
     dispose(root);
     throw new CheckpointError(`${path}: ${msg}`);
   };
-  if (root === null || typeof root !== 'object' || Array.isArray(root) || root instanceof Tensor)
-    return fail('expected a dict {"config": <JSON string>, "state_dict": {key: tensor}}; convert EDM snapshots with scripts/convert-edm.py');
+  if (root === null || typeof root !== 'object' || Array.isArray(root) || root instanceof Tensor || root instanceof Map || root instanceof Uint8Array || '__class__' in root)
+    return fail('expected a dict {"config": <JSON string>, "state_dict": {key: tensor}} (an EDM snapshot .pkl is read as it is)');
   const cfgRaw = root.config;
   const sd = root.state_dict;
+  const values = Object.values(root);
+  if (cfgRaw === undefined && values.length && values.every((v) => v instanceof Tensor))
+    return fail(`holds a bare state dict (${values.length} tensors) without the EDM config; pass the EDM snapshot (.pkl) itself, or save {"config": <JSON of the EDMPrecond arguments>, "state_dict": sd}`);
   if (cfgRaw === undefined) return fail('has no "config" entry (expected {"config": <JSON string>, "state_dict": {...}})');
   if (sd === undefined) return fail('has no "state_dict" entry (expected {"config": <JSON string>, "state_dict": {...}})');
-  if (sd === null || typeof sd !== 'object' || Array.isArray(sd) || sd instanceof Tensor) return fail('"state_dict" must be a dict of tensors');
+  if (sd === null || typeof sd !== 'object' || Array.isArray(sd) || sd instanceof Tensor || sd instanceof Map || sd instanceof Uint8Array || '__class__' in sd) return fail('"state_dict" must be a dict of tensors');
   const state = new Map<string, Tensor>();
   for (const [k, v] of Object.entries(sd)) {
     if (!(v instanceof Tensor)) return fail(`state_dict['${k}'] is not a tensor`);
@@ -105,6 +105,20 @@ function readPt(path: string): RawTeacher {
     if (k !== 'state_dict') dispose(v);
   }
   return { config, state, metadata };
+}
+
+function readPkl(path: string): RawTeacher & { snapshot: SnapshotInfo } {
+  try {
+    const snap = readEDMSnapshot(path);
+    return { config: snap.config, state: snap.state, metadata: {}, snapshot: snap.info };
+  } catch (e) {
+    if (e instanceof SnapshotError) throw new CheckpointError(e.message);
+    throw e;
+  }
+}
+
+function readRaw(path: string, format: TeacherFormat): RawTeacher & { snapshot?: SnapshotInfo } {
+  return format === 'pt' ? readPt(path) : format === 'pkl' ? readPkl(path) : readSt(path);
 }
 
 function readSt(path: string): RawTeacher {
@@ -163,10 +177,9 @@ export interface LoadOptions {
   device?: Device;
 }
 
-/** Loads an EDM teacher (.pt or .safetensors): config validated, weights checked, network in eval mode. */
+/** Loads an EDM teacher (.pkl snapshot, .pt or .safetensors): config validated, weights checked, network in eval mode. */
 export function loadEDM(path: string, o: LoadOptions = {}): EDMNetwork {
-  const format = detectFormat(path);
-  const raw = format === 'pt' ? readPt(path) : readSt(path);
+  const raw = readRaw(path, detectFormat(path));
   let net: EDMNetwork | null = null;
   try {
     net = EDMNetwork.create(raw.config);
@@ -195,15 +208,35 @@ export interface EDMFileInfo {
   config: EDMConfig;
   metadata: Record<string, string>;
   role: EDMRole;
+  /** for an NVlabs snapshot (.pkl): where the network was, its classes, parameter count and the other entries */
+  snapshot?: SnapshotInfo;
 }
 
 function roleOf(metadata: Record<string, string>): EDMRole {
   return metadata.role === 'generator' || metadata.generator_sigma !== undefined ? 'generator' : 'teacher';
 }
 
-/** The config, metadata and role of a network file (a .safetensors is read from its header only). */
+/** snapshot infos already read in this process, by path, size and modification time (a .pkl is read whole) */
+const pklInfo = new Map<string, EDMFileInfo>();
+
+/**
+ * The config, metadata and role of a network file (a .safetensors is read from its header only; a .pkl
+ * snapshot is read once per process).
+ */
 export function readEDMInfo(path: string): EDMFileInfo {
-  if (detectFormat(path) === 'safetensors') {
+  const format = detectFormat(path);
+  if (format === 'pkl') {
+    const st = statSync(path);
+    const key = `${path}:${st.size}:${st.mtimeMs}`;
+    const known = pklInfo.get(key);
+    if (known) return known;
+    const raw = readPkl(path);
+    dispose(raw.state);
+    const info: EDMFileInfo = { config: raw.config, metadata: {}, role: 'teacher', snapshot: raw.snapshot };
+    pklInfo.set(key, info);
+    return info;
+  }
+  if (format === 'safetensors') {
     let header;
     try {
       header = readSafetensorsHeader(path);

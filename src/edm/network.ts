@@ -5,17 +5,11 @@ import { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { full } from '../tensor/create.js';
 import { manualSeed } from '../tensor/random.js';
-import { type Device, isCuda } from '../tensor/device.js';
+import { type Device, type ExecutionDType, isCuda } from '../tensor/device.js';
 import { dtypeCode } from '../tensor/dtype.js';
 import { type EDMConfig, type EDMConfigInput, parseEDMConfig } from './config.js';
 
-export type ExecutionDType = 'float32' | 'float16' | 'bfloat16';
-
-/** float16 kernels (convolutions, GroupNorm) exist on CUDA only: refuse it on the CPU up front. */
-export function checkExecutionDType(device: Device, dtype: ExecutionDType): void {
-  if (dtype === 'float16' && !isCuda(device))
-    throw new RangeError(`--dtype float16 needs CUDA (libtorch has no float16 convolutions on the CPU); use --dtype float32 or bfloat16 on ${device}`);
-}
+export { type ExecutionDType, checkExecutionDType } from '../tensor/device.js';
 
 /**
  * A rough, deliberately high estimate of the memory one image costs while training: the UNet's feature

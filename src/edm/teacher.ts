@@ -16,10 +16,10 @@ import { edmRampup } from '../nn/schedule.js';
 import { openDataset, DatasetError } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';
 import { saveGrid, gridInputs } from '../data/grid.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { atomicWrite } from '../util/fs.js';
 import { fields, distributedShape } from '../util/fields.js';
 import { Distributed } from '../distributed/context.js';
-import { runTraining, type RunResult } from '../train/run.js';
+import { runTraining, type RunResult, type RunOptions } from '../train/run.js';
 import { runSettingsShape, sampleEveryField, settingsIdentity } from '../train/settings.js';
 import { TrainState } from '../train/state.js';
 import { checkBatchMemory } from '../train/memory.js';
@@ -60,7 +60,7 @@ export interface TeacherRunResult extends RunResult {
   teacherPath: string;
 }
 
-export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void = console.log, o: { progress?: boolean } = {}): Promise<TeacherRunResult> {
+export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void = console.log, o: RunOptions = {}): Promise<TeacherRunResult> {
   // data-parallel over the processes of a torchrun/srun/--nproc-per-node job: each reads its slice of
   // the global batch (batch size x processes), gradients are averaged, rank 0 writes
   const { dist, device } = Distributed.forCommand(cfg);
@@ -139,7 +139,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
     }, log, o);
     if (r.status === 'done' && dist.isMain) {
       saveEDM(emaNet, teacherPath, { trained_kimg: String(nimg / 1000), data: cfg.data });
-      writeFileAtomic(path.join(cfg.out, 'teacher-config.json'), JSON.stringify({ network: netConfig, training: cfg }, null, 2));
+      atomicWrite(path.join(cfg.out, 'teacher-config.json'), JSON.stringify({ network: netConfig, training: cfg }, null, 2));
       log(`wrote ${teacherPath} (EMA network, ${(nimg / 1000).toFixed(1)} kimg, ${step} steps)`);
     }
     return { ...r, teacherPath };

@@ -1,7 +1,7 @@
 // NumPy .npy / .npz reading (EDM's fid-refs: mu and sigma), little-endian C-order arrays of
 // float32/float64/int64/int32/uint8/bool.
 import { readFileSync } from 'node:fs';
-import { ZipReader } from '../data/zip.js';
+import { ZipReader } from './zip.js';
 import { fromBytes } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { DType } from '../tensor/dtype.js';

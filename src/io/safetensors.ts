@@ -1,6 +1,7 @@
 // safetensors (https://github.com/huggingface/safetensors) read and write; errors name the file and
 // the entry. Header validation lives in safetensors-header.ts.
-import { openSync, closeSync, writeSync, renameSync, unlinkSync, statSync } from 'node:fs';
+import { openSync, closeSync, statSync } from 'node:fs';
+import { atomicWrite, writeAll } from '../util/fs.js';
 import { N } from '../native.js';
 import { ELEMENT_SIZE, dtypeCode as dtypeCodeOf } from '../tensor/dtype.js';
 import { parseHeader, readExactly, SafetensorsError, DTYPE_TO_ST, type SafetensorsHeader } from './safetensors-header.js';
@@ -70,7 +71,6 @@ export function readSafetensors(path: string, o: ReadOptions = {}): SafetensorsF
   }
 }
 
-
 /**
  * Writes tensors (any device; copied to the CPU) and string metadata. The file appears atomically:
  * it is written to a temporary name and renamed.
@@ -92,23 +92,11 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor> | Re
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   const pad = (8 - (json.length % 8)) % 8;
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
+  atomicWrite(path, (fd) => {
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(json.length));
-    writeSync(fd, len);
-    writeSync(fd, json);
-    for (const { t } of layout) {
-      const b = t.bytes();
-      let done = 0;
-      while (done < b.length) done += writeSync(fd, b, done, b.length - done);
-    }
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    try { closeSync(fd); } catch { /* already closed */ }
-    try { unlinkSync(tmp); } catch { /* not created */ }
-    throw e;
-  }
+    writeAll(fd, len);
+    writeAll(fd, json);
+    for (const { t } of layout) writeAll(fd, t.bytes());
+  });
 }

@@ -15,7 +15,7 @@ import { crossEntropy } from '../nn/functional.js';
 import { readSafetensors, writeSafetensors, readSafetensorsHeader } from '../io/safetensors.js';
 import { openDataset } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';
-import { runTraining } from '../train/run.js';
+import { runTraining, type RunOptions } from '../train/run.js';
 import { runSettingsShape, settingsIdentity } from '../train/settings.js';
 import { TrainState } from '../train/state.js';
 import { warmupCosine } from '../nn/schedule.js';
@@ -99,7 +99,14 @@ export class FeatureClassifier extends Module {
  * Fashion-MNIST classifier when the images fit it (1x32x32, 10 classes), else null. Its input size is
  * checked against the images.
  */
-export function evaluationClassifier(file: string | undefined, c: { img_channels: number; img_resolution: number; label_dim: number }, device: Device): FeatureClassifier | null {
+/** The images a generator makes, as an evaluation sees them (an EDM config has these fields). */
+export interface ImageSpec {
+  img_channels: number;
+  img_resolution: number;
+  label_dim: number;
+}
+
+export function evaluationClassifier(file: string | undefined, c: ImageSpec, device: Device): FeatureClassifier | null {
   const f = file ?? (c.img_channels === 1 && c.img_resolution === 32 && c.label_dim === 10 ? defaultClassifierPath() : undefined);
   if (!f) return null;
   const cls = FeatureClassifier.load(f, { device });
@@ -139,7 +146,7 @@ export function accuracy(c: FeatureClassifier, loader: ImageLoader, limit = Infi
   return right / n;
 }
 
-export async function trainClassifier(cfg: ClassifierConfig, log: (s: string) => void = console.log, o: { progress?: boolean } = {}): Promise<{ accuracy: number | null; file: string; status: 'done' | 'interrupted' }> {
+export async function trainClassifier(cfg: ClassifierConfig, log: (s: string) => void = console.log, o: RunOptions = {}): Promise<{ accuracy: number | null; file: string; status: 'done' | 'interrupted' }> {
   const device = resolveDevice(cfg.device);
   const train = openDataset(cfg.data);
   if (!train.labels) throw new ClassifierError(`${train.name} has no labels; the classifier needs a labelled dataset`);

@@ -17,7 +17,7 @@ import { openDataset, type ImageSource } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';
 import { readNpz } from '../io/npz.js';
 import { Progress } from '../train/progress.js';
-import { ensureParentDir, writeFileAtomic } from '../util/fs.js';
+import { ensureParentDir, atomicWrite } from '../util/fs.js';
 import { fields, distributedShape } from '../util/fields.js';
 import { Distributed } from '../distributed/context.js';
 import { evaluationClassifier, type FeatureClassifier } from './classifier.js';
@@ -259,7 +259,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
       result.class_fraction_max = Math.max(...hist) / total;
       if (classes) result.classifier_accuracy_on_samples = correct / total;
     }
-    writeFileAtomic(cfg.out, `${JSON.stringify(result, null, 2)}\n`);
+    atomicWrite(cfg.out, `${JSON.stringify(result, null, 2)}\n`);
     for (const [k, v] of Object.entries(result)) if (typeof v === 'number') log(`${k}: ${Number.isInteger(v) ? v : v.toFixed(4)}`);
     log(`wrote ${cfg.out}`);
     return result;

@@ -9,9 +9,8 @@ import { randn, Generator } from '../tensor/random.js';
 import { tensor } from '../tensor/create.js';
 import type { Device } from '../tensor/device.js';
 import { oneHot } from '../nn/functional.js';
-import type { EDMConfig } from '../edm/config.js';
 import { openDataset } from '../data/sources.js';
-import { evaluationClassifier, ClassifierError, type FeatureClassifier } from './classifier.js';
+import { evaluationClassifier, ClassifierError, type FeatureClassifier, type ImageSpec } from './classifier.js';
 import { StatsAccumulator, frechetDistance, type Gaussian } from './frechet.js';
 import { balancedLabels, datasetFeatures } from './evaluate.js';
 
@@ -25,7 +24,8 @@ export interface ProbeOptions {
   num: number;
   seed: number;
   device: Device;
-  config: EDMConfig;
+  /** the generated images: channels, resolution, classes */
+  config: ImageSpec;
   batchSize?: number;
 }
 

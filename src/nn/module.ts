@@ -15,12 +15,22 @@ function toMap(n: NamedHandles, kept: boolean): Map<string, Tensor> {
   return m;
 }
 
+/**
+ * What a training run keeps and restores of a network: its parameters and its state dict. Native
+ * modules have it; so can a network written in TypeScript from plain tensors (e.g. a test's MLP).
+ */
+export interface Stateful {
+  parameters(): Tensor[];
+  stateDict(): Map<string, Tensor>;
+  loadStateDict(state: Map<string, Tensor>): unknown;
+}
+
 export interface LoadStateOptions {
   /** Every key must match (default true). */
   strict?: boolean;
 }
 
-export class Module {
+export class Module implements Stateful {
   readonly handle: ModuleHandle;
   private cachedParams: Tensor[] | null = null;
 

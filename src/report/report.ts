@@ -5,8 +5,9 @@
 // browser can keep the page open and reload while the run refreshes it at every sample step.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic, FileError } from '../util/fs.js';
+import { atomicWrite, FileError } from '../util/fs.js';
 import { reportClient, type ClientChart, type ClientData } from './client.js';
+import type { RunHooks } from '../train/run.js';
 
 type Record_ = Record<string, unknown>;
 
@@ -141,6 +142,18 @@ const __name = (f) => f; // tolerate the name-keeping helper of TypeScript runne
 </body></html>
 `;
   const file = path.join(runDir, 'report.html');
-  writeFileAtomic(file, html);
+  atomicWrite(file, html);
   return { file, charts: charts.map((c) => ({ id: c.id, series: Object.fromEntries(c.series.map((s) => [s.name, s.points.length])) })), grids: grids.length };
+}
+
+/** Run hooks that refresh report.html after every sample grid and at the end of the run. */
+export function reportHooks(runDir: string): RunHooks {
+  const refresh = () => {
+    try {
+      writeReport(runDir);
+    } catch (e) {
+      throw new Error(`could not write ${path.join(runDir, 'report.html')} (${e instanceof Error ? e.message : String(e)})`);
+    }
+  };
+  return { onSample: refresh, onFinish: refresh };
 }

@@ -103,6 +103,11 @@ export function fromBytes(bytes: Uint8Array, shape: readonly number[], dtype: DT
   return new Tensor(N.fromBuffer(bytes, shape, dtypeCode(dtype)));
 }
 
+/** A tensor read from raw little-endian bytes at a file offset, straight into its memory. */
+export function fromFile(path: string, offset: number, shape: readonly number[], dtype: DType): Tensor {
+  return new Tensor(N.fromFile(path, offset, shape, dtypeCode(dtype)));
+}
+
 const handles = (ts: readonly Tensor[]) => ts.map((t) => t.handle);
 
 export function cat(ts: readonly Tensor[], dim = 0): Tensor { return new Tensor(N.cat(handles(ts), dim)); }

@@ -29,6 +29,15 @@ export function configureKernels(device: Device, o: { tf32: boolean; determinist
   if (isCuda(device)) cuda.setAllowTF32({ matmul: o.tf32, cudnn: o.tf32 });
 }
 
+/** The precision a network runs in (its weights stay float32 "master" weights when trained). */
+export type ExecutionDType = 'float32' | 'float16' | 'bfloat16';
+
+/** float16 kernels (convolutions, GroupNorm) exist on CUDA only: refuse it on the CPU up front. */
+export function checkExecutionDType(device: Device, dtype: ExecutionDType): void {
+  if (dtype === 'float16' && !isCuda(device))
+    throw new RangeError(`--dtype float16 needs CUDA (libtorch has no float16 convolutions on the CPU); use --dtype float32 or bfloat16 on ${device}`);
+}
+
 /** A device setting ('cpu', 'cuda', 'cuda:N' or 'auto' = CUDA when available) checked against this machine. */
 export function resolveDevice(d: string): Device {
   if (d === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';

@@ -55,21 +55,31 @@ function isScoped(x: unknown): x is Scoped {
   return typeof x === 'object' && x !== null && '_h' in x && '_kept' in x;
 }
 
-/** Finds the tensors in a result: the value itself, or inside arrays, Maps, Sets and plain objects. */
-function collect(value: unknown, out: Set<Scoped>, depth = 0): void {
-  if (depth > 16 || value === null || typeof value !== 'object') return;
+/**
+ * Finds the tensors in a result: the value itself, or inside arrays, Maps, Sets and plain objects, at
+ * any depth (each container once, so shared or cyclic structures end).
+ */
+function collect(value: unknown, out: Set<Scoped>): void {
+  if (value === null || typeof value !== 'object') return;
   if (isScoped(value)) {
     out.add(value);
     return;
   }
-  if (Array.isArray(value)) {
-    for (const v of value) collect(v, out, depth + 1);
-  } else if (value instanceof Map) {
-    for (const v of value.values()) collect(v, out, depth + 1);
-  } else if (value instanceof Set) {
-    for (const v of value) collect(v, out, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) collect(v, out, depth + 1);
+  const seen = new Set<object>();
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (isScoped(v)) {
+      out.add(v);
+      continue;
+    }
+    if (seen.has(v)) continue;
+    seen.add(v);
+    if (Array.isArray(v)) for (const x of v) stack.push(x);
+    else if (v instanceof Map) for (const x of v.values()) stack.push(x);
+    else if (v instanceof Set) for (const x of v) stack.push(x);
+    else if (Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) stack.push(x);
   }
 }
 

@@ -308,6 +308,8 @@ export class Tensor {
   }
   narrow(dim: number, start: number, length: number): Tensor { return this.slice(dim, start, start + length); }
   select(dim: number, index: number): Tensor { return new Tensor(N.select(this.handle, dim, index)); }
+  /** A view of this tensor's storage with the given sizes, strides and storage offset (in elements; bounds-checked). */
+  asStrided(size: readonly number[], stride: readonly number[], offset = 0): Tensor { return new Tensor(N.asStrided(this.handle, size, stride, offset)); }
   indexSelect(dim: number, index: Tensor): Tensor { return new Tensor(N.indexSelect(this.handle, dim, index.handle)); }
   gather(dim: number, index: Tensor): Tensor { return new Tensor(N.gather(this.handle, dim, index.handle)); }
   scatter(dim: number, index: Tensor, src: Operand): Tensor { return new Tensor(N.scatter(this.handle, dim, index.handle, op(src))); }

@@ -1,5 +1,5 @@
 // Training checkpoints: one safetensors file per checkpoint (tensors + JSON metadata), written
-// atomically (temporary file + rename), the last K kept. Reading one checks it completely (header,
+// atomically (util/fs.ts atomicWrite), the last K kept. Reading one checks it completely (header,
 // data, metadata) so that a damaged file is recognised before anything is restored from it.
 import { readdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +16,11 @@ export interface CheckpointData<M> {
   meta: M;
   path: string;
   step: number;
+}
+
+/** The file name of a checkpoint: `<prefix>-<step, 8 digits>.safetensors` (what list() finds again). */
+export function checkpointFileName(prefix: string, step: number): string {
+  return `${prefix}-${String(step).padStart(8, '0')}.safetensors`;
 }
 
 export class CheckpointStore {
@@ -40,7 +45,7 @@ export class CheckpointStore {
   }
 
   save<M>(step: number, tensors: Map<string, Tensor>, meta: M): string {
-    const file = path.join(this.dir, `${this.prefix}-${String(step).padStart(8, '0')}.safetensors`);
+    const file = path.join(this.dir, checkpointFileName(this.prefix, step));
     writeSafetensors(file, tensors, { meta: JSON.stringify(meta) });
     const all = this.list();
     for (const old of all.slice(0, Math.max(0, all.length - this.keep))) {

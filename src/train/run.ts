@@ -2,19 +2,19 @@
 // directory (run.json, metrics.jsonl, sample grids, checkpoints/), resuming (refusing checkpoints of
 // other settings, skipping unreadable ones with a warning, refusing NaN weights), the step loop with
 // progress, metrics, evaluations, samples and checkpoints every N steps, NaN/Inf stops that keep the
-// last good checkpoint, and SIGINT/SIGTERM writing a checkpoint before exiting.
+// last good checkpoint, and SIGINT/SIGTERM writing a checkpoint before exiting. What else should
+// happen around the run (refreshing report.html, ...) comes in as hooks: this layer knows nothing of it.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { tidy, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
 import { foreach } from '../tensor/foreach.js';
-import { ensureDir, writeFileAtomic } from '../util/fs.js';
-import { CheckpointStore, nonFiniteEntries, type CheckpointData } from './checkpoints.js';
+import { ensureDir, atomicWrite } from '../util/fs.js';
+import { CheckpointStore, checkpointFileName, nonFiniteEntries, type CheckpointData } from './checkpoints.js';
 import { MetricsLog } from './metrics.js';
 import { Progress } from './progress.js';
 import type { TrainState } from './state.js';
 import type { RunSettings } from './settings.js';
-import { writeReport } from '../report/report.js';
 import { tensor } from '../tensor/create.js';
 import type { Distributed } from '../distributed/context.js';
 import { NonFiniteLossError, RunError } from './errors.js';
@@ -54,6 +54,24 @@ export interface RunDefinition {
   dist?: Distributed;
   /** called on every rank after a resume (or none) and before the first step, e.g. to broadcast rank 0's weights */
   start?(): void;
+}
+
+/**
+ * Called by rank 0 after each sample grid and when the run ends (done, interrupted or failed), e.g. to
+ * refresh report.html (report/report.ts: reportHooks). A hook that throws is warned about and never
+ * stops training.
+ */
+export interface RunHooks {
+  onSample?(file: string): void;
+  onFinish?(status: RunStatus): void;
+}
+
+export type RunStatus = 'done' | 'interrupted' | 'non-finite' | 'failed';
+
+export interface RunOptions {
+  /** show the progress line (default true) */
+  progress?: boolean;
+  hooks?: RunHooks;
 }
 
 export interface RunResult {
@@ -172,163 +190,219 @@ function chooseCheckpoint(store: CheckpointStore, s: RunSettings, def: RunDefini
 }
 
 /** Runs (or continues) a training run to def.total steps. */
-export async function runTraining(s: RunSettings, def: RunDefinition, runLog: (m: string) => void = console.log, o: { progress?: boolean } = {}): Promise<RunResult> {
-  const dist = def.dist?.enabled ? def.dist : null;
-  const main = !dist || dist.isMain;
-  // in a multi-process run rank 0 speaks and writes; the others compute and wait
-  const log = main ? runLog : () => {};
-  const out = ensureDir(s.out, '--out');
-  const store = new CheckpointStore(path.join(out, 'checkpoints'), s.keepCheckpoints, 'checkpoint', main);
-  if (store.removed.length) log(`removed ${store.removed.length} temporary file(s) of an interrupted checkpoint write in ${store.dir}`);
-  const t0 = performance.now();
-  let elapsedBefore = 0;
-  def.state.value('elapsed', () => elapsedBefore + (performance.now() - t0) / 1000, (v: number) => { elapsedBefore = v; });
+export async function runTraining(s: RunSettings, def: RunDefinition, runLog: (m: string) => void = console.log, o: RunOptions = {}): Promise<RunResult> {
+  return new TrainingRun(s, def, runLog, o).run();
+}
 
-  const ck = chooseCheckpoint(store, s, def, log);
-  let resumedFrom: string | null = null;
-  if (ck) {
+/** One run's state between its start-up and its end; each phase of runTraining is one method. */
+class TrainingRun {
+  private readonly dist: Distributed | null;
+  private readonly main: boolean;
+  /** in a multi-process run rank 0 speaks and writes; the others compute and wait */
+  private readonly log: (m: string) => void;
+  private readonly out: string;
+  private readonly store: CheckpointStore;
+  private readonly t0 = performance.now();
+  private elapsedBefore = 0;
+  private resumedFrom: string | null = null;
+  private lastGood: string | null = null;
+  private last: Metrics = {};
+  private start = 0;
+  private readonly pending = new Map<string, { sum: number; n: number }>();
+  private record!: RunRecord;
+  private segment!: RunRecord['segments'][number];
+  private metrics!: MetricsLog;
+  private progress!: Progress;
+  private interrupted = false;
+
+  constructor(private readonly s: RunSettings, private readonly def: RunDefinition, runLog: (m: string) => void, private readonly o: RunOptions) {
+    this.dist = def.dist?.enabled ? def.dist : null;
+    this.main = !this.dist || this.dist.isMain;
+    this.log = this.main ? runLog : () => {};
+    this.out = ensureDir(s.out, '--out');
+    this.store = new CheckpointStore(path.join(this.out, 'checkpoints'), s.keepCheckpoints, 'checkpoint', this.main);
+    if (this.store.removed.length) this.log(`removed ${this.store.removed.length} temporary file(s) of an interrupted checkpoint write in ${this.store.dir}`);
+    def.state.value('elapsed', () => this.elapsedBefore + (performance.now() - this.t0) / 1000, (v: number) => { this.elapsedBefore = v; });
+  }
+
+  async run(): Promise<RunResult> {
+    this.resume();
+    this.def.start?.();
+    this.openRecord();
+    this.metrics = new MetricsLog(path.join(this.out, 'metrics.jsonl'));
+    this.progress = new Progress({ total: this.def.total, start: this.def.position(), label: this.def.label });
+    this.start = this.def.position();
+    this.lastGood = this.resumedFrom;
+    const onSig = () => {
+      if (this.interrupted) process.exit(130);
+      this.interrupted = true;
+    };
+    process.on('SIGINT', onSig);
+    process.on('SIGTERM', onSig);
+    try {
+      return await this.loop();
+    } catch (e) {
+      throw this.failed(e);
+    } finally {
+      process.off('SIGINT', onSig);
+      process.off('SIGTERM', onSig);
+    }
+  }
+
+  /** Restores the checkpoint to continue from, if any. */
+  private resume(): void {
+    const ck = chooseCheckpoint(this.store, this.s, this.def, this.log);
+    if (!ck) return;
     const savedWorld = Number(ck.meta.values.worldSize ?? 1);
     try {
-      def.state.restore(ck, dist?.rank ?? 0);
+      this.def.state.restore(ck, this.dist?.rank ?? 0);
     } finally {
       dispose(ck.tensors);
     }
-    resumedFrom = ck.path;
-    log(`resumed from ${ck.path} at step ${def.position()}`);
-    if (savedWorld !== (dist?.size ?? 1))
-      log(`warning: the checkpoint was written by ${savedWorld} process(es), this run has ${dist?.size ?? 1}: it continues, but not bit-exactly (the random streams of the ranks differ)`);
+    this.resumedFrom = ck.path;
+    this.log(`resumed from ${ck.path} at step ${this.def.position()}`);
+    const world = this.dist?.size ?? 1;
+    if (savedWorld !== world)
+      this.log(`warning: the checkpoint was written by ${savedWorld} process(es), this run has ${world}: it continues, but not bit-exactly (the random streams of the ranks differ)`);
   }
 
-  def.start?.();
+  /** run.json: the settings, facts and one segment per (resumed) part of the run. */
+  private openRecord(): void {
+    const def = this.def;
+    const runFile = path.join(this.out, 'run.json');
+    this.record = (this.resumedFrom ? readRunRecord(runFile) : null) ?? { format: 'dmd-torch/run', kind: def.kind, config: def.config, info: {}, total: def.total, segments: [] };
+    this.record.config = def.config;
+    this.record.info = { ...(def.info ?? {}) };
+    this.record.total = def.total;
+    this.segment = { startStep: def.position(), startedAt: new Date().toISOString(), resumedFrom: this.resumedFrom };
+    this.record.segments.push(this.segment);
+    this.saveRecord();
+  }
 
-  const runFile = path.join(out, 'run.json');
-  const record: RunRecord = (resumedFrom ? readRunRecord(runFile) : null) ?? { format: 'dmd-torch/run', kind: def.kind, config: def.config, info: {}, total: def.total, segments: [] };
-  record.config = def.config;
-  record.info = { ...(def.info ?? {}) };
-  record.total = def.total;
-  const segment: RunRecord['segments'][number] = { startStep: def.position(), startedAt: new Date().toISOString(), resumedFrom };
-  record.segments.push(segment);
-  const saveRecord = () => { if (main) writeFileAtomic(runFile, `${JSON.stringify(record, null, 1)}\n`); };
-  saveRecord();
+  private saveRecord(): void {
+    if (this.main) atomicWrite(path.join(this.out, 'run.json'), `${JSON.stringify(this.record, null, 1)}\n`);
+  }
 
-  const metrics = new MetricsLog(path.join(out, 'metrics.jsonl'));
-  const progress = new Progress({ total: def.total, start: def.position(), label: def.label });
-  const start = def.position();
-  let lastGood: string | null = resumedFrom;
-  let last: Metrics = {};
-  const pending = new Map<string, { sum: number; n: number }>();
-
-  const verifyWeights = () => {
-    const params = def.state.modules().flatMap((m) => m.parameters());
-    if (!noGrad(() => foreach.allFinite(params)))
-      throw new NonFiniteLossError(`the networks hold NaN/Inf weights at step ${def.position()}; not saving this state (last good checkpoint: ${lastGood ?? 'none'})`);
-  };
-  const checkpoint = () => {
-    verifyWeights();
-    lastGood = tidy(() => {
-      const snap = def.state.snapshot(dist ?? undefined);
-      const meta: CheckpointMeta = { format: 'dmd-torch/checkpoint', kind: def.kind, step: def.position(), identity: def.identity, config: def.config, values: snap.values };
-      const file = path.join(store.dir, `checkpoint-${pad(def.position())}.safetensors`);
-      return main ? store.save(def.position(), snap.tensors, meta) : file;
-    });
-    dist?.barrier();
-  };
-  // report.html is refreshed with every sample grid and at the end; a failure there never stops training
-  const refreshReport = () => {
-    if (!main) return;
-    try {
-      writeReport(out);
-    } catch (e) {
-      log(`warning: could not write ${path.join(out, 'report.html')} (${e instanceof Error ? e.message : String(e)})`);
+  private async loop(): Promise<RunResult> {
+    const def = this.def;
+    while (def.position() < def.total) {
+      await new Promise<void>((r) => setImmediate(r));
+      this.dist?.heartbeat();
+      if (this.stopNow()) {
+        this.checkpoint();
+        this.progress.break();
+        this.log(`interrupted: checkpoint written at step ${def.position()} (${this.lastGood}); continue with --resume`);
+        this.finish('interrupted');
+        return this.result('interrupted');
+      }
+      const m = def.step();
+      const step = def.position();
+      this.checkFinite(m, step);
+      for (const [k, v] of Object.entries(m)) {
+        const a = this.pending.get(k);
+        if (a) { a.sum += v; a.n += 1; } else this.pending.set(k, { sum: v, n: 1 });
+      }
+      const evaluated = this.main && def.evaluate && (step % def.evaluate.every === 0 || step === def.total) ? def.evaluate.run() : {};
+      if (this.main && this.o.progress !== false) this.progress.update(step, { ...(def.shown ? def.shown(m) : m), ...evaluated });
+      if (step % this.s.metricsEvery === 0 || step === def.total || Object.keys(evaluated).length) this.writeMetrics(step, evaluated);
+      if (this.s.sampleEvery && step % this.s.sampleEvery === 0) this.sample(`samples-${pad(step)}.png`);
+      if (step % this.s.checkpointEvery === 0) this.checkpoint();
     }
-  };
-  const sample = (name: string) => {
-    if (!def.sample || !main) return;
-    def.sample(path.join(out, name));
-    refreshReport();
-  };
-  const finish = (status: string, message?: string) => {
-    segment.endStep = def.position();
-    segment.endedAt = new Date().toISOString();
-    segment.status = status;
-    if (message) segment.message = message;
-    saveRecord();
-    refreshReport();
-  };
+    if (def.position() > this.start || !existsSync(path.join(this.store.dir, checkpointFileName('checkpoint', def.position())))) this.checkpoint();
+    this.sample('samples-final.png');
+    this.finish('done');
+    return this.result('done');
+  }
 
-  let interrupted = false;
-  const onSig = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-  };
-  process.on('SIGINT', onSig);
-  process.on('SIGTERM', onSig);
-  // every rank must stop at the same step: a multi-process run agrees on the signal first
-  const stopNow = () => {
-    if (!dist) return interrupted;
-    const flag = tensor([interrupted ? 1 : 0]);
+  private result(status: RunResult['status']): RunResult {
+    return { status, steps: this.def.position(), seconds: (performance.now() - this.t0) / 1000, resumedFrom: this.resumedFrom, last: this.last };
+  }
+
+  /** Every rank must stop at the same step: a multi-process run agrees on the signal first. */
+  private stopNow(): boolean {
+    if (!this.dist) return this.interrupted;
+    const flag = tensor([this.interrupted ? 1 : 0]);
     try {
-      dist.sum(flag);
+      this.dist.sum(flag);
       return flag.item() > 0;
     } finally {
       flag.dispose();
     }
-  };
-  try {
-    while (def.position() < def.total) {
-      await new Promise<void>((r) => setImmediate(r));
-      dist?.heartbeat();
-      if (stopNow()) {
-        checkpoint();
-        progress.break();
-        log(`interrupted: checkpoint written at step ${def.position()} (${lastGood}); continue with --resume`);
-        finish('interrupted');
-        return { status: 'interrupted', steps: def.position(), seconds: (performance.now() - t0) / 1000, resumedFrom, last };
+  }
+
+  private checkFinite(m: Metrics, step: number): void {
+    for (const k of this.def.finite ?? Object.keys(m)) {
+      const v = m[k];
+      if (v !== undefined && !Number.isFinite(v)) {
+        const msg =
+          `${k} became ${v} at step ${step}; stopping without saving this state (last good checkpoint: ${this.lastGood ?? 'none'}). ` +
+          'Lower the learning rate, enable gradient clipping, or resume from the last checkpoint.';
+        if (this.main) this.metrics.write({ step, event: 'stopped', reason: 'non-finite', metric: k, message: msg });
+        throw new NonFiniteLossError(msg);
       }
-      const m = def.step();
-      const step = def.position();
-      for (const k of def.finite ?? Object.keys(m)) {
-        const v = m[k];
-        if (v !== undefined && !Number.isFinite(v)) {
-          const msg =
-            `${k} became ${v} at step ${step}; stopping without saving this state (last good checkpoint: ${lastGood ?? 'none'}). ` +
-            'Lower the learning rate, enable gradient clipping, or resume from the last checkpoint.';
-          if (main) metrics.write({ step, event: 'stopped', reason: 'non-finite', metric: k, message: msg });
-          throw new NonFiniteLossError(msg);
-        }
-      }
-      for (const [k, v] of Object.entries(m)) {
-        const a = pending.get(k);
-        if (a) { a.sum += v; a.n += 1; } else pending.set(k, { sum: v, n: 1 });
-      }
-      const evaluated = main && def.evaluate && (step % def.evaluate.every === 0 || step === def.total) ? def.evaluate.run() : {};
-      if (main && o.progress !== false) progress.update(step, { ...(def.shown ? def.shown(m) : m), ...evaluated });
-      if (step % s.metricsEvery === 0 || step === def.total || Object.keys(evaluated).length) {
-        // each metric is the mean over the steps since the last record that produced it (a generator
-        // loss of every 5th step is still recorded when records fall on other steps)
-        const means: Metrics = {};
-        for (const [k, a] of pending) means[k] = a.sum / a.n;
-        pending.clear();
-        const secs = (performance.now() - t0) / 1000;
-        last = { step, ...means, ...(def.extra?.() ?? {}), ...evaluated, seconds: elapsedBefore + secs, steps_per_second: (step - start) / secs };
-        if (main) metrics.write(last);
-      }
-      if (s.sampleEvery && step % s.sampleEvery === 0) sample(`samples-${pad(step)}.png`);
-      if (step % s.checkpointEvery === 0) checkpoint();
     }
-    if (def.position() > start || !existsSync(path.join(store.dir, `checkpoint-${pad(def.position())}.safetensors`))) checkpoint();
-    sample('samples-final.png');
-    finish('done');
-    return { status: 'done', steps: def.position(), seconds: (performance.now() - t0) / 1000, resumedFrom, last };
-  } catch (e) {
-    progress.break();
-    dist?.markStopped(e instanceof Error ? e.message : String(e));
-    finish(e instanceof NonFiniteLossError ? 'non-finite' : 'failed', e instanceof Error ? e.message : String(e));
+  }
+
+  /**
+   * Each metric is the mean over the steps since the last record that produced it (a generator loss of
+   * every 5th step is still recorded when records fall on other steps).
+   */
+  private writeMetrics(step: number, evaluated: Metrics): void {
+    const means: Metrics = {};
+    for (const [k, a] of this.pending) means[k] = a.sum / a.n;
+    this.pending.clear();
+    const secs = (performance.now() - this.t0) / 1000;
+    this.last = { step, ...means, ...(this.def.extra?.() ?? {}), ...evaluated, seconds: this.elapsedBefore + secs, steps_per_second: (step - this.start) / secs };
+    if (this.main) this.metrics.write(this.last);
+  }
+
+  private checkpoint(): void {
+    const def = this.def;
+    const params = def.state.modules().flatMap((m) => m.parameters());
+    if (!noGrad(() => foreach.allFinite(params)))
+      throw new NonFiniteLossError(`the networks hold NaN/Inf weights at step ${def.position()}; not saving this state (last good checkpoint: ${this.lastGood ?? 'none'})`);
+    this.lastGood = tidy(() => {
+      const snap = def.state.snapshot(this.dist ?? undefined);
+      const meta: CheckpointMeta = { format: 'dmd-torch/checkpoint', kind: def.kind, step: def.position(), identity: def.identity, config: def.config, values: snap.values };
+      return this.main ? this.store.save(def.position(), snap.tensors, meta) : path.join(this.store.dir, checkpointFileName('checkpoint', def.position()));
+    });
+    this.dist?.barrier();
+  }
+
+  /** Runs a hook on rank 0; a failure there is a warning and never stops training. */
+  private hook(what: string, fn: (() => void) | undefined): void {
+    if (!fn || !this.main) return;
+    try {
+      fn();
+    } catch (e) {
+      this.log(`warning: ${e instanceof Error ? e.message : String(e)} (${what}; training goes on)`);
+    }
+  }
+
+  private sample(name: string): void {
+    if (!this.def.sample || !this.main) return;
+    const file = path.join(this.out, name);
+    this.def.sample(file);
+    const onSample = this.o.hooks?.onSample;
+    this.hook('after the sample grid', onSample && (() => onSample(file)));
+  }
+
+  private finish(status: RunStatus, message?: string): void {
+    Object.assign(this.segment, { endStep: this.def.position(), endedAt: new Date().toISOString(), status });
+    if (message) this.segment.message = message;
+    this.saveRecord();
+    const onFinish = this.o.hooks?.onFinish;
+    this.hook('at the end of the run', onFinish && (() => onFinish(status)));
+  }
+
+  /** Records a failed run and turns an out-of-memory error into advice. */
+  private failed(e: unknown): unknown {
+    this.progress.break();
+    const message = e instanceof Error ? e.message : String(e);
+    this.dist?.markStopped(message);
+    this.finish(e instanceof NonFiniteLossError ? 'non-finite' : 'failed', message);
     if ((e as { code?: string }).code === 'ERR_TORCH_OUT_OF_MEMORY')
-      throw new RunError(`out of memory at step ${def.position() + 1} (${(e as Error).message.split('\n')[0]}); lower --batch-size, or use --dtype bfloat16 on CUDA. The last checkpoint is ${lastGood ?? 'none'}`);
-    throw e;
-  } finally {
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
+      return new RunError(`out of memory at step ${this.def.position() + 1} (${message.split('\n')[0]}); lower --batch-size, or use --dtype bfloat16 on CUDA. The last checkpoint is ${this.lastGood ?? 'none'}`);
+    return e;
   }
 }

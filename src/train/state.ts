@@ -6,7 +6,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { type Device, isCuda } from '../tensor/device.js';
 import { noGrad } from '../tensor/autograd.js';
-import type { Module } from '../nn/module.js';
+import type { Stateful } from '../nn/module.js';
 import type { AdamW } from '../nn/optim.js';
 import type { CheckpointData } from './checkpoints.js';
 import type { Distributed } from '../distributed/context.js';
@@ -15,7 +15,7 @@ import { RunError } from './errors.js';
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 type Part =
-  | { kind: 'module'; name: string; module: Module }
+  | { kind: 'module'; name: string; module: Stateful }
   | { kind: 'optimizer'; name: string; opt: AdamW }
   | { kind: 'generator'; name: string; gen: Generator }
   | { kind: 'value'; name: string; get: () => unknown; set: (v: never) => void };
@@ -43,7 +43,7 @@ export class TrainState {
     return this;
   }
 
-  module(name: string, module: Module): this { return this.add({ kind: 'module', name, module }); }
+  module(name: string, module: Stateful): this { return this.add({ kind: 'module', name, module }); }
   optimizer(name: string, opt: AdamW): this { return this.add({ kind: 'optimizer', name, opt }); }
   generator(name: string, gen: Generator): this { return this.add({ kind: 'generator', name, gen }); }
   /** A JSON-serialisable value (kept in the checkpoint's metadata). */
@@ -52,7 +52,7 @@ export class TrainState {
   }
 
   /** The modules of the state (e.g. to check their weights). */
-  modules(): Module[] {
+  modules(): Stateful[] {
     return this.parts.flatMap((p) => (p.kind === 'module' ? [p.module] : []));
   }
 

@@ -1,8 +1,8 @@
 // File-system helpers that fail fast with a message naming the path and the fix: directory creation
 // (Node's recursive mkdir loops forever under pseudo file systems such as /proc), reading files that
 // must be regular files (a config at /dev/zero would otherwise be read until memory runs out), and
-// atomic writes (temporary file + rename) whose leftovers can be recognised and removed.
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync, lstatSync } from 'node:fs';
+// atomic writes (temporary file, fsync, rename, fsync of the directory) whose leftovers can be recognised and removed.
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync, lstatSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 
@@ -103,20 +103,55 @@ export function readRegularFile(file: string, what = 'file', maxBytes = 64 * 2 *
 /** The suffix of temporary files of atomic writes: `<file>.tmp-<pid>`. */
 export const TEMP_SUFFIX = /\.tmp-\d+$/;
 
-/** Writes a file atomically: a temporary file in the same directory, then a rename. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+/** The temporary file an atomic write of `file` goes through (recognised by TEMP_SUFFIX). */
+export function temporaryPath(file: string): string {
+  return `${file}.tmp-${process.pid}`;
+}
+
+/** Writes all of `data` at the file position (writeSync may write less than asked). */
+export function writeAll(fd: number, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.length) done += writeSync(fd, data, done, data.length - done);
+}
+
+function fsyncDirectory(dir: string): void {
+  let fd: number | null = null;
   try {
-    writeFileSync(tmp, data);
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch {
+    /* some file systems cannot sync a directory; the rename itself is still atomic */
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+/**
+ * The one way files are written: into a temporary file beside `file`, flushed to disk (fsync), renamed
+ * over `file`, then the directory flushed so that the rename survives a crash. A reader sees the old
+ * file or the new one, never a part. `data` is the content, or a function that writes it to the open
+ * descriptor (large files written piece by piece). On failure the temporary file is removed and the
+ * error rethrown.
+ */
+export function atomicWrite(file: string, data: string | Uint8Array | ((fd: number) => void)): void {
+  const tmp = temporaryPath(file);
+  let fd: number | null = null;
+  try {
+    fd = openSync(tmp, 'w');
+    if (typeof data === 'function') data(fd);
+    else writeAll(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = null;
     renameSync(tmp, file);
   } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* not created */
+    if (fd !== null) {
+      try { closeSync(fd); } catch { /* already closed */ }
     }
+    try { unlinkSync(tmp); } catch { /* not created */ }
     throw e;
   }
+  fsyncDirectory(path.dirname(path.resolve(file)));
 }
 
 function alive(pid: number): boolean {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DMDTrainer, NonFiniteLossError } from '../../src/index.js';
-import { writeReport } from '../../src/report/report.js';
+import { writeReport, reportHooks } from '../../src/report/report.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tinyTeacher } from '../helpers/teacher.js';
 import { trainTeacher, TeacherConfigSchema } from '../../src/edm/teacher.js';
@@ -102,7 +102,7 @@ browserTest(title('the report of a run stopped by NaN losses marks the stop'), a
 browserTest(title('the report of a teacher run shows its EDM loss and learning rate'), async (t) => {
   if (!existsSync(FASHION_MNIST_DIR)) return t.pass();
   const run = path.join(dir, 'teacher');
-  await trainTeacher(TeacherConfigSchema.parse({ out: run, data: 'fashion-mnist:test', kimg: 0.012, batchSize: 2, metricsEvery: 1, sampleEvery: 3, checkpointEvery: 3, device: 'cpu', network: { model_channels: 8, num_blocks: 1, attn_resolutions: [] } }), quiet, { progress: false });
+  await trainTeacher(TeacherConfigSchema.parse({ out: run, data: 'fashion-mnist:test', kimg: 0.012, batchSize: 2, metricsEvery: 1, sampleEvery: 3, checkpointEvery: 3, device: 'cpu', network: { model_channels: 8, num_blocks: 1, attn_resolutions: [] } }), quiet, { progress: false, hooks: reportHooks(run) });
   const counts = metricCounts(run);
   const browser = await launch();
   try {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { cuda, buildInfo, traceTensors, loadEDM, noGrad, type Device } from '../../src/index.js';
 import { DMDTrainer } from '../../src/dmd/trainer.js';
 import type { DMDConfig } from '../../src/dmd/config.js';
-import { makePairs, PairsConfigSchema } from '../../src/edm/pairs.js';
+import { makePairs, PairsConfigSchema } from '../../src/dmd/regression/pairs.js';
 import { decodePNG } from '../../src/data/png.js';
 import { tempDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
@@ -51,7 +51,7 @@ async function run(name: string, extra: Partial<DMDConfig> & Record<string, unkn
 
 function sameState(a: DMDTrainer, b: DMDTrainer): string[] {
   const differ: string[] = [];
-  for (const [name, x, y] of [['G', a.G, b.G], ['fake', a.fake, b.fake], ['ema', a.ema!, b.ema!]] as const) {
+  for (const [name, x, y] of [['G', a.G, b.G], ['fake', a.critic!.fake, b.critic!.fake], ['ema', a.ema!, b.ema!]] as const) {
     const sb = y.stateDict();
     for (const [k, v] of x.stateDict()) if (!v.equal(sb.get(k)!)) differ.push(`${name}.${k}`);
   }

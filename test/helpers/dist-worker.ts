@@ -30,8 +30,7 @@ if (mode === 'collectives') {
   const tr = new DMDTrainer(cfg, () => {});
   const digest = () =>
     Object.fromEntries(
-      (['G', 'fake', 'head', 'ema'] as const)
-        .map((k) => [k, tr[k]] as const)
+      ([['G', tr.G], ['fake', tr.critic?.fake], ['head', tr.critic?.head], ['ema', tr.ema]] as const)
         .filter(([, m]) => m)
         .map(([k, m]) => {
           const h = createHash('sha256');
@@ -40,7 +39,7 @@ if (mode === 'collectives') {
         }),
     );
   if (iterations) {
-    tr.dist.broadcastModules([tr.G, tr.fake, tr.head, tr.ema]);
+    tr.dist.broadcastModules([tr.G, tr.critic?.fake ?? null, tr.critic?.head ?? null, tr.ema]);
     for (let i = 0; i < Number(iterations); i++) tr.iteration();
   } else {
     await tr.train(() => {}, { progress: false });

@@ -126,7 +126,7 @@ test('damaged and misnamed teacher files are named, not loaded', (t) => {
   const garbage = Buffer.from(readFileSync(teacher));
   garbage.fill(0, 0, 16);
   writeFileSync(path.join(dir, 'not-zip.pt'), garbage);
-  t.throws(() => loadEDM(path.join(dir, 'not-zip.pt')), { message: /named like a torch\.save file but is not a zip archive/ });
+  t.throws(() => loadEDM(path.join(dir, 'not-zip.pt')), { message: /named like a torch\.save or pickle file but is neither a zip archive nor a pickle/ });
   symlinkSync(path.join(dir, 'gone.safetensors'), path.join(dir, 'dangling.safetensors'));
   t.throws(() => loadEDM(path.join(dir, 'dangling.safetensors')), { message: /is a dangling symbolic link/ });
   t.throws(() => loadEDM('/dev/zero'), { message: /is not a regular file/ });

@@ -136,7 +136,7 @@ const variants: [string, () => string, RegExp][] = [
   ['missing file', () => path.join(dir, 'nope.pt'), /file not found/],
   ['a directory', () => { const d = path.join(dir, 'adir'); mkdirSync(d, { recursive: true }); return d; }, /is a directory/],
   ['an empty file', () => raw(''), /too short/],
-  ['a raw pickle (EDM .pkl)', () => raw(Buffer.from([0x80, 0x04, 0x95, 0, 0, 0, 0, 0, 0])), /convert-edm\.py/],
+  ['a truncated pickle (EDM .pkl)', () => raw(Buffer.from([0x80, 0x04, 0x95, 0, 0, 0, 0, 0, 0])), /raw1\.pt: truncated or corrupt pickle/],
   ['a truncated .pt', () => raw(readFileSync(good).subarray(0, 900)), /damaged or not a torch\.save file/],
   ['a .pt without config', () => pt({ state_dict: stateOf() }), /no "config" entry/],
   ['a .pt without state_dict', () => pt({ config: cfgJSON() }), /no "state_dict" entry/],
@@ -167,13 +167,13 @@ test(`${variants.length} corrupted or mismatched teacher files give clear errors
   net.dispose();
 });
 
-test('an OrderedDict state_dict saved directly gets the conversion hint', (t) => {
+test('an OrderedDict state_dict saved directly (no config) is read, and named as what it is', (t) => {
   if (!torchPython()) return t.pass();
   const f = path.join(dir, 'od.pt');
   const r = spawnSync(torchPython()!, ['-c', `import torch,collections; torch.save(collections.OrderedDict(a=torch.ones(2)), ${JSON.stringify(f)})`]);
   t.is(r.status, 0);
   const e = t.throws(() => loadEDM(f));
-  t.regex(e!.message, /OrderedDict state_dict\(\).*convert it with\s+scripts\/convert-edm\.py/s);
+  t.regex(e!.message, /od\.pt: holds a bare state dict \(1 tensors\) without the EDM config/);
 });
 
 test('a safetensors file whose header length starts with the byte 0x80 is not taken for a pickle', (t) => {

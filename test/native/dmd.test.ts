@@ -4,12 +4,13 @@ import test from 'ava';
 import { existsSync, readdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { randn, tensor, tidy, noGrad, readSafetensors, writeSafetensors, loadEDM, cuda } from '../../src/index.js';
-import { distributionMatchingLoss } from '../../src/dmd/losses.js';
+import { distributionMatchingLoss, ganGeneratorLoss } from '../../src/dmd/losses.js';
+import { EDMNoiseSchedule, EDMScoreModel } from '../../src/dmd/models/edm.js';
 import { denoiser } from '../../src/edm/guidance.js';
 import { karrasTable } from '../../src/edm/sigmas.js';
-import { makePairs, PairsConfigSchema, PairsDataset } from '../../src/edm/pairs.js';
+import { makePairs, PairsConfigSchema, PairsDataset } from '../../src/dmd/regression/pairs.js';
 import { DMDTrainer, DMDSetupError } from '../../src/dmd/trainer.js';
-import { resolveAutoPairs } from '../../src/dmd/auto-pairs.js';
+import { resolveAutoPairs } from '../../src/dmd/regression/auto-pairs.js';
 import { fileSha256 } from '../../src/util/fs.js';
 import { NonFiniteLossError } from '../../src/train/errors.js';
 import { generate } from '../../src/edm/one-step.js';
@@ -34,11 +35,11 @@ test('the distribution-matching loss backpropagates grad / numel into the genera
   const table = karrasTable(1000);
   const x = randn([2, 1, 32, 32]).requiresGrad_();
   const labels = tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0]]);
-  const dm = distributionMatchingLoss(x, labels, denoiser(net), denoiser(fake), table, { tIndex: tensor([100, 900], { dtype: 'int64' }), noise: randn([2, 1, 32, 32]) });
+  const dm = distributionMatchingLoss(x, labels, denoiser(net), denoiser(fake), new EDMNoiseSchedule({ numTrainTimesteps: 1000, sigmaMin: 0.002, sigmaMax: 80, rho: 7 }, 'cpu', 0.5), { tIndex: tensor([100, 900], { dtype: 'int64' }), noise: randn([2, 1, 32, 32]) });
   dm.loss.backward();
   t.true(x.grad!.allclose(dm.grad.div(x.numel), 1e-5, 1e-10));
   t.true(dm.grad.abs().max().item() > 0);
-  t.deepEqual(dm.sigma.toArray().map((s) => +s.toFixed(4)), table.indexSelect(0, tensor([100, 900], { dtype: 'int64' })).toArray().map((s) => +s.toFixed(4)));
+  t.deepEqual(dm.level.toArray().map((s) => +s.toFixed(4)), table.indexSelect(0, tensor([100, 900], { dtype: 'int64' })).toArray().map((s) => +s.toFixed(4)));
   net.dispose();
   fake.dispose();
 });
@@ -57,7 +58,7 @@ test('a few dozen iterations without pairs (DMD2 style): finite losses, grids, g
   t.true(lines.some((l) => l.loss_dm! > 0));
   t.true(existsSync(path.join(out, 'samples-00000020.png')) && existsSync(path.join(out, 'samples-final.png')));
   const G = loadEDM(r.generator!);
-  t.deepEqual(G.config, tr.real.config);
+  t.deepEqual(G.config, (tr.real as EDMScoreModel).net.config);
   const x = noGrad(() => generate(G, randn([2, 1, 32, 32]), tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 1]])));
   t.deepEqual(x.shape, [2, 1, 32, 32]);
   G.dispose();
@@ -91,7 +92,7 @@ test.serial('resume is bit-exact on the CPU: 20 iterations = 10 + resume + 10 (p
   b1.dispose();
   const b2 = new DMDTrainer({ ...cfg, out: path.join(dir, 'split'), steps: 20, resume: true }, quiet);
   await b2.train(quiet, { progress: false });
-  for (const [name, x, y] of [['G', a.G, b2.G], ['fake', a.fake, b2.fake], ['head', a.head!, b2.head!], ['ema', a.ema!, b2.ema!]] as const) {
+  for (const [name, x, y] of [['G', a.G, b2.G], ['fake', a.critic!.fake, b2.critic!.fake], ['head', a.critic!.head!, b2.critic!.head!], ['ema', a.ema!, b2.ema!]] as const) {
     const sa = x.stateDict();
     const sb = y.stateDict();
     let same = true;
@@ -223,4 +224,21 @@ test('--pairs auto makes the teacher\'s pairs once, in the cache, and later runs
   // another count is another dataset
   const other = await resolveAutoPairs({ ...settings, autoPairs: 4 }, quiet);
   t.not(other.pairs, first.pairs);
+});
+
+test("the generator turn's GAN term reaches the samples but computes no gradient of the critic's weights", (t) => {
+  const tr = new DMDTrainer({ ...base, out: path.join(dir, 'frozen'), steps: 2, gan: true, data: pngClassFolder(dir) }, quiet);
+  const critic = tr.critic!;
+  tidy(() => {
+    const x = randn([4, 1, 32, 32]).requiresGrad_();
+    const labels = tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]]);
+    critic.frozen(() => ganGeneratorLoss(critic.ganLogits(x, labels)).backward());
+    t.true(x.grad !== null && x.grad.abs().sum().item() > 0, 'the samples get a gradient');
+    t.true(critic.parameters().every((p) => p.grad === null), 'no critic weight gets one');
+    t.true(critic.parameters().every((p) => p.requiresGrad), 'the critic is trainable again afterwards');
+    // and outside the frozen section the same term does reach the critic's weights (what the fake-score turn needs)
+    ganGeneratorLoss(critic.ganLogits(x, labels)).backward();
+    t.true(critic.head!.parameters().some((p) => p.grad !== null));
+  });
+  tr.dispose();
 });

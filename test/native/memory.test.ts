@@ -4,7 +4,7 @@
 import test from 'ava';
 import path from 'node:path';
 import { tensor, tidy, keep, dispose, liveTensors, randn, ones, EDMNetwork, AdamW, Generator, foreach, noGrad, traceTensors, FeatureClassifier } from '../../src/index.js';
-import { makePairs, PairsConfigSchema } from '../../src/edm/pairs.js';
+import { makePairs, PairsConfigSchema } from '../../src/dmd/regression/pairs.js';
 import { DMDTrainer } from '../../src/dmd/trainer.js';
 import { trainTeacher, TeacherConfigSchema } from '../../src/edm/teacher.js';
 import { evaluate, EvalConfigSchema } from '../../src/metrics/evaluate.js';

@@ -100,7 +100,7 @@ test('unreadable torch.save content explains the fix', (t) => {
   const junk = path.join(dir, 'junk.pt');
   writeFileSync(junk, Buffer.from('PK\x03\x04 this is not a real zip archive'));
   const e = t.throws(() => readTorchSave(junk), { instanceOf: TorchSaveError });
-  t.regex(e!.message, /convert-edm\.py/);
+  t.regex(e!.message, /junk\.pt: damaged or not a torch\.save file \(.*\); re-copy or re-create it/);
   t.throws(() => readTorchSave(path.join(dir, 'missing.pt')), { message: /file not found/ });
   t.throws(() => readTorchSave(dir), { message: /is a directory/ });
 });

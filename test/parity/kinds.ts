@@ -10,6 +10,7 @@ import { featureStats, frechetDistance } from '../../src/metrics/frechet.js';
 import { fromArray } from '../../src/tensor/index.js';
 import { distributionMatchingLoss, dmGradient, dmSurrogateLoss, fakeScoreLoss } from '../../src/dmd/losses.js';
 import { denoiser } from '../../src/edm/guidance.js';
+import { EDMNoiseSchedule } from '../../src/dmd/models/edm.js';
 import type { CaseTensors, FixtureCase } from './fixtures.js';
 
 export interface Comparison {
@@ -94,12 +95,13 @@ CHECKERS['dmd-losses'] = (c, t, ctx) => {
     const labels = labelsOrNull(on(t.get('input/class_labels'), ctx));
     const R = denoiser(real, { dtype: ctx.dtype });
     const Fk = denoiser(fake, { dtype: ctx.dtype });
-    const dm = distributionMatchingLoss(x, labels, R, Fk, table, { tIndex: on(t.get('input/dm_t_index'), ctx), noise: on(t.get('input/dm_noise'), ctx) });
+    const schedule = new EDMNoiseSchedule({ numTrainTimesteps: c.num_train_timesteps as number, sigmaMin: c.sigma_min as number, sigmaMax: c.sigma_max as number, rho: c.rho as number }, ctx.device, sigmaData);
+    const dm = distributionMatchingLoss(x, labels, R, Fk, schedule, { tIndex: on(t.get('input/dm_t_index'), ctx), noise: on(t.get('input/dm_noise'), ctx) });
     const xr = x.detach().requiresGrad_();
     const grad = dmGradient(xr, on(t.get('expected/pred_real'), ctx), on(t.get('expected/pred_fake'), ctx));
     const loss = dmSurrogateLoss(xr, grad);
     loss.backward();
-    const fl = noGrad(() => fakeScoreLoss(x, labels, Fk, table, { tIndex: on(t.get('input/fake_t_index'), ctx), noise: on(t.get('input/fake_noise'), ctx) }, sigmaData));
+    const fl = noGrad(() => fakeScoreLoss(x, labels, Fk, schedule, { tIndex: on(t.get('input/fake_t_index'), ctx), noise: on(t.get('input/fake_noise'), ctx) }));
     return [
       { name: 'karras_sigmas', got: table, expected: t.get('expected/karras_sigmas') },
       { name: 'pred_real', got: dm.predReal, expected: t.get('expected/pred_real') },

@@ -5,7 +5,7 @@ import { gzipSync, deflateSync, crc32 } from 'node:zlib';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { encodePNG, decodePNG, PNGError } from '../../src/data/png.js';
-import { ZipReader, ZipError } from '../../src/data/zip.js';
+import { ZipReader, ZipError } from '../../src/io/zip.js';
 import { idxSource, cifarSource, folderSource, edmZipSource, openDataset, DatasetError, FASHION_MNIST_DIR } from '../../src/data/sources.js';
 import { readConfigFile, ConfigError } from '../../src/cli/options.js';
 import { tempDir } from '../helpers/tmp.js';

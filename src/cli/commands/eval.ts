@@ -1,6 +1,7 @@
 import { command } from '../common.js';
 import { EvalConfigSchema, evaluate } from '../../metrics/evaluate.js';
 import { ClassifierConfigSchema, trainClassifier } from '../../metrics/classifier.js';
+import { reportHooks } from '../../report/report.js';
 
 export const evalCommand = command({
   name: 'eval',
@@ -16,7 +17,7 @@ export const classifierCommand = command({
   describe: 'train the evaluation classifier whose features give FD-<name> (an offline stand-in for Inception)',
   schema: ClassifierConfigSchema,
   async run(cfg) {
-    const r = await trainClassifier(cfg);
+    const r = await trainClassifier(cfg, console.log, { hooks: reportHooks(cfg.out) });
     if (r.status === 'interrupted') console.log('stopped; continue with --resume');
   },
 });

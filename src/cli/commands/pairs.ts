@@ -1,5 +1,5 @@
 import { command } from '../common.js';
-import { PairsConfigSchema, makePairs } from '../../edm/pairs.js';
+import { PairsConfigSchema, makePairs } from '../../dmd/regression/pairs.js';
 
 export const pairsCommand = command({
   name: 'pairs',

@@ -3,10 +3,10 @@
 // recipe can use regression without a separate `dmd pairs` step. A multi-process run shares the work.
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { fileSha256 } from '../util/fs.js';
-import { makePairs, PairsConfigSchema } from '../edm/pairs.js';
-import { defaultTeacherPath } from '../edm/default-teacher.js';
-import type { DMDConfig } from './config.js';
+import { fileSha256 } from '../../util/fs.js';
+import { makePairs, PairsConfigSchema } from './pairs.js';
+import { defaultTeacherPath } from '../../edm/default-teacher.js';
+import type { DMDConfig } from '../config.js';
 
 /** the sampler of the cached pairs: the teacher's Heun ODE with EDM's 18 steps */
 const HEUN_STEPS = 18;

@@ -1,8 +1,8 @@
 // DMD's regression loss between the one-step output G(z) and the teacher's ODE output y, per batch:
 // lpips (DMD), l2, l1, or pseudo-huber (iCT: sqrt(|x - y|^2 + c^2) - c, c = 0.00054 sqrt(d)).
-import type { Tensor } from '../tensor/tensor.js';
-import { tidy } from '../tensor/scope.js';
-import type { LPIPS, LPIPSOptions } from './lpips.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { tidy } from '../../tensor/scope.js';
+import type { LPIPS, LPIPSOptions } from '../../metrics/lpips.js';
 
 export const REGRESSION_LOSSES = ['lpips', 'l2', 'l1', 'pseudo-huber'] as const;
 export type RegressionLoss = (typeof REGRESSION_LOSSES)[number];
@@ -11,7 +11,7 @@ export function regressionLoss(kind: RegressionLoss, x: Tensor, y: Tensor, lpips
   return tidy(() => {
     switch (kind) {
       case 'lpips':
-        if (!lpips) throw new Error('regression loss lpips needs LPIPS weights (--lpips <file from scripts/convert-lpips.py>)');
+        if (!lpips) throw new Error('regression loss lpips needs LPIPS weights (--lpips)');
         return lpips.distance(x, y, lo).mean();
       case 'l2':
         return x.sub(y).square().mean();

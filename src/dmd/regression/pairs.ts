@@ -4,27 +4,28 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { Tensor } from '../tensor/tensor.js';
-import { tidy, dispose, keep } from '../tensor/scope.js';
-import { noGrad } from '../tensor/autograd.js';
-import { randn, randint, Generator, deriveSeed } from '../tensor/random.js';
-import { arange, cat } from '../tensor/create.js';
-import { cuda } from '../tensor/cuda.js';
-import type { Device } from '../tensor/device.js';
-import { oneHot } from '../nn/functional.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
-import { Progress } from '../train/progress.js';
-import { fileSha256, ensureDir, readRegularFile, writeFileAtomic } from '../util/fs.js';
-import { fields, distributedShape } from '../util/fields.js';
-import { Distributed } from '../distributed/context.js';
-import { formatZodError } from '../util/zod.js';
-import { foreach } from '../tensor/foreach.js';
-import { loadEDM, readEDMInfo } from './checkpoint.js';
-import { sampleEDM } from './sampler.js';
-import { defaultTeacherPath } from './default-teacher.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { tidy, dispose, keep } from '../../tensor/scope.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { randn, randint, Generator, deriveSeed } from '../../tensor/random.js';
+import { arange, cat } from '../../tensor/create.js';
+import { cuda } from '../../tensor/cuda.js';
+import type { Device } from '../../tensor/device.js';
+import { oneHot } from '../../nn/functional.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../io/safetensors.js';
+import { Progress } from '../../train/progress.js';
+import { fileSha256, ensureDir, readRegularFile, atomicWrite } from '../../util/fs.js';
+import { fields, distributedShape } from '../../util/fields.js';
+import { Distributed } from '../../distributed/context.js';
+import { formatZodError } from '../../util/zod.js';
+import { foreach } from '../../tensor/foreach.js';
+import { detectFormat, loadEDM, readEDMInfo } from '../../edm/checkpoint.js';
+import type { ImageSpec } from '../../metrics/classifier.js';
+import { sampleEDM } from '../../edm/sampler.js';
+import { defaultTeacherPath } from '../../edm/default-teacher.js';
 
 export const PairsConfigSchema = z.object({
-  teacher: z.string().min(1).optional().describe('teacher file (.pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
+  teacher: z.string().min(1).optional().describe('teacher file (.pkl snapshot, .pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
   out: z.string().min(1, 'must not be empty').describe('output directory (pairs.json + shards)'),
   count: z.number().int().positive().default(10000).describe('number of pairs (DMD used 100k for CIFAR-10)'),
   steps: z.number().int().positive().default(18).describe('Heun steps (NFE = 2 steps - 1)'),
@@ -93,6 +94,53 @@ function shardComplete(dir: string, s: PairsManifest['shards'][number]): boolean
   }
 }
 
+/** The manifest for these settings: a fresh one, or the one in cfg.out when it was made with the same settings (refused otherwise). */
+function openManifest(cfg: PairsConfig, teacher: { file: string; sha256: string }, c: ImageSpec): PairsManifest {
+  const fresh: PairsManifest = {
+    format: 'dmd-torch/pairs', version: 1,
+    teacher,
+    sampler: { solver: 'heun', numSteps: cfg.steps, sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, guidance: cfg.guidance, nfe: 2 * cfg.steps - 1 },
+    seed: cfg.seed, count: cfg.count, shardSize: cfg.shardSize, labels: cfg.labels,
+    imageShape: [c.img_channels, c.img_resolution, c.img_resolution], labelDim: c.label_dim,
+    shards: Array.from({ length: Math.ceil(cfg.count / cfg.shardSize) }, (_, i) => ({
+      file: `pairs-${String(i).padStart(5, '0')}.safetensors`, start: i * cfg.shardSize, count: Math.min(cfg.shardSize, cfg.count - i * cfg.shardSize), complete: false,
+    })),
+  };
+  if (!existsSync(path.join(cfg.out, 'pairs.json'))) return fresh;
+  const old = readPairsManifest(cfg.out);
+  const same = (k: keyof PairsManifest) => JSON.stringify(old[k]) === JSON.stringify(fresh[k]);
+  const diff = (['sampler', 'seed', 'count', 'shardSize', 'labels', 'imageShape', 'labelDim'] as const).filter((k) => !same(k));
+  if (old.teacher.sha256 !== teacher.sha256) diff.unshift('teacher' as never);
+  if (diff.length) throw new PairsError(`${cfg.out} holds pairs made with other settings (${diff.join(', ')} differ); use another --out or the same settings to resume`);
+  return old;
+}
+
+/** One shard: its seeded noises and labels, the teacher's Heun outputs in batches, written atomically. */
+async function makeShard(cfg: PairsConfig, m: PairsManifest, shard: PairsManifest['shards'][number], sample: (z: Tensor, labels: Tensor | null) => Tensor, device: Device, onImages: (n: number) => void): Promise<void> {
+  const g = Generator.create('cpu', deriveSeed(cfg.seed, 1000 + m.shards.indexOf(shard)));
+  const zAll = keep(randn([shard.count, ...m.imageShape], { generator: g }));
+  const cls = keep(tidy(() => (m.labelDim ? (cfg.labels === 'balanced' ? arange(shard.start, shard.start + shard.count).remainder(m.labelDim) : randint(0, m.labelDim, [shard.count], { generator: g })) : arange(0, 0))));
+  const ys: Tensor[] = [];
+  try {
+    for (let b = 0; b < shard.count; b += cfg.batchSize) {
+      const n = Math.min(cfg.batchSize, shard.count - b);
+      ys.push(keep(noGrad(() => tidy(() => {
+        const zb = zAll.narrow(0, b, n).to(device);
+        const lb = m.labelDim ? oneHot(cls.narrow(0, b, n), m.labelDim).to(device) : null;
+        return sample(zb, lb).to({ device: 'cpu', dtype: 'float32' });
+      }))));
+      onImages(n);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    tidy(() => {
+      const y = cat(ys, 0);
+      writeSafetensors(path.join(cfg.out, shard.file), { z: zAll, label: cls, y }, { start: String(shard.start), teacher_sha256: m.teacher.sha256 });
+    });
+  } finally {
+    dispose([zAll, cls, ys]);
+  }
+}
+
 /** Makes (or completes) a pairs dataset. */
 export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = console.log): Promise<PairsManifest> {
   // in a multi-process job the ranks split the shards (shard i goes to rank i mod size); each shard is
@@ -102,81 +150,41 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
   const log = main ? runLog : () => {};
   if (cfg.sigmaMin >= cfg.sigmaMax) throw new PairsError(`--sigma-min (${cfg.sigmaMin}) must be below --sigma-max (${cfg.sigmaMax})`);
   const teacherFile = path.resolve(cfg.teacher ?? defaultTeacherPath());
-  if (readEDMInfo(teacherFile).role === 'generator') throw new PairsError(`--teacher ${teacherFile} is a one-step generator from dmd-train; pairs come from the EDM teacher's ODE`);
+  if (detectFormat(teacherFile) !== 'pkl' && readEDMInfo(teacherFile).role === 'generator') throw new PairsError(`--teacher ${teacherFile} is a one-step generator from dmd-train; pairs come from the EDM teacher's ODE`);
   ensureDir(cfg.out, '--out');
   const sha = fileSha256(teacherFile);
   const net = loadEDM(teacherFile, { device });
-  const c = net.config;
-  if (cfg.guidance !== 1 && !c.label_dim) {
-    net.dispose();
-    throw new PairsError('--guidance needs a class-conditional teacher');
-  }
-  const manifestFile = path.join(cfg.out, 'pairs.json');
-  const nfe = 2 * cfg.steps - 1;
-  const fresh: PairsManifest = {
-    format: 'dmd-torch/pairs', version: 1,
-    teacher: { file: teacherFile, sha256: sha },
-    sampler: { solver: 'heun', numSteps: cfg.steps, sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, guidance: cfg.guidance, nfe },
-    seed: cfg.seed, count: cfg.count, shardSize: cfg.shardSize, labels: cfg.labels,
-    imageShape: [c.img_channels, c.img_resolution, c.img_resolution], labelDim: c.label_dim,
-    shards: Array.from({ length: Math.ceil(cfg.count / cfg.shardSize) }, (_, i) => ({
-      file: `pairs-${String(i).padStart(5, '0')}.safetensors`, start: i * cfg.shardSize, count: Math.min(cfg.shardSize, cfg.count - i * cfg.shardSize), complete: false,
-    })),
-  };
-  let m = fresh;
-  if (existsSync(manifestFile)) {
-    const old = readPairsManifest(cfg.out);
-    const same = (k: keyof PairsManifest) => JSON.stringify(old[k]) === JSON.stringify(fresh[k]);
-    const diff = (['sampler', 'seed', 'count', 'shardSize', 'labels', 'imageShape', 'labelDim'] as const).filter((k) => !same(k));
-    if (old.teacher.sha256 !== sha) diff.unshift('teacher' as never);
-    if (diff.length) throw new PairsError(`${cfg.out} holds pairs made with other settings (${diff.join(', ')} differ); use another --out or the same settings to resume`);
-    m = old;
-  }
-  for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
-  const left = m.shards.filter((sh) => !sh.complete);
-  if (left.length < m.shards.length) log(`resuming: ${m.shards.length - left.length} of ${m.shards.length} shards already complete`);
-  if (main) writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
-  const todo = left.filter((sh) => m.shards.indexOf(sh) % dist.size === dist.rank);
-  const total = todo.reduce((a, s) => a + s.count, 0);
-  const progress = new Progress({ total, label: 'pairs', stream: main ? process.stderr : undefined, quiet: !main });
-  let done = 0;
-  for (const shard of todo) {
-    await new Promise<void>((r) => setImmediate(r));
-    const idx = m.shards.indexOf(shard);
-    const g = Generator.create('cpu', deriveSeed(cfg.seed, 1000 + idx));
-    const zAll = keep(randn([shard.count, ...fresh.imageShape], { generator: g }));
-    const cls = keep(tidy(() => (c.label_dim ? (cfg.labels === 'balanced' ? arange(shard.start, shard.start + shard.count).remainder(c.label_dim) : randint(0, c.label_dim, [shard.count], { generator: g })) : arange(0, 0))));
-    const ys: Tensor[] = [];
-    for (let b = 0; b < shard.count; b += cfg.batchSize) {
-      const n = Math.min(cfg.batchSize, shard.count - b);
-      ys.push(keep(noGrad(() => tidy(() => {
-        const zb = zAll.narrow(0, b, n).to(device);
-        const lb = c.label_dim ? oneHot(cls.narrow(0, b, n), c.label_dim).to(device) : null;
-        return sampleEDM(net, zb, lb, { numSteps: cfg.steps, sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, guidance: cfg.guidance }).x.to({ device: 'cpu', dtype: 'float32' });
-      }))));
-      done += n;
-      progress.update(done, {}, 'img');
-      await new Promise<void>((r) => setImmediate(r));
-    }
-    tidy(() => {
-      const y = cat(ys, 0);
-      writeSafetensors(path.join(cfg.out, shard.file), { z: zAll, label: cls, y }, { start: String(shard.start), teacher_sha256: sha });
-    });
-    dispose([zAll, cls, ys]);
-    shard.complete = true;
-    if (main) writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
-    dist.heartbeat();
-  }
-  net.dispose();
-  if (dist.enabled) {
-    dist.barrier();
+  try {
+    if (cfg.guidance !== 1 && !net.config.label_dim) throw new PairsError('--guidance needs a class-conditional teacher');
+    const m = openManifest(cfg, { file: teacherFile, sha256: sha }, net.config);
+    const saveManifest = () => { if (main) atomicWrite(path.join(cfg.out, 'pairs.json'), `${JSON.stringify(m, null, 1)}\n`); };
     for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
-    if (main) writeFileAtomic(manifestFile, `${JSON.stringify(m, null, 1)}\n`);
-    dist.destroy();
+    const left = m.shards.filter((sh) => !sh.complete);
+    if (left.length < m.shards.length) log(`resuming: ${m.shards.length - left.length} of ${m.shards.length} shards already complete`);
+    saveManifest();
+    const todo = left.filter((sh) => m.shards.indexOf(sh) % dist.size === dist.rank);
+    const progress = new Progress({ total: todo.reduce((a, s) => a + s.count, 0), label: 'pairs', stream: main ? process.stderr : undefined, quiet: !main });
+    let done = 0;
+    const heun = (z: Tensor, labels: Tensor | null) => sampleEDM(net, z, labels, { numSteps: cfg.steps, sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, guidance: cfg.guidance }).x;
+    for (const shard of todo) {
+      await new Promise<void>((r) => setImmediate(r));
+      await makeShard(cfg, m, shard, heun, device, (n) => progress.update((done += n), {}, 'img'));
+      shard.complete = true;
+      saveManifest();
+      dist.heartbeat();
+    }
+    if (dist.enabled) {
+      dist.barrier();
+      for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
+      saveManifest();
+      dist.destroy();
+    }
+    if (device !== 'cpu') cuda.synchronize();
+    log(`pairs: ${m.count} in ${m.shards.length} shards at ${cfg.out} (teacher ${path.basename(teacherFile)}, ${cfg.steps} Heun steps, NFE ${m.sampler.nfe})`);
+    return m;
+  } finally {
+    net.dispose();
   }
-  if (device !== 'cpu') cuda.synchronize();
-  log(`pairs: ${m.count} in ${m.shards.length} shards at ${cfg.out} (teacher ${path.basename(teacherFile)}, ${cfg.steps} Heun steps, NFE ${nfe})`);
-  return m;
 }
 
 /** Random batches of a complete pairs dataset (all shards in memory), seeded and checkpointable. */

@@ -1,0 +1,84 @@
+// A DMD trainer's run as train/run.ts runs it: what a checkpoint identifies the run by, the facts of
+// run.json, the start-up line, the periodic FD probe, and, at the end, the exported generator and its
+// evaluation beside the teacher's.
+import path from 'node:path';
+import { deriveSeed } from '../tensor/random.js';
+import { isCuda } from '../tensor/device.js';
+import { FDProbe } from '../metrics/probe.js';
+import { finalEvaluation } from '../metrics/final-eval.js';
+import { runTraining, type RunHooks, type RunResult } from '../train/run.js';
+import { settingsIdentity } from '../train/settings.js';
+import { reportHooks, writeReport } from '../report/report.js';
+import type { DMDTrainer } from './trainer.js';
+
+export interface DMDRunResult extends RunResult {
+  /** the exported one-step generator (rank 0 of a complete run), else null */
+  generator: string | null;
+}
+
+/** A one-line summary of the recipe (printed at start-up). */
+export function describeDMD(tr: DMDTrainer): string {
+  const cfg = tr.cfg;
+  const parts = [
+    `teacher ${path.basename(tr.teacher.path)} (${tr.real.describe()}; ${tr.real.parameterCount()} params)`,
+    `${cfg.steps} iterations, batch ${cfg.batchSize}`,
+    cfg.lambdaDm > 0 ? `distribution matching x${cfg.lambdaDm}, fake:gen ${cfg.fakeUpdatesPerGen}:1` : 'no distribution matching',
+    tr.regression ? `regression ${cfg.regression} x${cfg.lambdaReg} on ${tr.regression.size} pairs` : 'no regression loss (no --pairs)',
+  ];
+  const head = tr.critic?.head;
+  if (head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${head.channels}-channel bottleneck, real images ${cfg.data})`);
+  if (tr.ema) parts.push(`EMA ${cfg.emaDecay}`);
+  parts.push(`${tr.device} ${cfg.dtype}${isCuda(tr.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}${cfg.deterministic ? ', deterministic kernels' : ''}`);
+  if (tr.dist.size > 1) parts.push(`${tr.dist.size} processes (${tr.dist.backend}), global batch ${cfg.batchSize * tr.dist.size}`);
+  return `DMD: ${parts.join(', ')}`;
+}
+
+/** The full run of a trainer (see DMDTrainer.train). */
+export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { progress?: boolean; hooks?: RunHooks }): Promise<DMDRunResult> {
+  const cfg = tr.cfg;
+  const main = tr.dist.isMain;
+  if (main) log(describeDMD(tr));
+  const probe = cfg.evalEvery > 0 && main
+    ? FDProbe.create({ classifier: cfg.classifier, ref: cfg.evalRef, refNum: cfg.evalRefNum, num: cfg.evalNum, seed: deriveSeed(cfg.seed, 14), device: tr.device, config: tr.real.imageSpec })
+    : null;
+  try {
+    const r = await runTraining(cfg, {
+      kind: 'dmd',
+      label: 'dmd',
+      total: cfg.steps,
+      state: tr.state,
+      position: () => tr.step,
+      identity: { ...settingsIdentity(cfg, ['steps', 'teacher']), teacher_sha256: tr.teacher.sha256 },
+      config: cfg,
+      info: {
+        device: tr.device, dtype: cfg.dtype, tf32: isCuda(tr.device) ? cfg.tf32 : 'n/a (CPU)', deterministic: cfg.deterministic, teacher: tr.teacher.path, teacher_sha256: tr.teacher.sha256,
+        parameters: tr.real.parameterCount(), batch: cfg.batchSize, processes: tr.dist.size, distributed_backend: tr.dist.backend,
+        global_batch: cfg.batchSize * tr.dist.size, recipe: describeDMD(tr),
+      },
+      dist: tr.dist,
+      // identical weights on every rank is an invariant: rank 0's are broadcast at the start and after a resume
+      start: () => tr.dist.broadcastModules([tr.G, tr.critic?.fake ?? null, tr.critic?.head ?? null, tr.ema]),
+      finite: ['loss_dm', 'loss_reg', 'loss_fake', 'loss_gan_gen', 'loss_gan_head'],
+      step: () => tr.iteration(),
+      shown: (m) => ({ ...(m.loss_fake !== undefined && { fake: m.loss_fake }), ...(m.loss_dm !== undefined && { dm: m.loss_dm }), ...(m.loss_reg !== undefined && { reg: m.loss_reg }) }),
+      sample: (file) => tr.sampleGrid(file),
+      evaluate: probe ? { every: cfg.evalEvery, run: () => probe.run((z, labels) => tr.generator.sample(z, labels)) } : undefined,
+    }, log, { progress: o.progress, hooks: o.hooks ?? reportHooks(cfg.out) });
+    return { ...r, generator: r.status === 'done' && main ? await finish(tr, log) : null };
+  } finally {
+    probe?.dispose();
+  }
+}
+
+/** Exports the generator and evaluates it beside the teacher's figures (rank 0, after a complete run). */
+async function finish(tr: DMDTrainer, log: (s: string) => void): Promise<string> {
+  const cfg = tr.cfg;
+  const file = path.join(cfg.out, 'generator.safetensors');
+  tr.exportGenerator(file);
+  log(`wrote ${file} (one-step generator, sigma_c ${cfg.sigmaC}); sample it with: npx dmd sample --generator ${file} --out grid.png`);
+  if (cfg.finalEval > 0) {
+    const r = await finalEvaluation({ generator: file, teacherPath: tr.teacher.path, spec: tr.real.imageSpec, num: cfg.finalEval, ref: cfg.evalRef, refNum: cfg.evalRefNum, classifier: cfg.classifier, seed: cfg.seed, device: tr.device, out: cfg.out }, log);
+    if (r) writeReport(cfg.out);
+  }
+  return file;
+}
