@@ -21,6 +21,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerCuda(env, exports);
   registerRuntime(env, exports);
   registerEDM(env, exports);
+  registerSDUNet(env, exports);
+  registerSDVAE(env, exports);
+  registerCLIPText(env, exports);
   registerLPIPS(env, exports);
   registerGanHead(env, exports);
   registerClassifier(env, exports);

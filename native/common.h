@@ -48,7 +48,8 @@ class TensorHandle {
 
 // ---- module handles (module.cc) --------------------------------------------------------------------
 // Every native network derives from torch::nn::Module; the handle only knows that base class. The
-// family files (edm_*.cc, lpips.cc, gan_head.cc, classifier.cc) downcast with moduleArg<T>.
+// family files (edm_*.cc, sd_*.cc, clip_text.cc, lpips.cc, gan_head.cc, classifier.cc, torchscript.cc)
+// downcast with moduleArg<T>.
 class ModuleHandle : public Napi::ObjectWrap<ModuleHandle> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -133,6 +134,9 @@ void registerSerialize(Napi::Env env, Exports exports);
 void registerCuda(Napi::Env env, Exports exports);
 void registerRuntime(Napi::Env env, Exports exports);
 void registerEDM(Napi::Env env, Exports exports);
+void registerSDUNet(Napi::Env env, Exports exports);
+void registerSDVAE(Napi::Env env, Exports exports);
+void registerCLIPText(Napi::Env env, Exports exports);
 void registerLPIPS(Napi::Env env, Exports exports);
 void registerGanHead(Napi::Env env, Exports exports);
 void registerClassifier(Napi::Env env, Exports exports);

@@ -1,9 +1,10 @@
 // npm run test:parity [-- --device cuda] [-- --dtype bfloat16 --rtol 0.02] [-- --tf32]
-// Runs every case of the reference manifest ($DMD_REFERENCE_FIXTURES, default test/fixtures/reference)
+// Runs every case of the reference manifests ($DMD_REFERENCE_FIXTURES, one directory or several joined
+// by ':'; default test/fixtures/reference and test/fixtures/sd)
 // whose kind is implemented; prints one line per case and exits non-zero on any failure. TF32 is off
 // on CUDA (float32 tolerances as on the CPU) unless --tf32 is given.
 import { CHECKERS, judge } from '../test/parity/kinds.js';
-import { fixturesDir, readCase, readManifest } from '../test/parity/fixtures.js';
+import { fixtureDirs, readCase, readManifest } from '../test/parity/fixtures.js';
 import { tidy, dispose, checkDevice, cuda } from '../src/tensor/index.js';
 import type { ExecutionDType } from '../src/edm/network.js';
 
@@ -18,11 +19,10 @@ const rtolOverride = flag('rtol') !== undefined ? Number(flag('rtol')) : undefin
 const only = flag('case');
 const tf32 = process.argv.includes('--tf32');
 cuda.setAllowTF32({ matmul: tf32, cudnn: tf32 });
-const dir = fixturesDir();
-const manifest = readManifest(dir);
 let failed = 0;
 let passed = 0;
-for (const c of manifest.cases) {
+const dirs = fixtureDirs();
+for (const dir of dirs) for (const c of readManifest(dir).cases) {
   if (only && c.name !== only) continue;
   const check = CHECKERS[c.kind];
   if (!check) {
@@ -32,7 +32,7 @@ for (const c of manifest.cases) {
   const t0 = performance.now();
   try {
     const data = readCase(c, dir);
-    const v = tidy(() => judge(check(c, data, { device, dtype }), rtolOverride ?? c.rtol));
+    const v = tidy(() => judge(check(c, data, { device, dtype, dir }), rtolOverride ?? c.rtol));
     dispose(data.all);
     const ms = (performance.now() - t0).toFixed(0);
     console.log(`parity ${c.name} ${v.pass ? 'pass' : 'fail'} max_abs_err=${v.maxAbsErr.toExponential(3)} tol=${v.tol.toExponential(3)} (${v.worst}, ${device}, ${dtype}${device !== 'cpu' ? `, tf32 ${tf32 ? 'on' : 'off'}` : ''}, ${ms} ms)`);
@@ -43,5 +43,5 @@ for (const c of manifest.cases) {
     console.log(`parity ${c.name} fail error: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
-console.log(`parity summary: ${passed} passed, ${failed} failed (fixtures: ${dir})`);
+console.log(`parity summary: ${passed} passed, ${failed} failed (fixtures: ${dirs.join(', ')})`);
 process.exit(failed ? 1 : 0);

@@ -225,6 +225,17 @@ export interface NativeBinding {
   edmCreate(config: Record<string, unknown>): ModuleHandle;
   edmForward(m: ModuleHandle, x: H, sigma: H, labels: Opt<H>, augment: Opt<H>, flags: EDMForwardFlags): H;
   edmBottleneckShape(m: ModuleHandle): { channels: number; resolution: number };
+  // sd_unet.cc, sd_vae.cc, clip_text.cc (Stable Diffusion v1; layers in sd_layers.cc)
+  sdUnetCreate(config: Record<string, unknown>): ModuleHandle;
+  sdUnetForward(m: ModuleHandle, x: H, timesteps: H, context: H, o: { dtype: number; output: 'eps' | 'mid' | 'both' }): H | H[];
+  sdUnetInfo(m: ModuleHandle): { midChannels: number; downsample: number };
+  sdUnetSetCheckpoint(m: ModuleHandle, on: boolean): void;
+  sdVaeCreate(config: Record<string, unknown>): ModuleHandle;
+  sdVaeEncode(m: ModuleHandle, image: H, o: { dtype: number }): H;
+  sdVaeDecode(m: ModuleHandle, latent: H, o: { dtype: number }): H;
+  sdVaeInfo(m: ModuleHandle): { downsample: number; latentChannels: number };
+  clipTextCreate(config: Record<string, unknown>): ModuleHandle;
+  clipTextForward(m: ModuleHandle, tokens: H, o: { dtype: number }): H;
   // lpips.cc
   lpipsCreate(): ModuleHandle;
   lpipsForward(m: ModuleHandle, x0: H, x1: H, resize: number, dtype: Opt<number>): H;

@@ -1,5 +1,7 @@
-// Reference fixtures: the manifest and its safetensors files (../shared/fixtures/reference format).
-// The directory comes from DMD_REFERENCE_FIXTURES, defaulting to the copy in test/fixtures/reference.
+// Reference fixtures: the manifest and its safetensors files. The directories come from
+// DMD_REFERENCE_FIXTURES (one, or several joined by ':'), defaulting to the copies in
+// test/fixtures/reference (EDM, the samplers, DMD2's losses, LPIPS, the Fréchet distance) and
+// test/fixtures/sd (Stable Diffusion v1, CLIP, DMD2's text-to-image losses).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,9 +10,17 @@ import type { Tensor } from '../../src/tensor/index.js';
 
 export const DEFAULT_FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/reference');
 
-export function fixturesDir(): string {
+export const DEFAULT_SD_FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/sd');
+
+/** The fixture directories to check. */
+export function fixtureDirs(): string[] {
   const env = process.env.DMD_REFERENCE_FIXTURES;
-  return env && env.length ? path.resolve(env) : DEFAULT_FIXTURES;
+  return env && env.length ? env.split(path.delimiter).filter(Boolean).map((d) => path.resolve(d)) : [DEFAULT_FIXTURES, DEFAULT_SD_FIXTURES];
+}
+
+/** The first fixture directory (the EDM one by default). */
+export function fixturesDir(): string {
+  return fixtureDirs()[0]!;
 }
 
 export interface FixtureCase {

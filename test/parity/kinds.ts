@@ -12,6 +12,11 @@ import { distributionMatchingLoss, dmGradient, dmSurrogateLoss, fakeScoreLoss } 
 import { denoiser } from '../../src/edm/guidance.js';
 import { EDMNoiseSchedule } from '../../src/dmd/models/edm.js';
 import type { CaseTensors, FixtureCase } from './fixtures.js';
+import path from 'node:path';
+import { SDUNet } from '../../src/sd/unet.js';
+import { AutoencoderKL } from '../../src/sd/vae.js';
+import { CLIPTextEncoder } from '../../src/sd/clip.js';
+import { CLIPTokenizer } from '../../src/sd/tokenizer.js';
 
 export interface Comparison {
   name: string;
@@ -22,6 +27,8 @@ export interface Comparison {
 export interface CheckContext {
   device: Device;
   dtype: ExecutionDType;
+  /** the fixture directory (for files a case names, e.g. a tokenizer vocabulary) */
+  dir?: string;
 }
 
 export type Checker = (c: FixtureCase, t: CaseTensors, ctx: CheckContext) => Comparison[];
@@ -188,3 +195,78 @@ export function judge(comps: readonly Comparison[], rtol: number): Verdict {
   }
   return { ...best, pass: worstRatio <= 1 };
 }
+
+// ---- Stable Diffusion v1 (test/fixtures/sd) ---------------------------------------------------------------
+
+/** The case's weights with the SD v1 single-file prefix (key_prefix) removed. */
+function sdWeights(c: FixtureCase, t: CaseTensors, group = 'weights/', prefix = c.key_prefix as string): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [k, v] of t.group(group)) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
+  return out;
+}
+
+function sdUnet(config: unknown, weights: Map<string, Tensor>, ctx: CheckContext): SDUNet {
+  const net = SDUNet.create(config as never);
+  noGrad(() => net.loadStateDict(weights));
+  net.eval();
+  if (ctx.device !== 'cpu') net.to({ device: ctx.device });
+  return net;
+}
+
+CHECKERS['sd-unet-forward'] = (c, t, ctx) => {
+  const net = sdUnet(c.config, sdWeights(c, t), ctx);
+  try {
+    return noGrad(() => {
+      const { eps, mid } = net.forwardWithMiddle(on(t.get('input/x'), ctx), on(t.get('input/timesteps'), ctx), on(t.get('input/context'), ctx), { dtype: ctx.dtype });
+      return [{ name: 'eps', got: eps, expected: t.get('expected/eps') }, { name: 'mid', got: mid, expected: t.get('expected/mid') }];
+    });
+  } finally {
+    net.dispose();
+  }
+};
+
+CHECKERS['sd-vae'] = (c, t, ctx) => {
+  const vae = AutoencoderKL.create(c.config as never);
+  try {
+    noGrad(() => vae.loadStateDict(sdWeights(c, t)));
+    vae.eval();
+    if (ctx.device !== 'cpu') vae.to({ device: ctx.device });
+    return noGrad(() => {
+      const p = vae.encode(on(t.get('input/image'), ctx), { dtype: ctx.dtype });
+      return [
+        { name: 'moments', got: p.moments, expected: t.get('expected/moments') },
+        { name: 'mean', got: p.mean, expected: t.get('expected/mean') },
+        { name: 'logvar', got: p.logvar, expected: t.get('expected/logvar') },
+        { name: 'sample', got: AutoencoderKL.sample(p, on(t.get('input/posterior_noise'), ctx)), expected: t.get('expected/sample') },
+        { name: 'decoded', got: vae.decode(p.mean, { dtype: ctx.dtype }), expected: t.get('expected/decoded') },
+        { name: 'decoded_latent', got: vae.decode(on(t.get('input/latent'), ctx), { dtype: ctx.dtype }), expected: t.get('expected/decoded_latent') },
+      ];
+    });
+  } finally {
+    vae.dispose();
+  }
+};
+
+function clipText(config: unknown, weights: Map<string, Tensor>, ctx: CheckContext): CLIPTextEncoder {
+  const m = CLIPTextEncoder.create(config as never);
+  weights.delete('embeddings.position_ids');
+  noGrad(() => m.loadStateDict(weights));
+  m.eval();
+  if (ctx.device !== 'cpu') m.to({ device: ctx.device });
+  return m;
+}
+
+CHECKERS['clip-text'] = (c, t, ctx) => {
+  const m = clipText(c.config, sdWeights(c, t), ctx);
+  try {
+    return [{ name: 'hidden', got: noGrad(() => m.forward(on(t.get('input/tokens'), ctx), { dtype: ctx.dtype })), expected: t.get('expected/hidden') }];
+  } finally {
+    m.dispose();
+  }
+};
+
+CHECKERS['clip-tokenizer'] = (c, t, ctx) => {
+  const tok = CLIPTokenizer.load(path.join(ctx.dir ?? '.', c.vocab as string));
+  const got = tok.batch(c.prompts as string[], { contextLength: (c.config as { context_length: number }).context_length });
+  return [{ name: 'tokens', got, expected: t.get('expected/tokens') }];
+};
