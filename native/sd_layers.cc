@@ -85,16 +85,25 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// the block's function, kept alive by the autograd graph until backward has run
+struct FnHolder : torch::CustomClassHolder {
+  explicit FnHolder(BlockFn f) : fn(std::move(f)) {}
+  BlockFn fn;
+};
+
 struct Checkpoint : torch::autograd::Function<Checkpoint> {
-  static variable_list forward(AutogradContext* ctx, const BlockFn* fn, variable_list inputs) {
-    ctx->saved_data["fn"] = reinterpret_cast<int64_t>(fn);
+  // the inputs as a TensorList: that is how autograd's argument scan sees each of them as a variable
+  static variable_list forward(AutogradContext* ctx, c10::intrusive_ptr<FnHolder> holder, at::TensorList list) {
+    variable_list inputs(list.begin(), list.end());
+    ctx->saved_data["fn"] = c10::IValue::make_capsule(holder);
     ctx->save_for_backward(inputs);
     at::NoGradGuard ng;
-    return {(*fn)(inputs)};
+    return {holder->fn(inputs)};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const BlockFn* fn = reinterpret_cast<const BlockFn*>(ctx->saved_data["fn"].toInt());
+    auto holder = c10::static_intrusive_pointer_cast<FnHolder>(ctx->saved_data["fn"].toCapsule());
+    const BlockFn* fn = &holder->fn;
     variable_list saved = ctx->get_saved_variables();
     variable_list inputs;
     for (const auto& s : saved) {
@@ -123,7 +132,7 @@ struct Checkpoint : torch::autograd::Function<Checkpoint> {
 
 at::Tensor checkpointed(const BlockFn& fn, const std::vector<at::Tensor>& inputs) {
   if (!at::GradMode::is_enabled()) return fn(inputs);
-  return Checkpoint::apply(&fn, inputs)[0];
+  return Checkpoint::apply(c10::make_intrusive<FnHolder>(fn), at::TensorList(inputs))[0];
 }
 
 at::ScalarType executionDtype(const Napi::Value& options, size_t argIndex, const char* what) {

@@ -36,10 +36,14 @@ export function dmGradient(x: Tensor, predReal: Tensor, predFake: Tensor): Tenso
   );
 }
 
-/** 0.5 * mean((x - stopgrad(x - grad))^2): backpropagates grad / numel into x (the DMD surrogate loss). */
+/**
+ * 0.5 * mean((x - stopgrad(x - grad))^2): backpropagates grad / numel into x (the DMD surrogate loss).
+ * The target is computed in the gradient's precision and cast to x's (DMD2's text-to-image code forms
+ * it in float64 and casts to float32).
+ */
 export function dmSurrogateLoss(x: Tensor, grad: Tensor): Tensor {
   return tidy(() => {
-    const target = noGrad(() => x.detach().sub(grad));
+    const target = noGrad(() => x.detach().sub(grad).to(x.dtype));
     return x.sub(target).square().mean().mul(0.5);
   });
 }

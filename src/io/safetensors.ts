@@ -4,7 +4,7 @@ import { openSync, closeSync, statSync } from 'node:fs';
 import { atomicWrite, writeAll } from '../util/fs.js';
 import { N } from '../native.js';
 import { ELEMENT_SIZE, dtypeCode as dtypeCodeOf } from '../tensor/dtype.js';
-import { parseHeader, readExactly, SafetensorsError, DTYPE_TO_ST, type SafetensorsHeader } from './safetensors-header.js';
+import { parseHeader, SafetensorsError, DTYPE_TO_ST, type SafetensorsHeader } from './safetensors-header.js';
 
 export { parseHeader, SafetensorsError, type SafetensorsEntry, type SafetensorsHeader } from './safetensors-header.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -53,8 +53,8 @@ export function readSafetensors(path: string, o: ReadOptions = {}): SafetensorsF
     for (const name of wanted) {
       const e = byName.get(name);
       if (!e) throw new SafetensorsError(`${path}: has no tensor named '${name}'`);
-      const bytes = readExactly(fd, e.end - e.begin, e.begin, path);
-      let t = new Tensor(N.fromBuffer(bytes, e.shape, dtypeCodeOf(e.dtype)));
+      // straight from the file into the tensor's memory (one copy)
+      let t = new Tensor(N.fromFile(path, e.begin, e.shape, dtypeCodeOf(e.dtype)));
       if (o.device && o.device !== 'cpu') {
         const moved = t.to(o.device);
         t.dispose();

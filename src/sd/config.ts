@@ -50,7 +50,7 @@ export const SDVAEConfigSchema = z
         dropout: z.number().min(0).max(1).default(0),
       })
       .strict()
-      .default({} as never),
+      .prefault({}),
     embed_dim: positive.default(4),
     /** SD v1's latent scale: latents = scale_factor * VAE mean */
     scale_factor: z.number().positive().default(0.18215),
@@ -81,10 +81,10 @@ export type SDSchedule = z.infer<typeof SDScheduleSchema>;
 
 export const StableDiffusionConfigSchema = z
   .object({
-    unet: SDUNetConfigSchema.default({} as never),
-    vae: SDVAEConfigSchema.default({} as never),
-    text: CLIPTextConfigSchema.default({} as never),
-    schedule: SDScheduleSchema.default({} as never),
+    unet: SDUNetConfigSchema.prefault({}),
+    vae: SDVAEConfigSchema.prefault({}),
+    text: CLIPTextConfigSchema.prefault({}),
+    schedule: SDScheduleSchema.prefault({}),
   })
   .strict();
 export type StableDiffusionConfig = z.infer<typeof StableDiffusionConfigSchema>;

@@ -31,13 +31,15 @@ export function alphasCumprod(s?: Pick<SDSchedule, 'linear_start' | 'linear_end'
 
 /**
  * DDIM's timesteps for `steps` steps ('uniform', ldm's make_ddim_timesteps): every multiple of
- * c = T // steps below T, plus 1, in descending (execution) order. When steps does not divide T there are more than `steps`.
+ * c = T // steps below T, plus 1 (while below T), in descending (execution) order. When steps does not divide T
+ * there can be more than `steps`.
  */
 export function ddimTimesteps(steps: number, T = 1000): number[] {
   if (!Number.isInteger(steps) || steps < 1 || steps > T) throw new RangeError(`DDIM steps must be an integer in 1..${T}, got ${steps}`);
   const c = Math.floor(T / steps);
   const out: number[] = [];
-  for (let t = 0; t < T; t += c) out.push(t + 1);
+  // the + 1 can reach T (e.g. 3 steps: 999 + 1), past the schedule: ldm fails there; that step is dropped
+  for (let t = 0; t < T; t += c) if (t + 1 < T) out.push(t + 1);
   return out.reverse();
 }
 

@@ -17,6 +17,9 @@ import { SDUNet } from '../../src/sd/unet.js';
 import { AutoencoderKL } from '../../src/sd/vae.js';
 import { CLIPTextEncoder } from '../../src/sd/clip.js';
 import { CLIPTokenizer } from '../../src/sd/tokenizer.js';
+import { alphasCumprod } from '../../src/sd/schedule.js';
+import { ddimSample } from '../../src/sd/sampler.js';
+import { SDScoreModel } from '../../src/dmd/models/sd.js';
 
 export interface Comparison {
   name: string;
@@ -269,4 +272,76 @@ CHECKERS['clip-tokenizer'] = (c, t, ctx) => {
   const tok = CLIPTokenizer.load(path.join(ctx.dir ?? '.', c.vocab as string));
   const got = tok.batch(c.prompts as string[], { contextLength: (c.config as { context_length: number }).context_length });
   return [{ name: 'tokens', got, expected: t.get('expected/tokens') }];
+};
+
+CHECKERS['sd-ddim-cfg'] = (c, t, ctx) => {
+  const cfg = c.config as { unet: unknown; text: unknown; ddim: { steps: number; guidance_scale: number; linear_start: number; linear_end: number; num_train_timesteps: number } };
+  const unet = sdUnet(cfg.unet, sdWeights(c, t, 'weights/', 'model.diffusion_model.'), ctx);
+  const text = clipText(cfg.text, sdWeights(c, t, 'weights/', 'cond_stage_model.transformer.text_model.'), ctx);
+  try {
+    return noGrad(() => {
+      const context = text.forward(on(t.get('input/tokens'), ctx), { dtype: ctx.dtype });
+      const uncond = text.forward(on(t.get('input/uncond_tokens'), ctx), { dtype: ctx.dtype });
+      const ac = alphasCumprod({ linear_start: cfg.ddim.linear_start, linear_end: cfg.ddim.linear_end, timesteps: cfg.ddim.num_train_timesteps });
+      const r = ddimSample((x, ts, cx) => unet.forward(x, ts, cx, { dtype: ctx.dtype }), on(t.get('input/latent_T'), ctx), { context, uncond }, {
+        steps: cfg.ddim.steps, guidance: cfg.ddim.guidance_scale, alphasCumprod: ac.toFloat64Array(), trajectory: true,
+      });
+      return [
+        { name: 'context', got: context, expected: t.get('expected/context') },
+        { name: 'uncond_context', got: uncond, expected: t.get('expected/uncond_context') },
+        { name: 'alphas_cumprod', got: ac, expected: t.get('expected/alphas_cumprod') },
+        { name: 'timesteps', got: tensor(r.timesteps, { dtype: 'int64' }), expected: t.get('expected/timesteps') },
+        { name: 'step_alphas', got: tensor(r.stepAlphas), expected: t.get('expected/step_alphas') },
+        { name: 'step_alphas_prev', got: tensor(r.stepAlphasPrev), expected: t.get('expected/step_alphas_prev') },
+        { name: 'trajectory', got: r.trajectory!, expected: t.get('expected/trajectory') },
+        { name: 'pred_x0', got: r.predX0!, expected: t.get('expected/pred_x0') },
+        { name: 'x0', got: r.x0, expected: t.get('expected/x0') },
+      ];
+    });
+  } finally {
+    unet.dispose();
+    text.dispose();
+  }
+};
+
+// DMD2's text-to-image losses through the DMD core (dmd/losses.ts) and the SD score model adapter
+// (dmd/models/sd.ts), with the case's own alphas_cumprod (DMD2 takes diffusers' float32 table)
+CHECKERS['sd-dmd-losses'] = (c, t, ctx) => {
+  const real = sdUnet(c.config, sdWeights(c, t, 'real/', 'model.diffusion_model.'), ctx);
+  const fake = sdUnet(c.config, sdWeights(c, t, 'fake/', 'model.diffusion_model.'), ctx);
+  const ac = on(t.get('expected/alphas_cumprod'), ctx);
+  const latents = on(t.get('input/latents'), ctx);
+  const parts = { alphasCumprod: ac, uncond: on(t.get('input/uncond'), ctx), latentShape: latents.shape.slice(1), imageResolution: latents.shape[2]! * 8 };
+  const R = new SDScoreModel({ ...parts, unet: real });
+  const Fk = new SDScoreModel({ ...parts, unet: fake });
+  const schedule = R.schedule({ numTrainTimesteps: 1000, sigmaMin: 0, sigmaMax: 0, rho: 0 });
+  try {
+    const text = on(t.get('input/text'), ctx);
+    const guidance = c.real_guidance_scale as number;
+    const realFn = R.score({ guidance, dtype: ctx.dtype });
+    const fakeFn = Fk.score({ dtype: ctx.dtype });
+    const x = latents.detach().requiresGrad_();
+    const dmDraw = { tIndex: on(t.get('input/dm_timesteps'), ctx), noise: on(t.get('input/dm_noise'), ctx) };
+    const dm = distributionMatchingLoss(x, text, realFn, fakeFn, schedule, dmDraw);
+    dm.loss.backward();
+    const fakeDraw = { tIndex: on(t.get('input/fake_timesteps'), ctx), noise: on(t.get('input/fake_noise'), ctx) };
+    const fl = noGrad(() => fakeScoreLoss(latents, text, fakeFn, schedule, fakeDraw));
+    const noisy = (d: { tIndex: Tensor; noise: Tensor }) => schedule.addNoise(latents, d.tIndex, d.noise).noisy;
+    const fakeNoisy = noisy(fakeDraw);
+    return [
+      { name: 'dm_noisy_latents', got: noisy(dmDraw), expected: t.get('expected/dm_noisy_latents') },
+      { name: 'fake_noisy_latents', got: fakeNoisy, expected: t.get('expected/fake_noisy_latents') },
+      { name: 'pred_real_x0', got: dm.predReal, expected: t.get('expected/pred_real_x0') },
+      { name: 'pred_fake_x0', got: dm.predFake, expected: t.get('expected/pred_fake_x0') },
+      { name: 'dm_grad', got: dm.grad, expected: t.get('expected/dm_grad') },
+      { name: 'dm_loss', got: dm.loss.reshape([1]), expected: t.get('expected/dm_loss') },
+      { name: 'dm_latents_grad', got: x.grad!, expected: t.get('expected/dm_latents_grad') },
+      { name: 'fake_loss', got: fl.loss.reshape([1]), expected: t.get('expected/fake_loss') },
+      { name: 'fake_x0', got: noGrad(() => fakeFn(fakeNoisy, fakeDraw.tIndex, text)), expected: t.get('expected/fake_x0') },
+    ];
+  } finally {
+    R.dispose();
+    Fk.dispose();
+    schedule.dispose();
+  }
 };

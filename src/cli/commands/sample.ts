@@ -1,5 +1,6 @@
 // dmd sample: images from a one-step generator (--generator) or from a teacher with EDM's Heun
-// sampler (--teacher, --steps), as one grid PNG or a directory of PNGs.
+// sampler (--teacher, --steps), as one grid PNG or a directory of PNGs. Stable Diffusion teachers and
+// generators (prompts instead of classes) go through sample-sd.ts.
 import path from 'node:path';
 import { z } from 'zod';
 import { command } from '../common.js';
@@ -10,12 +11,21 @@ import { loadImageModel } from '../../edm/image-model.js';
 import { randn, Generator, tidy, noGrad, tensor, cat, type Tensor } from '../../tensor/index.js';
 import { oneHot } from '../../nn/functional.js';
 import { saveGrid, saveImages } from '../../data/grid.js';
+import { isStableDiffusion } from '../../sd/checkpoint.js';
+import { sampleSD } from './sample-sd.js';
 
 export const SampleConfigSchema = z.object({
   generator: z.string().min(1).optional().describe('one-step generator file (from dmd-train)'),
-  teacher: z.string().min(1).optional().describe('teacher file, sampled with Heun (default when no --generator: the bundled teacher)'),
-  steps: z.number().int().positive().default(18).describe('Heun steps for --teacher'),
-  guidance: z.number().positive().default(1).describe('classifier-free guidance weight for --teacher'),
+  teacher: z.string().min(1).optional().describe('teacher file, sampled with Heun (EDM) or DDIM/Euler/Heun (an SD v1 checkpoint or diffusers folder); default when no --generator: the bundled teacher'),
+  steps: z.number().int().positive().optional().describe('sampler steps for --teacher (default: EDM Heun 18, SD 25)'),
+  guidance: z.number().positive().optional().describe('classifier-free guidance weight for --teacher (default: EDM 1, SD 7.5; at least 1 for SD)'),
+  prompt: z.array(z.string()).optional().describe('text prompt for a Stable Diffusion teacher or generator (repeat for several; one image each)'),
+  prompts: z.string().min(1).optional().describe('a file of prompts: one per line, or JSON Lines with a "text" field (.jsonl)'),
+  size: z.number().int().positive().optional().describe("SD image size in pixels, a multiple of 8 (default: the model's)"),
+  sampler: z.enum(['ddim', 'euler', 'heun']).default('ddim').describe('sampler of an SD teacher'),
+  dtype: fields.dtype(),
+  teacherConfig: z.string().min(1).optional().describe('an LDM config (v1-inference.yaml) giving the architecture of an SD --teacher checkpoint'),
+  ema: z.boolean().optional().describe("use an SD checkpoint's EMA weights (model_ema.*; default: when it has them)"),
   count: z.number().int().positive().default(64).describe('number of images'),
   labels: z.array(z.number().int().min(0)).optional().describe('class labels to cycle through (default: all classes, balanced)'),
   out: z.string().min(1, 'must not be empty').default('samples.png').describe('a .png grid, or a directory for one PNG per image'),
@@ -29,11 +39,18 @@ export const sampleCommand = command({
   describe: 'make images with a one-step generator (or a teacher with Heun)',
   schema: SampleConfigSchema,
   run(cfg) {
+    const modelFile = cfg.generator ?? cfg.teacher;
+    if ((modelFile && isStableDiffusion(modelFile)) || cfg.prompt || cfg.prompts) {
+      if (!modelFile) throw new RangeError('prompts need a Stable Diffusion model: --teacher sd.safetensors (or a diffusers folder) or --generator from dmd-train');
+      if (!isStableDiffusion(modelFile)) throw new RangeError(`${modelFile}: --prompt/--prompts need a Stable Diffusion model; this is a class-conditional EDM network (use --labels)`);
+      sampleSD({ ...cfg, device: cfg.device });
+      return;
+    }
     const device = resolveDevice(cfg.device);
     const toGrid = cfg.out.toLowerCase().endsWith('.png');
     if (toGrid) ensureParentDir(cfg.out, '--out');
     else ensureDir(cfg.out, '--out');
-    const model = loadImageModel({ ...cfg, device });
+    const model = loadImageModel({ ...cfg, steps: cfg.steps ?? 18, guidance: cfg.guidance ?? 1, device });
     const c = model.net.config;
     if (cfg.labels && !c.label_dim) {
       model.net.dispose();
@@ -64,7 +81,7 @@ export const sampleCommand = command({
     } else {
       saveImages(images, (i) => path.join(cfg.out, `${String(i).padStart(6, '0')}.png`));
     }
-    console.log(`${cfg.count} images in ${secs.toFixed(2)} s (${(cfg.count / secs).toFixed(1)} img/s, ${model.oneStep ? '1 step' : `Heun ${cfg.steps} steps, NFE ${model.nfe}`}) -> ${cfg.out}`);
+    console.log(`${cfg.count} images in ${secs.toFixed(2)} s (${(cfg.count / secs).toFixed(1)} img/s, ${model.oneStep ? '1 step' : `Heun ${cfg.steps ?? 18} steps, NFE ${model.nfe}`}) -> ${cfg.out}`);
     model.net.dispose();
   },
 });

@@ -1,0 +1,100 @@
+// dmd sample for Stable Diffusion v1: prompts (--prompt, repeatable, or --prompts FILE) to images with
+// the teacher's sampler (DDIM / Euler / Heun with classifier-free guidance) or with a one-step SD
+// generator from dmd-train; the VAE decodes the latents. One image per prompt, as a grid or a directory.
+import path from 'node:path';
+import { StableDiffusion } from '../../sd/pipeline.js';
+import { readPrompts } from '../../sd/prompts.js';
+import { resolveDevice, checkExecutionDType } from '../../tensor/device.js';
+import { tidy, noGrad, cat, full, type Tensor } from '../../tensor/index.js';
+import { saveGrid, saveImages } from '../../data/grid.js';
+import { readSafetensorsHeader } from '../../io/safetensors.js';
+import { ensureDir, ensureParentDir } from '../../util/fs.js';
+import type { ExecutionDType } from '../../tensor/device.js';
+
+export interface SDSampleSettings {
+  teacher?: string | undefined;
+  generator?: string | undefined;
+  teacherConfig?: string | undefined;
+  ema?: boolean | undefined;
+  prompt?: string[] | undefined;
+  prompts?: string | undefined;
+  steps?: number | undefined;
+  guidance?: number | undefined;
+  size?: number | undefined;
+  sampler: 'ddim' | 'euler' | 'heun';
+  dtype: ExecutionDType;
+  batchSize: number;
+  seed: number;
+  device: string;
+  out: string;
+}
+
+/** The conditioning timestep recorded in a one-step SD generator file, or null for a teacher. */
+export function sdGeneratorTimestep(file: string): number | null {
+  try {
+    const m = readSafetensorsHeader(file).metadata;
+    return m.role === 'generator' && m.conditioning_timestep !== undefined ? Number(m.conditioning_timestep) : null;
+  } catch {
+    return null;
+  }
+}
+
+function promptsOf(s: SDSampleSettings): string[] {
+  const list = [...(s.prompt ?? []), ...(s.prompts ? readPrompts(s.prompts) : [])];
+  if (!list.length) throw new RangeError('a Stable Diffusion model needs prompts: --prompt "..." (repeatable) or --prompts FILE');
+  return list;
+}
+
+export function sampleSD(s: SDSampleSettings): void {
+  const device = resolveDevice(s.device);
+  checkExecutionDType(device, s.dtype);
+  const prompts = promptsOf(s);
+  if (s.guidance !== undefined && s.guidance < 1) throw new RangeError(`--guidance ${s.guidance}: classifier-free guidance must be >= 1 (1 = none)`);
+  const file = (s.generator ?? s.teacher)!;
+  if (s.out.toLowerCase().endsWith('.png')) ensureParentDir(s.out, '--out');
+  else ensureDir(s.out, '--out');
+  const sd = StableDiffusion.load(file, { device, config: s.teacherConfig, ema: s.ema });
+  try {
+    const size = s.size ?? sd.config.unet.image_size * sd.factor;
+    sd.latentSize(size);
+    const t0 = performance.now();
+    const tG = s.generator ? sdGeneratorTimestep(s.generator) : null;
+    if (s.generator && tG === null) throw new RangeError(`--generator ${s.generator}: not a one-step generator from dmd-train (sample a teacher with --teacher)`);
+    let images: Tensor;
+    let how: string;
+    if (tG !== null) {
+      images = oneStep(sd, prompts, tG, size, s);
+      how = `one step at t=${tG}`;
+    } else {
+      images = sd.sample(prompts, { steps: s.steps ?? 25, guidance: s.guidance ?? 7.5, size, seed: s.seed, sampler: s.sampler, dtype: s.dtype, batchSize: s.batchSize, warn: (m) => console.error(`warning: ${m}`) });
+      how = `${s.sampler} ${s.steps ?? 25} steps, guidance ${s.guidance ?? 7.5}`;
+    }
+    const secs = (performance.now() - t0) / 1000;
+    if (s.out.toLowerCase().endsWith('.png')) saveGrid(images, s.out, Math.ceil(Math.sqrt(prompts.length)));
+    else saveImages(images, (i) => path.join(s.out, `${String(i).padStart(6, '0')}.png`));
+    console.log(`${prompts.length} image(s) of ${size}x${size} in ${secs.toFixed(2)} s (${how}; ${sd.describe()}) -> ${s.out}`);
+    images.dispose();
+  } finally {
+    sd.dispose();
+  }
+}
+
+/** One-step images: x0 of the generator UNet at its conditioning timestep on seeded Gaussian latents. */
+function oneStep(sd: StableDiffusion, prompts: string[], t: number, size: number, s: SDSampleSettings): Tensor {
+  const [h, w] = sd.latentSize(size);
+  const ac = sd.alphasCumprod.toFloat64Array();
+  const a = ac[t]!;
+  const parts: Tensor[] = [];
+  for (let b = 0; b < prompts.length; b += s.batchSize) {
+    const chunk = prompts.slice(b, b + s.batchSize);
+    parts.push(noGrad(() => tidy(() => {
+      const z = sd.noise(chunk.length, b, s.seed, h, w);
+      const eps = sd.unet.forward(z, full([chunk.length], t, { dtype: 'int64', device: z.device }), sd.encodePrompts(chunk, { dtype: s.dtype }), { dtype: s.dtype });
+      const x0 = z.to('float64').sub(eps.to('float64').mul(Math.sqrt(1 - a))).div(Math.sqrt(a)).to('float32');
+      return sd.decode(x0, { dtype: s.dtype }).clamp(-1, 1).to('cpu');
+    })).keep());
+  }
+  const all = cat(parts);
+  for (const p of parts) p.dispose();
+  return all;
+}
