@@ -17,10 +17,7 @@ struct Config {
 };
 
 // openai CLIP's initialisation: normal with the stds of CLIP.initialize_parameters, biases zero
-at::Tensor normal(at::IntArrayRef shape, double std) {
-  at::NoGradGuard ng;
-  return torch::randn(shape) * std;
-}
+at::Tensor normal(at::IntArrayRef shape, double std) { return normalInit(shape, std); }
 
 struct ProjectedLinear : torch::nn::Module {
   ProjectedLinear(int64_t in, int64_t out, double std) {
@@ -94,6 +91,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   c.heads = positiveField(o, "heads", "CLIP text config");
   c.layers = positiveField(o, "layers", "CLIP text config");
   if (c.width % c.heads) throwRange("CLIP text config: width " + std::to_string(c.width) + " does not split into " + std::to_string(c.heads) + " heads");
+  SkipInit skip(o.Get("init").IsBoolean() && !o.Get("init").As<Napi::Boolean>().Value());
   return ModuleHandle::Wrap(info.Env(), std::make_shared<CLIPText>(c), "CLIPText");
 }
 

@@ -8,10 +8,28 @@ namespace {
 at::Tensor cast(const at::Tensor& t, const at::Tensor& like) { return t.scalar_type() == like.scalar_type() ? t : t.to(like.scalar_type()); }
 }  // namespace
 
+namespace {
+thread_local bool gSkipInit = false;
+}
+
+SkipInit::SkipInit(bool on) : previous(gSkipInit) { gSkipInit = on; }
+SkipInit::~SkipInit() { gSkipInit = previous; }
+bool skippingInit() { return gSkipInit; }
+
+// filled in place: one allocation per weight (temporaries of a billion-parameter model's init would
+// stay in the allocator's free lists and in the process's RSS)
 at::Tensor uniformInit(at::IntArrayRef shape, int64_t fan_in) {
   at::NoGradGuard ng;
+  at::Tensor t = at::empty(shape);
+  if (gSkipInit) return t;
   const double bound = 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(fan_in, 1)));
-  return (torch::rand(shape) * 2 - 1) * bound;
+  return t.uniform_(-bound, bound);
+}
+
+at::Tensor normalInit(at::IntArrayRef shape, double std) {
+  at::NoGradGuard ng;
+  at::Tensor t = at::empty(shape);
+  return gSkipInit ? t : t.normal_(0, std);
 }
 
 // ---- Linear ---------------------------------------------------------------------------------------

@@ -12,8 +12,18 @@
 namespace dmd::sd {
 
 // PyTorch's default initialisation of Linear/Conv2d (kaiming_uniform with a = sqrt(5): U(+-1/sqrt(fan_in))
-// for weight and bias), or zeros (ldm's zero_module), from libtorch's default generator.
+// for weight and bias), or zeros (ldm's zero_module), from libtorch's default generator; normalInit for
+// embeddings (CLIP's).
 at::Tensor uniformInit(at::IntArrayRef shape, int64_t fan_in);
+at::Tensor normalInit(at::IntArrayRef shape, double std);
+
+// While alive, new weights are left uninitialised (a module whose weights are about to be loaded).
+struct SkipInit {
+  explicit SkipInit(bool on);
+  ~SkipInit();
+  bool previous;
+};
+bool skippingInit();
 
 struct Linear : torch::nn::Module {
   Linear(int64_t in, int64_t out, bool bias = true, bool zero = false);

@@ -315,6 +315,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
     if (c.num_head_channels > 0 ? ch % c.num_head_channels : ch % c.num_heads)
       throwRange("SD UNet config: " + std::to_string(ch) + " channels do not split into the attention heads");
   }
+  SkipInit skip(o.Get("init").IsBoolean() && !o.Get("init").As<Napi::Boolean>().Value());
   auto m = std::make_shared<SDUNet>(c);
   Napi::Value ck = o.Get("use_checkpoint");
   m->checkpoint = ck.IsBoolean() && ck.As<Napi::Boolean>().Value();

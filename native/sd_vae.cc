@@ -210,6 +210,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
   if (!c.double_z) throwRange("SD VAE config: double_z must be true (a KL autoencoder's encoder gives mean and log-variance)");
   for (int64_t m : c.ch_mult)
     if ((m * c.ch) % 32) throwRange("SD VAE config: every level's channels (ch x ch_mult) must be a multiple of 32 (GroupNorm's groups)");
+  SkipInit skip(o.Get("init").IsBoolean() && !o.Get("init").As<Napi::Boolean>().Value());
   return ModuleHandle::Wrap(info.Env(), std::make_shared<AutoencoderKL>(c), "AutoencoderKL");
 }
 

@@ -47,3 +47,17 @@ export { applyRecipe, RECIPES, RECIPE_NAMES, type RecipeName } from './dmd/recip
 export { precisionRecall } from './metrics/precision-recall.js';
 export { FDProbe } from './metrics/probe.js';
 export { resolveAutoPairs, pairsCacheDir } from './dmd/regression/auto-pairs.js';
+export { StableDiffusion, type SDSampleOptions, type SDSamplerName } from './sd/pipeline.js';
+export { SDUNet } from './sd/unet.js';
+export { CLIPTextEncoder } from './sd/clip.js';
+export { AutoencoderKL, type Posterior } from './sd/vae.js';
+export { CLIPTokenizer, TokenizerError } from './sd/tokenizer.js';
+export { loadStableDiffusion, inferSDConfig, readLdmConfig, isStableDiffusion, SDCheckpointError, type SDLoadOptions } from './sd/checkpoint.js';
+export { parseStableDiffusionConfig, StableDiffusionConfigSchema, SDConfigError, type StableDiffusionConfig, type StableDiffusionConfigInput } from './sd/config.js';
+export { alphasCumprod, ddimTimesteps } from './sd/schedule.js';
+export { ddimSample, kSample, guidedEps, sdDenoiser, type EpsModel, type TextConditioning } from './sd/sampler.js';
+export { readPrompts, PromptsError } from './sd/prompts.js';
+export { SDScoreModel, SDNoiseSchedule } from './dmd/models/sd.js';
+export { readPythonFile, toPlain, type TorchValue } from './io/torchsave.js';
+export { unpickle, PickleError, PyDict, PyObject, PySet } from './io/pickle.js';
+export { readEDMSnapshot, SnapshotError, type SnapshotInfo } from './edm/snapshot.js';

@@ -291,9 +291,10 @@ function fill(what: string, file: string, m: { stateDict(): Map<string, Tensor>;
 }
 
 function build(config: StableDiffusionConfig, tensors: Map<string, Tensor>, src: StableDiffusionParts['source'], device: Device | undefined, tokenizer: CLIPTokenizer, configFile?: string): StableDiffusionParts {
-  const unet = SDUNet.create(config.unet);
-  const text = CLIPTextEncoder.create(config.text);
-  const vae = AutoencoderKL.create(config.vae);
+  // uninitialised: every weight is loaded (a missing one is an error below)
+  const unet = SDUNet.create(config.unet, { init: false });
+  const text = CLIPTextEncoder.create(config.text, { init: false });
+  const vae = AutoencoderKL.create(config.vae, { init: false });
   try {
     let unetW = part(tensors, UNET_PREFIX);
     if (src.ema) {

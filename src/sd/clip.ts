@@ -14,10 +14,10 @@ export class CLIPTextEncoder extends Module {
   }
 
   /** A freshly initialised encoder (openai CLIP's initialisation). */
-  static create(config: Partial<CLIPTextConfig> | CLIPTextConfig, o: { device?: Device; seed?: number } = {}): CLIPTextEncoder {
+  static create(config: Partial<CLIPTextConfig> | CLIPTextConfig, o: { device?: Device; seed?: number; init?: boolean } = {}): CLIPTextEncoder {
     const c = parseCLIPTextConfig(config);
     if (o.seed !== undefined) manualSeed(o.seed);
-    const m = new CLIPTextEncoder(N.clipTextCreate(c as unknown as Record<string, unknown>), c);
+    const m = new CLIPTextEncoder(N.clipTextCreate({ ...(c as unknown as Record<string, unknown>), init: o.init ?? true }), c);
     if (o.device && o.device !== 'cpu') m.to({ device: o.device });
     return m;
   }

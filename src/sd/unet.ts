@@ -18,11 +18,14 @@ export class SDUNet extends Module {
     super(handle);
   }
 
-  /** A freshly initialised UNet (PyTorch's default init, ldm's zero-initialised output convolutions). */
-  static create(config: Partial<SDUNetConfig> | SDUNetConfig, o: { device?: Device; seed?: number } = {}): SDUNet {
+  /**
+   * A freshly initialised UNet (PyTorch's default init, ldm's zero-initialised output convolutions);
+   * `init: false` leaves the weights uninitialised, for weights about to be loaded.
+   */
+  static create(config: Partial<SDUNetConfig> | SDUNetConfig, o: { device?: Device; seed?: number; init?: boolean } = {}): SDUNet {
     const c = parseUNetConfig(config);
     if (o.seed !== undefined) manualSeed(o.seed);
-    const net = new SDUNet(N.sdUnetCreate(c as unknown as Record<string, unknown>), c);
+    const net = new SDUNet(N.sdUnetCreate({ ...(c as unknown as Record<string, unknown>), init: o.init ?? true }), c);
     if (o.device && o.device !== 'cpu') net.to({ device: o.device });
     return net;
   }
@@ -57,7 +60,7 @@ export class SDUNet extends Module {
 
   /** A new UNet with the same config and a copy of the weights, on the same device and in the same mode. */
   clone(): SDUNet {
-    const copy = SDUNet.create(this.config);
+    const copy = SDUNet.create(this.config, { init: false });
     const dev = this.parameters()[0]!.device;
     if (dev !== 'cpu') copy.to({ device: dev });
     copy.copyFrom(this);

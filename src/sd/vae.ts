@@ -23,10 +23,10 @@ export class AutoencoderKL extends Module {
     super(handle);
   }
 
-  static create(config: Partial<SDVAEConfig> | SDVAEConfig, o: { device?: Device; seed?: number } = {}): AutoencoderKL {
+  static create(config: Partial<SDVAEConfig> | SDVAEConfig, o: { device?: Device; seed?: number; init?: boolean } = {}): AutoencoderKL {
     const c = parseVAEConfig(config);
     if (o.seed !== undefined) manualSeed(o.seed);
-    const m = new AutoencoderKL(N.sdVaeCreate({ ...c.ddconfig, embed_dim: c.embed_dim }), c);
+    const m = new AutoencoderKL(N.sdVaeCreate({ ...c.ddconfig, embed_dim: c.embed_dim, init: o.init ?? true }), c);
     if (o.device && o.device !== 'cpu') m.to({ device: o.device });
     return m;
   }
