@@ -15,8 +15,12 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 
 #include "common.h"
 
@@ -124,9 +128,32 @@ Napi::Value StoreCreate(const Napi::CallbackInfo& info) {
 #endif
     return wrapStore(info.Env(), c10::make_intrusive<c10d::TCPStore>(host, opts), where);
   } catch (const std::exception& e) {
-    throw std::runtime_error(std::string(opts.isServer ? "could not host" : "could not reach") + " the TCPStore at " + where + " (" + causeOf(e) +
-                             ")" + (opts.isServer ? "; is the port in use?" : "; check MASTER_ADDR/MASTER_PORT and that rank 0 is running"));
+    const std::string cause = causeOf(e);
+    const double secs = static_cast<double>(opts.timeout.count()) / 1000.0;
+    if (opts.isServer)
+      throw std::runtime_error("could not host the rendezvous store at " + where + " (" + cause + ")" +
+                               (cause.find("in use") != std::string::npos || cause.find("Address already") != std::string::npos
+                                    ? ": the port is held by another program; choose another MASTER_PORT (--nproc-per-node picks a free one)"
+                                    : "; check MASTER_ADDR and MASTER_PORT"));
+    throw std::runtime_error("no rendezvous store answered at " + where + " within " + std::to_string(static_cast<int>(secs)) + " s (" + cause +
+                             "): rank 0, which hosts it, has not started, or another program holds that port; start rank 0, check MASTER_ADDR/MASTER_PORT, or raise --dist-timeout");
   }
+}
+
+// resolveHost(name) -> the first address the name resolves to (IPv4 or IPv6 text); throws naming the name
+Napi::Value ResolveHost(const Napi::CallbackInfo& info) {
+  const std::string host = stringArg(info, 0);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || !res) throwRange(std::string("'") + host + "' does not resolve (" + ::gai_strerror(rc) + ")");
+  char buf[NI_MAXHOST] = {0};
+  const int nrc = ::getnameinfo(res->ai_addr, res->ai_addrlen, buf, sizeof(buf), nullptr, 0, NI_NUMERICHOST);
+  ::freeaddrinfo(res);
+  if (nrc != 0) throwRange(std::string("'") + host + "' resolves to an address that cannot be printed (" + ::gai_strerror(nrc) + ")");
+  return Napi::String::New(info.Env(), buf);
 }
 
 // storePrefix(store, prefix)
@@ -391,6 +418,7 @@ std::vector<std::string> distributedBackends() {
 
 void registerDistributed(Napi::Env env, Exports exports) {
   DMD_EXPORT(exports, env, "storeCreate", StoreCreate);
+  DMD_EXPORT(exports, env, "resolveHost", ResolveHost);
   DMD_EXPORT(exports, env, "storePrefix", StorePrefix);
   DMD_EXPORT(exports, env, "storeSet", StoreSet);
   DMD_EXPORT(exports, env, "storeGet", StoreGet);

@@ -249,6 +249,7 @@ export interface NativeBinding {
   // distributed.cc
   storeCreate(o: { host: string; port: number; isServer: boolean; worldSize?: number; timeoutMs?: number; waitWorkers?: boolean }): StoreHandle;
   storePrefix(s: StoreHandle, prefix: string): StoreHandle;
+  resolveHost(name: string): string;
   storeSet(s: StoreHandle, key: string, value: string | Uint8Array): void;
   storeGet(s: StoreHandle, key: string): Buffer;
   storeAdd(s: StoreHandle, key: string, amount: number): number;
@@ -284,6 +285,10 @@ function load(): NativeBinding {
   // when the library loads) now and then crash V8 (seen as a segfault in 2-4% of short runs). Neither
   // MPI nor UCX is used here: their hooks are off unless the environment says otherwise.
   for (const [k, v] of [['UCX_MEM_EVENTS', 'no'], ['UCX_MEM_MALLOC_HOOKS', 'no'], ['UCX_MEM_MMAP_HOOK_MODE', 'none']] as const) process.env[k] ??= v;
+  // libtorch's own log lines (c10d's connection retries print one warning per attempt) are condensed
+  // into our errors, which name the rank, the address and the fix: only its errors are printed, unless
+  // TORCH_CPP_LOG_LEVEL says otherwise
+  process.env.TORCH_CPP_LOG_LEVEL ??= 'ERROR';
   const require = createRequire(import.meta.url);
   try {
     return require(path) as NativeBinding;

@@ -29,6 +29,11 @@ export function command<S extends z.ZodObject<z.ZodRawShape>>(spec: CommandSpec<
       const nproc = (cfg as { nprocPerNode?: number }).nprocPerNode ?? 1;
       if (nproc > 1 && process.env.RANK === undefined) {
         const r = await spawnWorkers(nproc);
+        if (r.signal) {
+          // stopped by the user or the scheduler: say so and exit as a process killed by that signal would
+          process.stderr.write(`${r.message}\n`);
+          process.exit(r.code);
+        }
         if (r.code !== 0) throw new DistributedError(r.message);
         return;
       }

@@ -27,7 +27,7 @@ export function gridPixels(images: Tensor, cols?: number): { data: Uint8Array; w
 
 export function saveGrid(images: Tensor, file: string, cols?: number): void {
   const g = gridPixels(images, cols);
-  atomicWrite(file, encodePNG(g));
+  atomicWrite(file, encodePNG(g), 'image');
 }
 
 /** Saves each image of a batch as its own PNG (names from `name(i)`). */

@@ -12,8 +12,10 @@ export interface LoaderOptions {
   batchSize: number;
   /** network resolution; images are padded (smaller by an even margin, value -1) or resized (bilinear, antialiased) */
   resolution?: number;
-  /** network channels (1 or 3): gray images are repeated to RGB; RGB to gray is an error */
+  /** network channels (1 or 3): gray images are repeated to RGB (with a notice); RGB to gray is an error */
   channels?: number;
+  /** hears of conversions made to fit the network (e.g. gray images repeated to 3 channels) */
+  notice?: (s: string) => void;
   device?: Device;
   seed?: number;
   shuffle?: boolean;
@@ -49,7 +51,9 @@ export class ImageLoader {
     this.resolution = o.resolution ?? source.height;
     this.channels = o.channels ?? source.channels;
     this.numClasses = o.numClasses ?? source.numClasses;
-    if (source.channels === 3 && this.channels === 1) throw new DatasetError(`${source.name}: RGB images for a 1-channel network`);
+    if (source.channels === 3 && this.channels === 1)
+      throw new DatasetError(`${source.name}: RGB images for a network of 1-channel (gray) images; no conversion is made: give gray images (e.g. fashion-mnist), or a 3-channel network`);
+    if (source.channels === 1 && this.channels === 3) o.notice?.(`notice: ${source.name} holds gray images; each is repeated to the network's 3 channels`);
     if (this.channels !== 1 && this.channels !== 3) throw new DatasetError(`networks with ${this.channels} channels are not supported by the image loader`);
     if (source.labels && this.numClasses < source.numClasses)
       throw new DatasetError(`${source.name}: has ${source.numClasses} classes but the network takes ${this.numClasses} (label_dim)`);

@@ -8,9 +8,11 @@ import type { Tensor } from '../tensor/tensor.js';
 import { type Device, isCuda, resolveDevice } from '../tensor/device.js';
 import { cuda } from '../tensor/cuda.js';
 import { buildInfo } from '../tensor/runtime.js';
+import { tensor } from '../tensor/create.js';
 import type { Stateful } from '../nn/module.js';
 import { launchFromEnv, type LaunchInfo, LaunchError } from './launch.js';
 import { Store, ProcessGroup, type Backend } from './group.js';
+import { PACKAGE_VERSION } from '../util/version.js';
 
 function processAlive(pid: number): boolean {
   try {
@@ -32,6 +34,50 @@ export interface DistributedOptions {
   timeoutSeconds?: number;
   device: Device;
   launch?: LaunchInfo;
+}
+
+/**
+ * Every rank says it is here, with its view of the job, before the process group is made: a rank
+ * launched with another WORLD_SIZE or a rank number taken twice is refused on every rank, and ranks
+ * that never arrive within the timeout are named (with the store's address and the flag to change).
+ */
+function rendezvous(store: Store, launch: LaunchInfo, timeoutMs: number): void {
+  const me = { worldSize: launch.worldSize, host: hostname(), pid: process.pid, source: launch.source };
+  const where = `store ${launch.masterAddr}:${launch.masterPort}`;
+  if (store.add(`join-count/${launch.rank}`, 1) > 1)
+    throw new DistributedError(`rank ${launch.rank} of ${launch.worldSize}: another process of this job already claimed rank ${launch.rank} (${where}); give every process its own RANK`);
+  store.set(`join/${launch.rank}`, JSON.stringify(me));
+  const read = (r: number) => JSON.parse(store.get(`join/${r}`).toString('utf8')) as typeof me;
+  const secs = Math.round(timeoutMs / 1000);
+  const missing = () => Array.from({ length: launch.worldSize }, (_, r) => r).filter((r) => !store.check([`join/${r}`]));
+  const waitFor = (keys: string[]) => {
+    try {
+      store.wait(keys, timeoutMs);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!waitFor(['join/0'])) throw new DistributedError(`rank ${launch.rank} of ${launch.worldSize}: rank 0 never joined within ${secs} s (${where}); start it, or raise --dist-timeout`);
+  const zero = read(0);
+  if (zero.worldSize !== launch.worldSize)
+    throw new DistributedError(`the ranks disagree on WORLD_SIZE: rank 0 has ${zero.worldSize}, rank ${launch.rank} has ${launch.worldSize}; launch every rank with the same WORLD_SIZE`);
+  if (!waitFor(Array.from({ length: launch.worldSize }, (_, r) => `join/${r}`))) {
+    const gone = missing();
+    throw new DistributedError(`rank ${launch.rank} of ${launch.worldSize}: ${gone.length === 1 ? `rank ${gone[0]}` : `ranks ${gone.join(', ')}`} of ${launch.worldSize} never joined within ${secs} s (${where}); start every rank, or raise --dist-timeout`);
+  }
+  for (let r = 0; r < launch.worldSize; r++) {
+    const o = read(r);
+    if (o.worldSize !== launch.worldSize)
+      throw new DistributedError(`the ranks disagree on WORLD_SIZE: rank ${r} has ${o.worldSize}, rank ${launch.rank} has ${launch.worldSize}; launch every rank with the same WORLD_SIZE`);
+  }
+}
+
+/** A value per rank, grouped: "rank 0 has 4; ranks 1, 2 have 8". */
+function byValue(values: string[]): string {
+  const groups = new Map<string, number[]>();
+  values.forEach((v, r) => groups.set(v, [...(groups.get(v) ?? []), r]));
+  return [...groups].map(([v, rs]) => `${rs.length === 1 ? `rank ${rs[0]} has` : `ranks ${rs.join(', ')} have`} ${v}`).join('; ');
 }
 
 export class Distributed {
@@ -86,19 +132,59 @@ export class Distributed {
       );
     if (backend === 'nccl' && !isCuda(o.device)) throw new DistributedError('--dist-backend nccl needs --device cuda');
     if (backend === 'gloo' && isCuda(o.device)) throw new DistributedError('the Gloo backend here reduces CPU tensors only; use --dist-backend nccl (or auto) with CUDA');
+    const who = `rank ${launch.rank} of ${launch.worldSize}`;
+    // a store address that does not resolve fails at once, naming it
+    try {
+      Store.resolve(launch.masterAddr);
+    } catch (e) {
+      throw new DistributedError(`${who}: MASTER_ADDR ${e instanceof Error ? e.message : String(e)}; set it to rank 0's host name or address`);
+    }
     let store: Store;
     try {
       // torchrun's agent hosts a store already (every rank a client); otherwise rank 0 hosts one
       const root = Store.tcp({ host: launch.masterAddr, port: launch.masterPort, isServer: !launch.agentStore && launch.rank === 0, worldSize: launch.worldSize, timeoutMs });
       store = root.prefix('dmd-torch');
     } catch (e) {
-      throw new DistributedError(`rank ${launch.rank} of ${launch.worldSize}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new DistributedError(`${who}: ${e instanceof Error ? e.message : String(e)}`);
     }
+    rendezvous(store, launch, timeoutMs);
     const group = ProcessGroup.create(store, launch.rank, launch.worldSize, { backend, timeoutMs, device: launch.localRank });
     const d = new Distributed(launch, store, group, timeoutMs);
     store.set(`proc/${launch.rank}`, `${hostname()}:${process.pid}`);
     d.heartbeat(true);
     return d;
+  }
+
+  /**
+   * Before the first collective that depends on them: every rank publishes the settings that must be
+   * the same in all processes of the job (settings, teacher hash, parameter count, versions, ...), and
+   * any difference ends every rank with one line naming the field, the values and the ranks holding
+   * them. `what` names the step (e.g. "dmd-train settings").
+   */
+  agree(what: string, fingerprint: Record<string, unknown>): void {
+    if (!this.store) return;
+    const store = this.store;
+    const mine = { ...fingerprint, dmd_torch: PACKAGE_VERSION, libtorch: buildInfo().torchVersion, world_size: this.size };
+    const key = (r: number) => `agree/${what}/${r}`;
+    store.set(key(this.rank), JSON.stringify(mine));
+    try {
+      store.wait(Array.from({ length: this.size }, (_, r) => key(r)), this.timeoutMs);
+    } catch {
+      const gone = Array.from({ length: this.size }, (_, r) => r).filter((r) => !store.check([key(r)]));
+      throw new DistributedError(`rank ${this.rank} of ${this.size}: rank(s) ${gone.join(', ')} did not reach the ${what} check within ${Math.round(this.timeoutMs / 1000)} s${this.diagnoseSuffix()}`);
+    }
+    const all = Array.from({ length: this.size }, (_, r) => JSON.parse(store.get(key(r)).toString('utf8')) as Record<string, unknown>);
+    const fields = [...new Set(all.flatMap((f) => Object.keys(f)))].sort();
+    for (const f of fields) {
+      const values = all.map((x) => JSON.stringify(x[f]) ?? 'unset');
+      if (new Set(values).size > 1)
+        throw new DistributedError(`the processes of this job disagree on ${f} (${what}): ${byValue(values)}; every process must run with the same settings and files`);
+    }
+  }
+
+  private diagnoseSuffix(): string {
+    const why = this.diagnose();
+    return why ? ` — ${why}` : '';
   }
 
   /** Records that this rank is alive (at most once a second). */
@@ -174,11 +260,19 @@ export class Distributed {
     if (this.group) this.guarded((g) => g.barrier());
   }
 
-  /** Parameters and buffers of the modules become rank 0's. */
+  /**
+   * Parameters and buffers of the modules become rank 0's. The ranks first compare what they hold
+   * (tensor count and sizes): networks of different shapes are refused naming the ranks, never handed to
+   * the backend (Gloo aborts the process on a size mismatch).
+   */
   broadcastModules(modules: readonly (Stateful | null)[]): void {
     if (!this.group) return;
     const tensors = modules.flatMap((m) => (m ? [...m.stateDict().values()] : []));
     try {
+      const shape = tensor([tensors.length, tensors.reduce((a, t) => a + t.numel, 0)], { dtype: 'float64' });
+      const seen = this.allgather(shape).map((t) => { const v = t.toArray(); t.dispose(); return `${v[0]} tensors of ${v[1]} values`; });
+      shape.dispose();
+      if (new Set(seen).size > 1) throw new DistributedError(`the processes of this job hold networks of different shapes: ${byValue(seen)}; every process must load the same teacher and settings`);
       this.guarded((g) => g.broadcastTensors(tensors));
     } finally {
       for (const t of tensors) t.dispose();

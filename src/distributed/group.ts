@@ -20,6 +20,11 @@ export class Store {
     return new Store(N.storeCreate({ ...o, waitWorkers: false }));
   }
 
+  /** The address a host name resolves to (throws naming the name when it does not). */
+  static resolve(host: string): string {
+    return N.resolveHost(host);
+  }
+
   /** A view of this store whose keys are prefixed (PrefixStore). */
   prefix(p: string): Store { return new Store(N.storePrefix(this.handle, p)); }
   set(key: string, value: string | Uint8Array): void { N.storeSet(this.handle, key, value); }

@@ -39,8 +39,21 @@ export function firstSlurmHost(list: string): string {
   return prefix! + range.split(',')[0]!.split('-')[0]!;
 }
 
+/** Launch variables that must not appear on their own: a launcher that set them half is refused, never run as a single rank 0. */
+function checkHalfSet(env: NodeJS.ProcessEnv): void {
+  const torchrun = env.RANK !== undefined || env.WORLD_SIZE !== undefined;
+  for (const v of ['LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK'])
+    if (env[v] !== undefined && !torchrun && env.SLURM_PROCID === undefined)
+      throw new LaunchError(`${v}=${env[v]} is set but RANK and WORLD_SIZE are not: the launcher set only part of torchrun's variables; set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT together (or unset ${v} to run one process)`);
+  if (!torchrun && (env.SLURM_PROCID !== undefined) !== (env.SLURM_NTASKS !== undefined)) {
+    const [has, lacks] = env.SLURM_PROCID !== undefined ? ['SLURM_PROCID', 'SLURM_NTASKS'] : ['SLURM_NTASKS', 'SLURM_PROCID'];
+    throw new LaunchError(`${has}=${env[has]} is set but ${lacks} is not: launch the ranks with srun (which sets both), or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT yourself`);
+  }
+}
+
 export function launchFromEnv(env: NodeJS.ProcessEnv = process.env): LaunchInfo {
   const single: LaunchInfo = { rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: DEFAULT_PORT, agentStore: false, source: 'single' };
+  checkHalfSet(env);
   let info: LaunchInfo;
   if (env.RANK !== undefined || env.WORLD_SIZE !== undefined) {
     const worldSize = int(env, 'WORLD_SIZE', 1);

@@ -32,17 +32,43 @@ export interface SpawnResult {
   code: number;
   /** the rank whose failure ended the job, if any */
   failedRank: number | null;
+  /** the signal that stopped the launcher (and, forwarded, its workers), if one did */
+  signal: NodeJS.Signals | null;
   message: string;
 }
+
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
 
 /** Runs `nproc` workers of this same program and waits for them. */
 export async function spawnWorkers(nproc: number, o: { args?: string[]; log?: (s: string) => void } = {}): Promise<SpawnResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  // a signal during start-up (or later) stops the launch; it is forwarded to the workers started so far
+  let stoppedBy: NodeJS.Signals | null = null;
+  const children: ChildProcess[] = [];
+  const forward = (sig: NodeJS.Signals) => {
+    stoppedBy ??= sig;
+    for (const c of children) if (c.exitCode === null) c.kill(sig);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  try {
+    return await launchWorkers(nproc, o, log, children, () => stoppedBy);
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+  }
+}
+
+async function launchWorkers(nproc: number, o: { args?: string[] }, log: (s: string) => void, children: ChildProcess[], stopped: () => NodeJS.Signals | null): Promise<SpawnResult> {
+  const cores = availableParallelism();
+  if (nproc > cores)
+    log(`warning: --nproc-per-node ${nproc} on ${cores} core(s): 1 thread per worker and the cores oversubscribed (each process is slowed several times), and every worker loads its own networks (${nproc} times one process's memory)`);
   const port = await freePort();
-  const threads = Math.max(1, Math.floor(availableParallelism() / nproc));
+  const stoppedEarly = stopped();
+  if (stoppedEarly) return { code: 128 + (SIGNAL_NUMBERS[stoppedEarly] ?? 15), failedRank: null, signal: stoppedEarly, message: `stopped by ${stoppedEarly} before the workers started` };
+  const threads = Math.max(1, Math.floor(cores / nproc));
   const args = withoutNproc(o.args ?? process.argv.slice(2));
   log(`launching ${nproc} workers on 127.0.0.1:${port}, ${threads} thread(s) each; rank 0's output follows`);
-  const children: ChildProcess[] = [];
   const tails: string[][] = [];
   let failed: { rank: number; code: number } | null = null;
   const exits = Array.from({ length: nproc }, (_, rank) => {
@@ -70,8 +96,8 @@ export async function spawnWorkers(nproc: number, o: { args?: string[]; log?: (s
     child.stderr!.on('data', rank === 0 ? keep : () => {});
     return new Promise<void>((resolve) => {
       child.on('exit', (code, signal) => {
-        const c = code ?? (signal ? 128 : 1);
-        if (c !== 0 && !failed) {
+        const c = code ?? (signal ? 128 + (SIGNAL_NUMBERS[signal] ?? 0) : 1);
+        if (c !== 0 && !failed && !stopped()) {
           failed = { rank, code: c };
           // stop the others: SIGTERM first (they checkpoint if they can), SIGKILL after a grace period
           for (const other of children) if (other !== child && other.exitCode === null) other.kill('SIGTERM');
@@ -81,17 +107,11 @@ export async function spawnWorkers(nproc: number, o: { args?: string[]; log?: (s
       });
     });
   });
-  const forward = (sig: NodeJS.Signals) => { for (const c of children) if (c.exitCode === null) c.kill(sig); };
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  try {
-    await Promise.all(exits);
-  } finally {
-    process.off('SIGINT', forward);
-    process.off('SIGTERM', forward);
-  }
-  if (!failed) return { code: 0, failedRank: null, message: `all ${nproc} workers finished` };
+  await Promise.all(exits);
+  const sig = stopped();
+  if (sig) return { code: 128 + (SIGNAL_NUMBERS[sig] ?? 15), failedRank: null, signal: sig, message: `stopped by ${sig}; the signal was passed to the ${nproc} workers` };
+  if (!failed) return { code: 0, failedRank: null, signal: null, message: `all ${nproc} workers finished` };
   const f = failed as { rank: number; code: number };
   const last = tails[f.rank]!.filter((l) => /error/i.test(l)).at(-1) ?? tails[f.rank]!.at(-1) ?? '';
-  return { code: f.code, failedRank: f.rank, message: `worker rank ${f.rank} exited with code ${f.code}${last ? ` (${last.replace(/^error: /, '')})` : ''}; the other workers were stopped` };
+  return { code: f.code, failedRank: f.rank, signal: null, message: `worker rank ${f.rank} exited with code ${f.code}${last ? ` (${last.replace(/^error: /, '')})` : ''}; the other workers were stopped` };
 }

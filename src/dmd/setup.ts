@@ -8,6 +8,7 @@ import { defaultTeacherPath } from '../edm/default-teacher.js';
 import { fileSha256 } from '../util/fs.js';
 import { formatZodError } from '../util/zod.js';
 import { checkBatchMemory } from '../train/memory.js';
+import { settingsIdentity } from '../train/settings.js';
 import { Distributed } from '../distributed/context.js';
 import { DMDConfigSchema, type DMDConfig } from './config.js';
 import { applyRecipe } from './recipes.js';
@@ -33,6 +34,11 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
   if (cfg.lambdaDm === 0 && !(cfg.pairs && cfg.lambdaReg > 0) && !cfg.gan)
     throw new DMDSetupError('--lambda-dm 0 leaves no loss for the generator: give --pairs (regression only) or --gan');
   return cfg;
+}
+
+/** What every process of a data-parallel run must hold the same: the run's settings, the teacher's hash and size. */
+export function runFingerprint(cfg: DMDConfig, teacher: LoadedTeacher): Record<string, unknown> {
+  return { ...settingsIdentity(cfg, ['teacher']), steps: cfg.steps, dist_same_noise: cfg.distSameNoise, teacher_sha256: teacher.sha256, teacher_parameters: teacher.model.parameterCount() };
 }
 
 /** This process's place in the job, its device and the seed of its random streams. */

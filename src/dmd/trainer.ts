@@ -30,11 +30,11 @@ import { ganGeneratorLoss } from './losses.js';
 import { Critic } from './critic.js';
 import { OneStepGenerator } from './generator.js';
 import { RankRandom } from './rng.js';
-import { parseDMDSettings, joinRun, loadTeacher, type LoadedTeacher } from './setup.js';
+import { parseDMDSettings, joinRun, loadTeacher, runFingerprint, DMDSetupError, type LoadedTeacher } from './setup.js';
 import type { Conditioning, NoiseSchedule, ScoreModel } from './score-model.js';
 import { describeDMD, trainDMD, type DMDRunResult } from './run.js';
 
-export { DMDSetupError } from './setup.js';
+export { DMDSetupError };
 export type { DMDRunResult } from './run.js';
 
 export type StepMetrics = Record<string, number>;
@@ -63,6 +63,7 @@ export class DMDTrainer {
   step = 0;
   /** wall seconds of the last generator turn and fake-score turn (on CUDA: synchronise first to time kernels) */
   readonly turnSeconds = { generator: 0, fakeScore: 0 };
+  private trained = false;
   private readonly criticParams: Tensor[];
   private readonly lrScale: (step: number) => number;
   private readonly fixed: { z: Tensor; labels: Tensor | null };
@@ -83,6 +84,7 @@ export class DMDTrainer {
     const d = this.device;
     this.teacher = loadTeacher(cfg, d, log, o.teacher);
     const real = this.teacher.model;
+    this.dist.agree('dmd-train settings', runFingerprint(cfg, this.teacher));
     this.generator = new OneStepGenerator(real, { level: cfg.sigmaC, dtype: cfg.dtype, emaDecay: cfg.emaDecay, dropout: cfg.dropout });
     this.schedule = real.schedule(cfg);
     this.rng = new RankRandom(Generator.create(d, deriveSeed(place.rankSeed, 11)), d, this.dist, place.sameNoise);
@@ -94,7 +96,7 @@ export class DMDTrainer {
     const spec = real.imageSpec;
     // every rank reads the global batch in the same order and keeps its slice: the data are partitioned
     this.data = this.critic?.head
-      ? new ImageLoader(openDataset(cfg.data!), { batchSize: cfg.batchSize * this.dist.size, resolution: spec.img_resolution, channels: spec.img_channels, numClasses: spec.label_dim, device: d, seed: deriveSeed(cfg.seed, 3) })
+      ? new ImageLoader(openDataset(cfg.data!), { batchSize: cfg.batchSize * this.dist.size, resolution: spec.img_resolution, channels: spec.img_channels, numClasses: spec.label_dim, device: d, seed: deriveSeed(cfg.seed, 3), notice: this.dist.isMain ? log : undefined })
       : null;
     const adam = { betas: cfg.betas as [number, number], weightDecay: cfg.weightDecay };
     this.criticParams = this.critic?.parameters() ?? [];
@@ -229,6 +231,8 @@ export class DMDTrainer {
    * export and the final evaluation. report.html is refreshed along the way unless other hooks are given.
    */
   train(log: (s: string) => void = console.log, o: { progress?: boolean; hooks?: RunHooks } = {}): Promise<DMDRunResult> {
+    if (this.trained) return Promise.reject(new DMDSetupError('this trainer has already run train(); make a new DMDTrainer (with resume: true to continue the same run directory)'));
+    this.trained = true;
     return trainDMD(this, log, o);
   }
 

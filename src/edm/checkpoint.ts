@@ -262,11 +262,11 @@ export function saveEDM(net: EDMNetwork, path: string, extraMetadata: Record<str
     const cpu = new Map<string, Tensor>();
     for (const [k, t] of net.stateDict()) cpu.set(k, t.to({ device: 'cpu', dtype: 'float32' }).contiguous());
     if (path.endsWith('.safetensors')) {
-      writeSafetensors(path, cpu, { ...extraMetadata, config: configJSON(net.config), format: 'dmd-torch/edm', role });
+      writeSafetensors(path, cpu, { ...extraMetadata, config: configJSON(net.config), format: 'dmd-torch/edm', role }, role);
     } else {
       const sd: { [k: string]: PickleValue } = {};
       for (const [k, t] of cpu) sd[k] = t;
-      writeTorchSave(path, { config: configJSON(net.config), state_dict: sd, ...extraMetadata, role });
+      writeTorchSave(path, { config: configJSON(net.config), state_dict: sd, ...extraMetadata, role }, role);
     }
   });
 }

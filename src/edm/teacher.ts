@@ -71,8 +71,9 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
   if (warn) log(`warning: ${warn}`);
   const source = openDataset(cfg.data);
   if (netConfig.label_dim && !source.labels) throw new DatasetError(`${source.name} has no labels but the network is class-conditional (label_dim ${netConfig.label_dim})`);
-  const loader = new ImageLoader(source, { batchSize: cfg.batchSize * dist.size, resolution: netConfig.img_resolution, channels: netConfig.img_channels, numClasses: netConfig.label_dim, device, seed: cfg.seed });
+  const loader = new ImageLoader(source, { batchSize: cfg.batchSize * dist.size, resolution: netConfig.img_resolution, channels: netConfig.img_channels, numClasses: netConfig.label_dim, device, seed: cfg.seed, notice: dist.isMain ? log : undefined });
   const net = EDMNetwork.create(netConfig, { seed: cfg.seed, device });
+  dist.agree('dmd teacher settings', { ...settingsIdentity(cfg), kimg: cfg.kimg, network: netConfig, parameters: net.parameterCount(), images: source.size });
   net.train();
   const emaNet = net.clone();
   emaNet.eval().requiresGrad_(false);
@@ -139,7 +140,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
     }, log, o);
     if (r.status === 'done' && dist.isMain) {
       saveEDM(emaNet, teacherPath, { trained_kimg: String(nimg / 1000), data: cfg.data });
-      atomicWrite(path.join(cfg.out, 'teacher-config.json'), JSON.stringify({ network: netConfig, training: cfg }, null, 2));
+      atomicWrite(path.join(cfg.out, 'teacher-config.json'), JSON.stringify({ network: netConfig, training: cfg }, null, 2), 'teacher config');
       log(`wrote ${teacherPath} (EMA network, ${(nimg / 1000).toFixed(1)} kimg, ${step} steps)`);
     }
     return { ...r, teacherPath };

@@ -75,7 +75,7 @@ export function readSafetensors(path: string, o: ReadOptions = {}): SafetensorsF
  * Writes tensors (any device; copied to the CPU) and string metadata. The file appears atomically:
  * it is written to a temporary name and renamed.
  */
-export function writeSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): void {
+export function writeSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}, what = 'safetensors file'): void {
   const items = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -98,5 +98,5 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor> | Re
     writeAll(fd, len);
     writeAll(fd, json);
     for (const { t } of layout) writeAll(fd, t.bytes());
-  });
+  }, what);
 }

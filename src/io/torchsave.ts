@@ -178,7 +178,7 @@ export function readTorchSave(path: string): TorchValue {
 }
 
 /** Writes a value as a torch.save file readable by torch.load (atomically, through atomicWrite). */
-export function writeTorchSave(path: string, value: PickleValue): void {
+export function writeTorchSave(path: string, value: PickleValue, what = 'torch.save file'): void {
   const toNative = (v: PickleValue): unknown => {
     if (v instanceof Tensor) return v.handle;
     if (Array.isArray(v)) return v.map(toNative);
@@ -190,5 +190,5 @@ export function writeTorchSave(path: string, value: PickleValue): void {
     return v;
   };
   const bytes = N.pickleSave(toNative(value));
-  atomicWrite(path, bytes);
+  atomicWrite(path, bytes, what);
 }

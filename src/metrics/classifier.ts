@@ -86,7 +86,7 @@ export class FeatureClassifier extends Module {
   }
 
   save(file: string, extra: Record<string, string> = {}): void {
-    tidy(() => writeSafetensors(file, new Map([...this.stateDict()].map(([k, v]) => [k, v.to('cpu').contiguous()])), { kind: 'dmd-classifier', arch: CLASSIFIER_ARCH, spec: JSON.stringify(this.spec), ...extra }));
+    tidy(() => writeSafetensors(file, new Map([...this.stateDict()].map(([k, v]) => [k, v.to('cpu').contiguous()])), { kind: 'dmd-classifier', arch: CLASSIFIER_ARCH, spec: JSON.stringify(this.spec), ...extra }, 'classifier'));
   }
 
   /** Pooled features [N, 4 width] of images in [-1, 1]. */

@@ -133,6 +133,13 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
     refSource = openDataset(cfg.ref);
   }
   const model = loadImageModel({ ...cfg, device });
+  try {
+    const { device: _d, nprocPerNode: _n, distBackend: _b, distTimeout: _t, out: _o, ...same } = cfg;
+    dist.agree('dmd eval settings', { ...same, parameters: model.net.parameterCount() });
+  } catch (e) {
+    model.net.dispose();
+    throw e;
+  }
   let cls: FeatureClassifier | null = null;
   let inc: InceptionDetector | null = null;
   const accs: StatsAccumulator[] = [];
@@ -259,7 +266,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
       result.class_fraction_max = Math.max(...hist) / total;
       if (classes) result.classifier_accuracy_on_samples = correct / total;
     }
-    atomicWrite(cfg.out, `${JSON.stringify(result, null, 2)}\n`);
+    atomicWrite(cfg.out, `${JSON.stringify(result, null, 2)}\n`, 'evaluation results');
     for (const [k, v] of Object.entries(result)) if (typeof v === 'number') log(`${k}: ${Number.isInteger(v) ? v : v.toFixed(4)}`);
     log(`wrote ${cfg.out}`);
     return result;

@@ -33,26 +33,37 @@ const NOT_CHARTED = new Set(['step', 'seconds', 'gen_update', 'kimg', 'epoch', '
 
 const esc = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function readJSON(file: string): Record_ | null {
+function readJSON(file: string, warn: (s: string) => void): Record_ | null {
+  if (!existsSync(file)) return null;
   try {
-    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record_) : null;
-  } catch {
-    return null;
+    const v = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record_;
+    warn(`${file} does not hold a JSON object; the report leaves out the run's settings`);
+  } catch (e) {
+    warn(`${file} is not valid JSON (${e instanceof Error ? e.message : String(e)}); the report leaves out the run's settings`);
   }
+  return null;
 }
 
-/** metrics.jsonl records (a damaged line, e.g. cut by a crash, is skipped). */
-function readMetrics(file: string): Record_[] {
+/**
+ * metrics.jsonl records. A damaged line is skipped with a warning naming the file and the line; a cut
+ * last line (a run interrupted while writing it) is skipped quietly.
+ */
+function readMetrics(file: string, warn: (s: string) => void): Record_[] {
   if (!existsSync(file)) return [];
   const out: Record_[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const last = lines.reduce((a, l, i) => (l.trim() ? i : a), -1);
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
     try {
-      out.push(JSON.parse(line) as Record_);
+      const v = JSON.parse(line) as unknown;
+      if (v && typeof v === 'object' && !Array.isArray(v)) out.push(v as Record_);
+      else warn(`${file}: line ${i + 1} is not a JSON object; skipped`);
     } catch {
-      /* a partial last line */
+      if (i !== last) warn(`${file}: line ${i + 1} is not valid JSON; skipped`);
     }
-  }
+  });
   return out;
 }
 
@@ -66,10 +77,10 @@ export interface ReportSummary {
   grids: number;
 }
 
-/** Writes RUN_DIR/report.html and returns what it holds. */
-export function writeReport(runDir: string): ReportSummary {
-  const run = readJSON(path.join(runDir, 'run.json'));
-  const metrics = readMetrics(path.join(runDir, 'metrics.jsonl'));
+/** Writes RUN_DIR/report.html and returns what it holds; damaged run files are warned about (`warn`). */
+export function writeReport(runDir: string, warn: (s: string) => void = (s) => console.error(`warning: ${s}`)): ReportSummary {
+  const run = readJSON(path.join(runDir, 'run.json'), warn);
+  const metrics = readMetrics(path.join(runDir, 'metrics.jsonl'), warn);
   if (!run && !metrics.length) throw new FileError(`${runDir}: no run.json or metrics.jsonl; give the --out directory of a dmd-train, dmd teacher or dmd classifier run`);
   const kind = String(run?.kind ?? 'run');
   const config = (run?.config ?? {}) as Record_;
@@ -100,7 +111,7 @@ export function writeReport(runDir: string): ReportSummary {
   files.sort((a, b) => (a.includes('final') ? 1 : b.includes('final') ? -1 : a.localeCompare(b)));
   const grids = files.map((f) => ({ label: f.includes('final') ? 'final' : `step ${Number(/\d+/.exec(f)![0])}`, src: `data:image/png;base64,${readFileSync(path.join(runDir, f)).toString('base64')}` }));
 
-  const finalEval = readJSON(path.join(runDir, 'final-eval.json'));
+  const finalEval = readJSON(path.join(runDir, 'final-eval.json'), warn);
   const last = values.at(-1);
   const lastSegment = segments.at(-1);
   const status = lastSegment?.status ?? (lastSegment ? 'running' : 'unknown');
@@ -142,7 +153,7 @@ const __name = (f) => f; // tolerate the name-keeping helper of TypeScript runne
 </body></html>
 `;
   const file = path.join(runDir, 'report.html');
-  atomicWrite(file, html);
+  atomicWrite(file, html, 'report');
   return { file, charts: charts.map((c) => ({ id: c.id, series: Object.fromEntries(c.series.map((s) => [s.name, s.points.length])) })), grids: grids.length };
 }
 

@@ -179,7 +179,7 @@ export class StableDiffusion {
       put(UNET_PREFIX, o.unet ?? this.unet);
       put(VAE_PREFIX, this.vae);
       put(TEXT_PREFIX, this.text);
-      writeSafetensors(file, all, { format: 'dmd-torch/sd', config: JSON.stringify(this.config), ...(o.metadata ?? {}) });
+      writeSafetensors(file, all, { format: 'dmd-torch/sd', config: JSON.stringify(this.config), ...(o.metadata ?? {}) }, 'SD checkpoint');
     });
   }
 

@@ -34,6 +34,13 @@ export interface BatcherStats {
   images: number;
 }
 
+/** A request refused or dropped because the server is shutting down (503). */
+export class ShuttingDown extends Error {
+  constructor() {
+    super('the server is shutting down');
+  }
+}
+
 export class Batcher {
   private queue: Pending[] = [];
   private busy = false;
@@ -43,7 +50,7 @@ export class Batcher {
   constructor(private readonly model: ImageModel, private readonly o: { device: Device; maxBatch: number; windowMs: number }) {}
 
   generate(req: GenerateRequest): Promise<GenerateResult> {
-    if (this.closed) return Promise.reject(new Error('the server is shutting down'));
+    if (this.closed) return Promise.reject(new ShuttingDown());
     return new Promise((resolve, reject) => {
       this.queue.push({ req, resolve, reject, enqueued: performance.now() });
       this.stats.requests += 1;
@@ -59,6 +66,10 @@ export class Batcher {
 
   /** Takes whole requests up to maxBatch images (at least one request) and runs them in one call. */
   private flush(): void {
+    if (!this.queue.length) {
+      this.busy = false;
+      return;
+    }
     const take: Pending[] = [];
     let n = 0;
     while (this.queue.length && (take.length === 0 || n + this.queue[0]!.req.count <= this.o.maxBatch)) {
@@ -95,9 +106,15 @@ export class Batcher {
     }
   }
 
-  /** Rejects nothing already queued: those finish; new requests are refused. */
-  async close(): Promise<void> {
+  /**
+   * New requests are refused; queued ones that no batch has taken are refused too (503); the batch
+   * being computed may finish within graceMs (a native call cannot be interrupted: it is waited for).
+   */
+  async close(graceMs = 0): Promise<void> {
     this.closed = true;
-    while (this.busy || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+    for (const p of this.queue.splice(0)) p.reject(new ShuttingDown());
+    const until = performance.now() + graceMs;
+    while (this.busy && performance.now() < until) await new Promise((r) => setTimeout(r, 5));
+    while (this.busy) await new Promise((r) => setTimeout(r, 5));
   }
 }

@@ -14,7 +14,7 @@ import { gridPixels } from '../data/grid.js';
 import { encodePNG } from '../data/png.js';
 import { formatZodError } from '../util/zod.js';
 import { fields } from '../util/fields.js';
-import { Batcher } from './batcher.js';
+import { Batcher, ShuttingDown } from './batcher.js';
 import { pageHTML, type PageInfo } from './page.js';
 
 export const ServeConfigSchema = z.object({
@@ -27,6 +27,8 @@ export const ServeConfigSchema = z.object({
   maxCount: z.number().int().positive().max(4096).default(64).describe('most images one request may ask for'),
   maxBatch: z.number().int().positive().max(8192).default(256).describe('most images merged into one network call'),
   batchWindowMs: z.number().min(0).max(1000).default(2).describe('how long the first request of a batch waits for others to join (ms)'),
+  requestTimeoutMs: z.number().int().min(100).max(600_000).default(15_000).describe('ms a client has to send a whole request and to read the answer; slower ones get 408 or are disconnected'),
+  shutdownMs: z.number().int().min(0).max(60_000).default(3000).describe('on Ctrl-C / SIGTERM: ms in-flight requests have to finish before every connection is closed'),
   device: fields.device(),
 });
 export type ServeConfig = z.infer<typeof ServeConfigSchema>;
@@ -95,7 +97,21 @@ function parseRequest(text: string, labelDim: number, maxCount: number) {
   return { ...q, classes };
 }
 
-export async function startServer(cfg: ServeConfig, log: (s: string) => void = console.log): Promise<DemoServer> {
+export class ServeConfigError extends Error {
+  readonly code = 'ERR_SERVE_CONFIG';
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || /^127\./.test(host) || host === '::1' || host === '[::1]';
+}
+
+/** Starts the demo server; the options are checked with the same schema as `dmd serve`'s flags (a bad one is named). */
+export async function startServer(input: Partial<ServeConfig> | ServeConfig, log: (s: string) => void = console.log): Promise<DemoServer> {
+  const parsed = ServeConfigSchema.strict().safeParse(input);
+  if (!parsed.success) throw new ServeConfigError(`invalid server options: ${formatZodError(parsed.error)}`);
+  const cfg = parsed.data;
+  if (!isLoopback(cfg.host))
+    log(`warning: --host ${cfg.host} makes the demo reachable from other machines; it has no authentication (anyone who can connect can use this machine's ${cfg.device === 'cpu' ? 'CPU' : 'GPU'})`);
   const device: Device = resolveDevice(cfg.device);
   const model: ImageModel = loadImageModel({ ...cfg, device });
   const c = model.net.config;
@@ -138,26 +154,54 @@ export async function startServer(cfg: ServeConfig, log: (s: string) => void = c
     return json(res, 404, { error: `no route ${req.method} ${url.pathname} (GET /, GET /api/info, GET /api/health, POST /api/generate)` });
   };
 
-  const server = http.createServer((req, res) => {
+  // Node checks the request timeout on a timer (every 30 s by default): check often enough to honour it
+  const server = http.createServer({
+    requestTimeout: cfg.requestTimeoutMs, headersTimeout: Math.min(cfg.requestTimeoutMs, 10_000), keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, cfg.requestTimeoutMs / 4)),
+  }, (req, res) => {
     handle(req, res).catch((e: unknown) => {
-      const status = e instanceof BadRequest ? e.status : 500;
+      const status = e instanceof BadRequest ? e.status : e instanceof ShuttingDown ? 503 : 500;
       if (status === 500) log(`error serving ${req.method} ${req.url}: ${e instanceof Error ? e.message : String(e)}`);
       if (!res.headersSent) json(res, status, { error: e instanceof Error ? e.message : String(e) });
       else res.destroy();
     });
   });
+  // a client that stops reading (or sending) for twice the request timeout is disconnected (after the
+  // request timeout's 408, which comes first for a request that does not arrive)
+  server.setTimeout(2 * cfg.requestTimeoutMs + 1000);
+  // every socket, whatever state Node's own bookkeeping has it in, is closed at shutdown
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (sock) => {
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+  });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' ? new ServeConfigError(`--port ${cfg.port} on ${cfg.host} is in use by another program; choose another port (0 = any free one)`)
+        : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' ? new ServeConfigError(`--host ${cfg.host} is not an address of this machine`) : e));
     server.listen(cfg.port, cfg.host, () => resolve());
   });
   const addr = server.address() as { address: string; port: number };
   const url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}/`;
   log(`serving ${model.file} (${model.oneStep ? 'one step' : `Heun, NFE ${model.nfe}`}, ${device}) at ${url}`);
   let closing: Promise<void> | null = null;
+  // stop accepting, refuse what is queued, give the batch being computed shutdownMs, then close every
+  // connection (idle keep-alive ones at once, slow clients after the grace period) and free the model
   const close = () =>
     (closing ??= (async () => {
-      await new Promise<void>((r) => server.close(() => r()));
-      await batcher.close();
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const destroyAll = () => {
+        server.closeAllConnections();
+        for (const sock of sockets) sock.destroy();
+      };
+      const deadline = setTimeout(destroyAll, cfg.shutdownMs);
+      await batcher.close(cfg.shutdownMs);
+      // in-flight answers get what is left of the grace period to reach their clients
+      await Promise.race([closed, new Promise((r) => setTimeout(r, cfg.shutdownMs))]);
+      destroyAll();
+      await closed;
+      clearTimeout(deadline);
       model.net.dispose();
     })());
   return { url, server, batcher, close };

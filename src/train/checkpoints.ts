@@ -46,7 +46,7 @@ export class CheckpointStore {
 
   save<M>(step: number, tensors: Map<string, Tensor>, meta: M): string {
     const file = path.join(this.dir, checkpointFileName(this.prefix, step));
-    writeSafetensors(file, tensors, { meta: JSON.stringify(meta) });
+    writeSafetensors(file, tensors, { meta: JSON.stringify(meta) }, 'checkpoint');
     const all = this.list();
     for (const old of all.slice(0, Math.max(0, all.length - this.keep))) {
       try {

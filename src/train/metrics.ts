@@ -1,6 +1,7 @@
 // A step's scalar metrics: read from the device in one go and averaged over the processes of a job;
 // metrics.jsonl, one JSON object per line, appended (survives resume).
 import { appendFileSync } from 'node:fs';
+import { fileError } from '../util/fs.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { tidy, dispose } from '../tensor/scope.js';
 import { stack } from '../tensor/create.js';
@@ -9,7 +10,11 @@ import type { Distributed } from '../distributed/context.js';
 export class MetricsLog {
   constructor(readonly path: string) {}
   write(record: Record<string, number | string | boolean | null>): void {
-    appendFileSync(this.path, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    try {
+      appendFileSync(this.path, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    } catch (e) {
+      throw fileError('appending to the metrics log', this.path, e);
+    }
   }
 }
 

@@ -112,14 +112,19 @@ function identityDiff(then: Record<string, unknown>, now: Record<string, unknown
     .map((k) => `${k} (checkpoint: ${JSON.stringify(then[k]) ?? 'unset'}, now: ${JSON.stringify(now[k]) ?? 'unset'})`);
 }
 
-function readRunRecord(file: string): RunRecord | null {
+/** The run record of a resumed run, or null (with a warning when the file exists but cannot be used). */
+function readRunRecord(file: string, log: (m: string) => void): RunRecord | null {
   if (!existsSync(file)) return null;
+  let problem: string;
   try {
     const r = JSON.parse(readFileSync(file, 'utf8')) as RunRecord;
-    return r.format === 'dmd-torch/run' && Array.isArray(r.segments) ? r : null;
-  } catch {
-    return null;
+    if (r && r.format === 'dmd-torch/run' && Array.isArray(r.segments)) return r;
+    problem = 'is not a dmd-torch run record';
+  } catch (e) {
+    problem = `is not valid JSON (${e instanceof Error ? e.message : String(e)})`;
   }
+  log(`warning: ${file} ${problem}; it is rewritten from this run's settings (the history of the earlier segments is lost, the checkpoints are not affected)`);
+  return null;
 }
 
 /** The checkpoint to continue from (or null for a fresh run), checked against this run. */
@@ -270,7 +275,7 @@ class TrainingRun {
   private openRecord(): void {
     const def = this.def;
     const runFile = path.join(this.out, 'run.json');
-    this.record = (this.resumedFrom ? readRunRecord(runFile) : null) ?? { format: 'dmd-torch/run', kind: def.kind, config: def.config, info: {}, total: def.total, segments: [] };
+    this.record = (this.resumedFrom ? readRunRecord(runFile, this.log) : null) ?? { format: 'dmd-torch/run', kind: def.kind, config: def.config, info: {}, total: def.total, segments: [] };
     this.record.config = def.config;
     this.record.info = { ...(def.info ?? {}) };
     this.record.total = def.total;
@@ -280,7 +285,7 @@ class TrainingRun {
   }
 
   private saveRecord(): void {
-    if (this.main) atomicWrite(path.join(this.out, 'run.json'), `${JSON.stringify(this.record, null, 1)}\n`);
+    if (this.main) atomicWrite(path.join(this.out, 'run.json'), `${JSON.stringify(this.record, null, 1)}\n`, 'run record');
   }
 
   private async loop(): Promise<RunResult> {

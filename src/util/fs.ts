@@ -10,6 +10,32 @@ export class FileError extends Error {
   readonly code = 'ERR_FILE';
 }
 
+const ERRNO_TEXT: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a parent is not a directory',
+  ENOENT: 'no such file or directory',
+  EMFILE: 'too many open files',
+  EIO: 'input/output error (a failing disk or network file system?)',
+  EFBIG: 'file too large for the file system',
+  ENAMETOOLONG: 'file name too long',
+};
+
+/**
+ * A file-system error as one line naming what was done, the path and the cause in words
+ * ("writing checkpoint runs/x/checkpoints/...: no space left on device"). Errors that are already ours pass through.
+ */
+export function fileError(action: string, file: string, e: unknown): Error {
+  if (e instanceof FileError) return e;
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (!code || !(code in ERRNO_TEXT) && !code.startsWith('E')) return e instanceof Error ? e : new Error(String(e));
+  return new FileError(`${action} ${file}: ${ERRNO_TEXT[code] ?? (e as Error).message}`);
+}
+
 const PSEUDO_ROOTS = ['/proc', '/sys', '/dev'];
 
 /**
@@ -54,7 +80,7 @@ export function ensureDir(dir: string, what = 'directory'): string {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') continue;
-      throw new FileError(`${what} ${dir}: cannot create ${m} (${code === 'EACCES' || code === 'EROFS' ? 'permission denied or read-only file system' : (e as Error).message})`);
+      throw new FileError(`${what} ${dir}: cannot create ${m} (${(code && ERRNO_TEXT[code]) || (e as Error).message})`);
     }
   }
   return abs;
@@ -131,9 +157,9 @@ function fsyncDirectory(dir: string): void {
  * over `file`, then the directory flushed so that the rename survives a crash. A reader sees the old
  * file or the new one, never a part. `data` is the content, or a function that writes it to the open
  * descriptor (large files written piece by piece). On failure the temporary file is removed and the
- * error rethrown.
+ * error names `what` was being written, the path and the cause.
  */
-export function atomicWrite(file: string, data: string | Uint8Array | ((fd: number) => void)): void {
+export function atomicWrite(file: string, data: string | Uint8Array | ((fd: number) => void), what = 'file'): void {
   const tmp = temporaryPath(file);
   let fd: number | null = null;
   try {
@@ -149,7 +175,7 @@ export function atomicWrite(file: string, data: string | Uint8Array | ((fd: numb
       try { closeSync(fd); } catch { /* already closed */ }
     }
     try { unlinkSync(tmp); } catch { /* not created */ }
-    throw e;
+    throw fileError(`writing ${what}`, file, e);
   }
   fsyncDirectory(path.dirname(path.resolve(file)));
 }

@@ -134,7 +134,7 @@ async function makeShard(cfg: PairsConfig, m: PairsManifest, shard: PairsManifes
     }
     tidy(() => {
       const y = cat(ys, 0);
-      writeSafetensors(path.join(cfg.out, shard.file), { z: zAll, label: cls, y }, { start: String(shard.start), teacher_sha256: m.teacher.sha256 });
+      writeSafetensors(path.join(cfg.out, shard.file), { z: zAll, label: cls, y }, { start: String(shard.start), teacher_sha256: m.teacher.sha256 }, 'pairs shard');
     });
   } finally {
     dispose([zAll, cls, ys]);
@@ -155,9 +155,11 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
   const sha = fileSha256(teacherFile);
   const net = loadEDM(teacherFile, { device });
   try {
+    const { out: _o, device: _d, nprocPerNode: _n, distBackend: _b, distTimeout: _t, batchSize: _bs, teacher: _tf, ...same } = cfg;
+    dist.agree('dmd pairs settings', { ...same, teacher_sha256: sha, out: path.resolve(cfg.out) });
     if (cfg.guidance !== 1 && !net.config.label_dim) throw new PairsError('--guidance needs a class-conditional teacher');
     const m = openManifest(cfg, { file: teacherFile, sha256: sha }, net.config);
-    const saveManifest = () => { if (main) atomicWrite(path.join(cfg.out, 'pairs.json'), `${JSON.stringify(m, null, 1)}\n`); };
+    const saveManifest = () => { if (main) atomicWrite(path.join(cfg.out, 'pairs.json'), `${JSON.stringify(m, null, 1)}\n`, 'pairs manifest'); };
     for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
     const left = m.shards.filter((sh) => !sh.complete);
     if (left.length < m.shards.length) log(`resuming: ${m.shards.length - left.length} of ${m.shards.length} shards already complete`);
