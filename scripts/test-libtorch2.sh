@@ -20,7 +20,8 @@ mirror=${DMD_LT2_MIRROR:-http://deb.debian.org/debian}
 jobs=${DMD_BUILD_JOBS:-$(nproc)}
 default_tests="test/unit test/native/tensor.test.ts test/native/autograd.test.ts test/native/module.test.ts test/native/optim.test.ts
   test/native/random.test.ts test/native/serialize.test.ts test/native/memory.test.ts test/native/errors.test.ts test/native/distributed.test.ts
-  test/native/dmd.test.ts test/native/cli.test.ts test/native/checkpoint.test.ts test/parity.test.ts"
+  test/native/dmd.test.ts test/native/cli.test.ts test/native/checkpoint.test.ts test/parity.test.ts
+  test/native/sd.test.ts test/native/pytorch-files.test.ts test/native/dmd-golden.test.ts test/native/dmd-toy.test.ts test/native/dist-hardening.test.ts"
 tests=${*:-$default_tests}
 
 [ "$(id -u)" -eq 0 ] || { echo "test-libtorch2: needs root (debootstrap and chroot)"; exit 2; }
