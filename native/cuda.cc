@@ -10,6 +10,8 @@
 #endif
 #endif
 
+#include <cstdlib>
+
 #include "common.h"
 
 namespace dmd {
@@ -19,7 +21,15 @@ namespace {
 int deviceIndexArg(const Napi::CallbackInfo& info, size_t i) {
   int64_t idx = intArgOr(info, i, 0);
   int64_t n = static_cast<int64_t>(torch::cuda::device_count());
-  if (!torch::cuda::is_available()) throwType("CUDA is not available on this machine (or this build of dmd-torch is CPU-only)");
+  if (!torch::cuda::is_available()) {
+#ifdef DMD_WITH_CUDA
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    throwType(std::string("no CUDA device is visible to this CUDA build of dmd-torch (CUDA_VISIBLE_DEVICES ") +
+              (visible ? std::string("='") + visible + "'" : std::string("is unset")) + "; check the driver with nvidia-smi)");
+#else
+    throwType("CUDA is not available: this build of dmd-torch is CPU-only (rebuild against a CUDA libtorch, see the README's GPU builds)");
+#endif
+  }
   if (idx < 0 || idx >= n) throwRange("CUDA device index " + std::to_string(idx) + " out of range (0.." + std::to_string(n - 1) + ")");
   return static_cast<int>(idx);
 }

@@ -41,4 +41,25 @@ export const cuda = {
   determinism(): DeterminismSettings { return N.getDeterminism(); },
   /** Whether this build of the addon was compiled against a CUDA libtorch. */
   builtWithCuda(): boolean { return N.buildInfo().cuda; },
+  /**
+   * Why CUDA cannot be used here, in one line, or null when it can: a CPU-only build, or a CUDA build
+   * that sees no device (with what CUDA_VISIBLE_DEVICES is, the usual culprit besides the driver).
+   */
+  unavailableReason(): string | null {
+    if (!N.buildInfo().cuda) return 'this addon was built against a CPU-only libtorch';
+    if (N.cudaIsAvailable() && N.cudaDeviceCount() > 0) return null;
+    return `CUDA build, no device visible (${visibleDevices()})`;
+  },
+  /** 'CPU build', 'CUDA build, no device visible' or 'CUDA build, N devices visible'. */
+  describeBuild(): string {
+    if (!N.buildInfo().cuda) return 'CPU build';
+    const n = N.cudaIsAvailable() ? N.cudaDeviceCount() : 0;
+    return n === 0 ? 'CUDA build, no device visible' : `CUDA build, ${n} device${n === 1 ? '' : 's'} visible`;
+  },
 };
+
+/** CUDA_VISIBLE_DEVICES as a phrase: "CUDA_VISIBLE_DEVICES is unset" or "CUDA_VISIBLE_DEVICES='0,1'". */
+export function visibleDevices(env: NodeJS.ProcessEnv = process.env): string {
+  const v = env.CUDA_VISIBLE_DEVICES;
+  return v === undefined ? 'CUDA_VISIBLE_DEVICES is unset' : `CUDA_VISIBLE_DEVICES='${v}'`;
+}

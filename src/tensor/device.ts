@@ -1,5 +1,5 @@
 // Devices: 'cpu', 'cuda' or 'cuda:N'.
-import { cuda } from './cuda.js';
+import { cuda, visibleDevices } from './cuda.js';
 
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -38,12 +38,24 @@ export function checkExecutionDType(device: Device, dtype: ExecutionDType): void
     throw new RangeError(`--dtype float16 needs CUDA (libtorch has no float16 convolutions on the CPU); use --dtype float32 or bfloat16 on ${device}`);
 }
 
-/** A device setting ('cpu', 'cuda', 'cuda:N' or 'auto' = CUDA when available) checked against this machine. */
-export function resolveDevice(d: string): Device {
-  if (d === 'auto') return cuda.isAvailable() ? 'cuda' : 'cpu';
-  if (isDevice(d)) {
-    if (d !== 'cpu' && !cuda.isAvailable()) throw new Error(`--device ${d}: CUDA is not available here (CPU-only libtorch or no GPU); use --device cpu`);
-    return d;
+/**
+ * A device setting ('cpu', 'cuda', 'cuda:N' or 'auto' = CUDA when available) checked against this
+ * machine: a CUDA device that cannot be used is one line saying why. 'auto' on a CUDA build that sees no
+ * device runs on the CPU with a warning (on a CPU build it is the CPU without one).
+ */
+export function resolveDevice(d: string, warn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`)): Device {
+  if (d === 'auto') {
+    const why = cuda.unavailableReason();
+    if (why === null) return 'cuda';
+    if (cuda.builtWithCuda()) warn(`--device auto: ${why}; running on the CPU`);
+    return 'cpu';
   }
-  throw new Error(`--device must be cpu, cuda, cuda:N or auto, got '${d}'`);
+  if (!isDevice(d)) throw new Error(`--device must be cpu, cuda, cuda:N or auto, got '${d}'`);
+  if (d === 'cpu') return d;
+  const why = cuda.unavailableReason();
+  if (why !== null) throw new Error(`--device ${d}: ${why}; use --device cpu (or --device auto)`);
+  const index = d === 'cuda' ? 0 : Number(d.slice(5));
+  const count = cuda.deviceCount();
+  if (index >= count) throw new Error(`--device ${d}: there ${count === 1 ? 'is 1 CUDA device' : `are ${count} CUDA devices`} (cuda:0..cuda:${count - 1}; ${visibleDevices()})`);
+  return d;
 }

@@ -10,7 +10,7 @@ import { fixturesDir, readCase, readManifest } from '../parity/fixtures.js';
 const available = cuda.isAvailable();
 // float32 parity is judged without TensorFloat-32 (cuDNN uses it by default on Ampere and newer)
 cuda.setAllowTF32({ matmul: false, cudnn: false });
-const reason = !buildInfo().cuda ? 'this addon was built against a CPU-only libtorch' : 'no CUDA device is visible';
+const reason = cuda.unavailableReason() ?? 'CUDA is available';
 const gpu = available ? test : test.skip;
 const t_ = (title: string) => (available ? title : `${title} [skipped: ${reason}]`);
 

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { cuda, buildInfo, traceTensors, loadEDM, noGrad, type Device } from '../../src/index.js';
+import { cuda, traceTensors, loadEDM, noGrad, type Device } from '../../src/index.js';
 import { DMDTrainer } from '../../src/dmd/trainer.js';
 import type { DMDConfig } from '../../src/dmd/config.js';
 import { makePairs, PairsConfigSchema } from '../../src/dmd/regression/pairs.js';
@@ -21,7 +21,7 @@ process.env.CUBLAS_WORKSPACE_CONFIG ??= ':4096:8';
 
 const device = (process.env.DMD_GPU_TEST_DEVICE ?? 'cuda') as Device;
 const available = device === 'cpu' || cuda.isAvailable();
-const reason = !buildInfo().cuda ? 'this addon was built against a CPU-only libtorch' : 'no CUDA device is visible';
+const reason = cuda.unavailableReason() ?? 'CUDA is available';
 const gpu = available ? test.serial : test.skip;
 const t_ = (title: string) => (available ? `${title} (${device})` : `${title} [skipped: ${reason}]`);
 const dtypes = device === 'cpu' ? (['float32'] as const) : (['float32', 'bfloat16'] as const);
