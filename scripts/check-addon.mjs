@@ -5,6 +5,7 @@
 // CUDA backend never registers and CUDA silently reports unavailable.
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -34,4 +35,20 @@ if (info.cuda && needed.length && !needed.some((n) => n.startsWith('libtorch_cud
   );
   process.exit(1);
 }
-console.log(`dmd-torch: addon built against libtorch ${info.torchVersion} (${info.cuda ? 'CUDA' : 'CPU only'}); links ${torchLibs.join(', ') || '(unknown)'}`);
+// the libraries this process has mapped, by soname prefix (NCCL arrives through libtorch_cuda)
+let mapped = [];
+try {
+  mapped = [...new Set(readFileSync('/proc/self/maps', 'utf8').split('\n').map((l) => l.split(/\s+/)[5]).filter((f) => f && f.startsWith('/')))];
+} catch {
+  /* not Linux */
+}
+const nccl = info.distributed.includes('nccl') ? mapped.find((f) => /\/libnccl\.so/.test(f)) ?? null : null;
+if (info.distributed.includes('nccl') && mapped.length && !nccl) {
+  console.error(`dmd-torch: ${file} has the NCCL backend compiled in but no libnccl was loaded with it; check the CUDA libtorch installation`);
+  process.exit(1);
+}
+const backends = info.distributed.length ? info.distributed.join('+') : 'none';
+console.log(
+  `dmd-torch: addon built against libtorch ${info.torchVersion} (${info.cuda ? 'CUDA' : 'CPU only'}); links ${torchLibs.join(', ') || '(unknown)'}; ` +
+    `process groups: ${backends}${nccl ? ` (NCCL from ${nccl})` : ''}`,
+);

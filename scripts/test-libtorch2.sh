@@ -4,7 +4,7 @@
 # they cannot run on bookworm directly) and runs tests there. This checks the CPU code paths against
 # libtorch 2.x at run time, beyond the header-only compile check (scripts/compile-check-libtorch2.sh).
 #
-#   sudo bash scripts/test-libtorch2.sh                          # the default selection below
+#   sudo bash scripts/test-libtorch2.sh                          # CHROOT_TESTS of scripts/lib/chroot.sh
 #   sudo bash scripts/test-libtorch2.sh test/unit test/native    # these ava files or folders
 #
 # Needs root (debootstrap, chroot, bind mounts), debootstrap, rsync and network access to
@@ -18,37 +18,27 @@ suite=${DMD_LT2_SUITE:-trixie}
 root=${DMD_LT2_ROOT:-/var/tmp/dmd-lt2-$suite}
 mirror=${DMD_LT2_MIRROR:-http://deb.debian.org/debian}
 jobs=${DMD_BUILD_JOBS:-$(nproc)}
-default_tests="test/unit test/native/tensor.test.ts test/native/autograd.test.ts test/native/module.test.ts test/native/optim.test.ts
-  test/native/random.test.ts test/native/serialize.test.ts test/native/memory.test.ts test/native/errors.test.ts test/native/distributed.test.ts
-  test/native/dmd.test.ts test/native/cli.test.ts test/native/checkpoint.test.ts test/parity.test.ts
-  test/native/sd.test.ts test/native/pytorch-files.test.ts test/native/dmd-golden.test.ts test/native/dmd-toy.test.ts test/native/dist-hardening.test.ts"
-tests=${*:-$default_tests}
+# shellcheck source=lib/chroot.sh
+. "$src/scripts/lib/chroot.sh"
+tests=${*:-$CHROOT_TESTS}
 
 [ "$(id -u)" -eq 0 ] || { echo "test-libtorch2: needs root (debootstrap and chroot)"; exit 2; }
 [ -d node_modules ] || { echo "test-libtorch2: run npm install first (node_modules is copied into the chroot)"; exit 2; }
 command -v debootstrap >/dev/null && command -v rsync >/dev/null || { echo "test-libtorch2: needs debootstrap and rsync (apt-get install debootstrap rsync)"; exit 2; }
 
-mounts=()
-cleanup() { for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null; done; }
-trap cleanup EXIT
-bind() { mkdir -p "$root$1"; mountpoint -q "$root$1" || { mount --bind "$1" "$root$1" && mounts+=("$root$1"); }; }
-
 if [ ! -f "$root/.dmd-ready" ]; then
   echo "== making a $suite chroot in $root (a few minutes) =="
-  rm -rf "$root"
-  if ! debootstrap --variant=minbase --include=libtorch-dev,libgloo-dev,g++,cmake,make,nodejs,python3,ca-certificates \
-      "$suite" "$root" "$mirror" >"/tmp/dmd-lt2-debootstrap.log" 2>&1; then
+  if ! chroot_make "$root" "$suite" "$mirror" main libtorch-dev,libgloo-dev,g++,cmake,make,nodejs,python3,ca-certificates /tmp/dmd-lt2-debootstrap.log; then
     tail -5 /tmp/dmd-lt2-debootstrap.log
     echo "test-libtorch2: could not make the $suite chroot (see /tmp/dmd-lt2-debootstrap.log)"
     exit 3
   fi
   touch "$root/.dmd-ready"
 fi
-bind /proc; bind /sys; bind /dev; bind /dev/pts
-[ -d /usr/share/datasets ] && bind /usr/share/datasets
+chroot_system_mounts "$root" || exit 1
 
 echo "== copying the working tree =="
-rsync -a --delete --exclude /build --exclude /dist --exclude /.git --exclude /.device "$src/" "$root/work/" || exit 1
+chroot_copy_tree "$src" "$root" || exit 1
 lt=$(chroot "$root" dpkg-query -W -f '${Version}' libtorch-dev 2>/dev/null)
 nv=$(chroot "$root" node --version)
 echo "== building against Debian $suite libtorch-dev $lt (node $nv) =="
