@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import { yargs, hideBin } from './yargs.js';
 import { yargsOptions, resolveConfig, ConfigError } from './options.js';
 import { spawnWorkers } from '../distributed/spawn.js';
+import { planNode, type LaunchFlags } from '../distributed/launch.js';
 import { DistributedError } from '../distributed/context.js';
 
 export interface CommandSpec<S extends z.ZodObject<z.ZodRawShape>> {
@@ -25,10 +26,10 @@ export function command<S extends z.ZodObject<z.ZodRawShape>>(spec: CommandSpec<
     builder: (y: Argv) => y.options(yargsOptions(spec.schema)).option('config', { type: 'string', requiresArg: true, describe: 'YAML or JSON file of settings (flags override it)' }),
     handler: async (argv) => {
       const cfg = resolveConfig(spec.schema, argv as Record<string, unknown>, (argv as { config?: string }).config, spec.prepare);
-      // --nproc-per-node N: this process only launches N workers of the same command (each sees RANK)
-      const nproc = (cfg as { nprocPerNode?: number }).nprocPerNode ?? 1;
-      if (nproc > 1 && process.env.RANK === undefined) {
-        const r = await spawnWorkers(nproc);
+      // --nproc-per-node N (--nnodes M): this process only launches this machine's workers of the same command (each sees RANK)
+      const plan = planNode(cfg as LaunchFlags);
+      if (plan) {
+        const r = await spawnWorkers(plan);
         if (r.signal) {
           // stopped by the user or the scheduler: say so and exit as a process killed by that signal would
           process.stderr.write(`${r.message}\n`);

@@ -3,7 +3,7 @@
 // gather states, barriers. A single process (world size 1) needs none of it and every call is a no-op.
 // When a collective fails, the store tells which rank stopped (it said so, or its heartbeat went quiet)
 // and the error names it.
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import type { Tensor } from '../tensor/tensor.js';
 import { type Device, isCuda, resolveDevice } from '../tensor/device.js';
 import { cuda } from '../tensor/cuda.js';
@@ -74,6 +74,19 @@ function rendezvous(store: Store, launch: LaunchInfo, timeoutMs: number): void {
 }
 
 /** A value per rank, grouped: "rank 0 has 4; ranks 1, 2 have 8". */
+/** GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME naming an interface this machine lacks: said before the rendezvous, with the ones it has. */
+function checkSocketInterfaces(backend: Backend, who: string): void {
+  const variable = backend === 'gloo' ? 'GLOO_SOCKET_IFNAME' : 'NCCL_SOCKET_IFNAME';
+  const value = process.env[variable];
+  if (!value) return;
+  const have = Object.keys(networkInterfaces());
+  // NCCL's syntax allows a prefix match (eth), ^ to exclude and = for an exact name; only exact Gloo names and plain NCCL prefixes are checked
+  const names = value.split(',').filter((n) => n && !/^[\^=]/.test(n));
+  const missing = names.filter((n) => (backend === 'gloo' ? !have.includes(n) : !have.some((h) => h.startsWith(n))));
+  if (missing.length)
+    throw new DistributedError(`${who}: ${variable}=${value} names ${missing.map((m) => `'${m}'`).join(', ')}, which this machine (${hostname()}) does not have; its interfaces: ${have.join(', ')}`);
+}
+
 function byValue(values: string[]): string {
   const groups = new Map<string, number[]>();
   values.forEach((v, r) => groups.set(v, [...(groups.get(v) ?? []), r]));
@@ -139,6 +152,7 @@ export class Distributed {
     } catch (e) {
       throw new DistributedError(`${who}: MASTER_ADDR ${e instanceof Error ? e.message : String(e)}; set it to rank 0's host name or address`);
     }
+    checkSocketInterfaces(backend, who);
     let store: Store;
     try {
       // torchrun's agent hosts a store already (every rank a client); otherwise rank 0 hosts one
@@ -159,9 +173,9 @@ export class Distributed {
    * Before the first collective that depends on them: every rank publishes the settings that must be
    * the same in all processes of the job (settings, teacher hash, parameter count, versions, ...), and
    * any difference ends every rank with one line naming the field, the values and the ranks holding
-   * them. `what` names the step (e.g. "dmd-train settings").
+   * them. `what` names the step (e.g. "dmd-train settings"), `fix` what to do about a difference.
    */
-  agree(what: string, fingerprint: Record<string, unknown>): void {
+  agree(what: string, fingerprint: Record<string, unknown>, fix = 'every process must run with the same settings and files'): void {
     if (!this.store) return;
     const store = this.store;
     const mine = { ...fingerprint, dmd_torch: PACKAGE_VERSION, libtorch: buildInfo().torchVersion, world_size: this.size };
@@ -178,7 +192,7 @@ export class Distributed {
     for (const f of fields) {
       const values = all.map((x) => JSON.stringify(x[f]) ?? 'unset');
       if (new Set(values).size > 1)
-        throw new DistributedError(`the processes of this job disagree on ${f} (${what}): ${byValue(values)}; every process must run with the same settings and files`);
+        throw new DistributedError(`the processes of this job disagree on ${f} (${what}): ${byValue(values)}; ${fix}`);
     }
   }
 

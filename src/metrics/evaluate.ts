@@ -18,7 +18,7 @@ import { ImageLoader } from '../data/loader.js';
 import { readNpz } from '../io/npz.js';
 import { Progress } from '../train/progress.js';
 import { ensureParentDir, atomicWrite } from '../util/fs.js';
-import { fields, distributedShape } from '../util/fields.js';
+import { fields, distributedShape, withoutLaunch } from '../util/fields.js';
 import { Distributed } from '../distributed/context.js';
 import { evaluationClassifier, type FeatureClassifier } from './classifier.js';
 import { InceptionDetector } from './fid.js';
@@ -134,8 +134,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
   }
   const model = loadImageModel({ ...cfg, device });
   try {
-    const { device: _d, nprocPerNode: _n, distBackend: _b, distTimeout: _t, out: _o, ...same } = cfg;
-    dist.agree('dmd eval settings', { ...same, parameters: model.net.parameterCount() });
+    dist.agree('dmd eval settings', { ...withoutLaunch(cfg, ['device', 'out']), parameters: model.net.parameterCount() });
   } catch (e) {
     model.net.dispose();
     throw e;

@@ -257,6 +257,7 @@ class TrainingRun {
   /** Restores the checkpoint to continue from, if any. */
   private resume(): void {
     const ck = chooseCheckpoint(this.store, this.s, this.def, this.log);
+    this.agreeOnStart(ck?.path ?? null);
     if (!ck) return;
     const savedWorld = Number(ck.meta.values.worldSize ?? 1);
     try {
@@ -269,6 +270,15 @@ class TrainingRun {
     const world = this.dist?.size ?? 1;
     if (savedWorld !== world)
       this.log(`warning: the checkpoint was written by ${savedWorld} process(es), this run has ${world}: it continues, but not bit-exactly (the random streams of the ranks differ)`);
+  }
+
+  /**
+   * Every rank must start from the same checkpoint: in a multi-node job each node reads --out itself,
+   * so a node that does not see rank 0's checkpoints (no shared file system) would start over alone.
+   */
+  private agreeOnStart(checkpoint: string | null): void {
+    this.dist?.agree('resume point', { resume_checkpoint: checkpoint && path.basename(checkpoint) },
+      "every node must see rank 0's --out (a shared file system), or copy rank 0's checkpoints into each node's --out before --resume");
   }
 
   /** run.json: the settings, facts and one segment per (resumed) part of the run. */

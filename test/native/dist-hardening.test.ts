@@ -1,7 +1,8 @@
 // Multi-process jobs that go wrong end on every rank with one line that names the problem: ranks that
 // disagree on settings, teachers or WORLD_SIZE (before any collective, never an abort inside Gloo),
 // ranks that never join, a store address that does not resolve, a port another program holds, launch
-// environments set by half, and a launcher stopped by a signal. 2 Gloo processes on 127.0.0.1.
+// environments set by half, a socket interface the machine lacks, and a launcher stopped by a signal.
+// 2 Gloo processes on 127.0.0.1.
 import test from 'ava';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -120,4 +121,12 @@ dtest(title('the --nproc-per-node launcher stopped by SIGTERM says so and exits 
   t.regex(p.out, /stopped by SIGTERM; the signal was passed to the 3 workers/);
   if (availableParallelism() < 3) t.regex(p.out, /warning: --nproc-per-node 3 on \d+ core\(s\)/);
   t.false(/worker rank \d exited with code/.test(p.out), p.out);
+});
+
+dtest(title('GLOO_SOCKET_IFNAME naming an interface this machine lacks is refused on every rank with the interfaces it has'), async (t) => {
+  const port = await freePort();
+  const out = path.join(dir, 'ifname');
+  const env = (r: number) => rankEnv(r, 2, port, { GLOO_SOCKET_IFNAME: 'lo,nosuch9' });
+  const procs = await Promise.all([run(base(out), env(0)).done, run(base(out), env(1)).done]);
+  refusedEverywhere(t, procs, /rank [01] of 2: GLOO_SOCKET_IFNAME=lo,nosuch9 names 'nosuch9', which this machine \(.*\) does not have; its interfaces: lo\b/);
 });

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { buildInfo, makePairs, PairsConfigSchema, evaluate, EvalConfigSchema } from '../../src/index.js';
 import { Store } from '../../src/distributed/group.js';
 import { launchFromEnv, firstSlurmHost, LaunchError } from '../../src/distributed/launch.js';
-import { freePort, withoutNproc } from '../../src/distributed/spawn.js';
+import { freePort } from '../../src/distributed/spawn.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tinyTeacher } from '../helpers/teacher.js';
@@ -56,7 +56,6 @@ test('the launch contract: torchrun, SLURM and single-process environments; inco
   t.throws(() => launchFromEnv({ RANK: '0', WORLD_SIZE: '2' }), { instanceOf: LaunchError, message: /MASTER_ADDR is not set/ });
   t.throws(() => launchFromEnv({ RANK: 'x', WORLD_SIZE: '2', MASTER_ADDR: 'h' }), { instanceOf: LaunchError, message: /RANK="x" is not an integer/ });
   t.throws(() => launchFromEnv({ WORLD_SIZE: '2', MASTER_ADDR: 'h' }), { message: /RANK and WORLD_SIZE must be set together/ });
-  t.deepEqual(withoutNproc(['--steps', '3', '--nproc-per-node', '2', '--x', '--nproc-per-node=4']), ['--steps', '3', '--x']);
 });
 
 dtest(title('collectives: broadcast, sum, allgather and barrier over Gloo, with rank 0 hosting the store and with an agent store'), async (t) => {

@@ -15,7 +15,7 @@ import { oneHot } from '../../nn/functional.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../io/safetensors.js';
 import { Progress } from '../../train/progress.js';
 import { fileSha256, ensureDir, readRegularFile, atomicWrite } from '../../util/fs.js';
-import { fields, distributedShape } from '../../util/fields.js';
+import { fields, distributedShape, withoutLaunch } from '../../util/fields.js';
 import { Distributed } from '../../distributed/context.js';
 import { formatZodError } from '../../util/zod.js';
 import { foreach } from '../../tensor/foreach.js';
@@ -155,8 +155,7 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
   const sha = fileSha256(teacherFile);
   const net = loadEDM(teacherFile, { device });
   try {
-    const { out: _o, device: _d, nprocPerNode: _n, distBackend: _b, distTimeout: _t, batchSize: _bs, teacher: _tf, ...same } = cfg;
-    dist.agree('dmd pairs settings', { ...same, teacher_sha256: sha, out: path.resolve(cfg.out) });
+    dist.agree('dmd pairs settings', { ...withoutLaunch(cfg, ['out', 'device', 'batchSize', 'teacher']), teacher_sha256: sha, out: path.resolve(cfg.out) });
     if (cfg.guidance !== 1 && !net.config.label_dim) throw new PairsError('--guidance needs a class-conditional teacher');
     const m = openManifest(cfg, { file: teacherFile, sha256: sha }, net.config);
     const saveManifest = () => { if (main) atomicWrite(path.join(cfg.out, 'pairs.json'), `${JSON.stringify(m, null, 1)}\n`, 'pairs manifest'); };
