@@ -8,6 +8,7 @@
 #else
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
+#include <cuda_runtime_api.h>
 #endif
 
 #include <cstdlib>
@@ -78,6 +79,27 @@ Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
   o.Set("peakAllocated", static_cast<double>(stats.allocated_bytes[0].peak));
   o.Set("reserved", static_cast<double>(stats.reserved_bytes[0].current));
   o.Set("peakReserved", static_cast<double>(stats.reserved_bytes[0].peak));
+#else
+  (void)dev;
+#endif
+  return o;
+}
+
+// cudaMemoryInfo(device) -> {free, total} in bytes, as torch.cuda.mem_get_info (what the driver reports
+// for the whole device, other processes included)
+Napi::Value MemoryInfo(const Napi::CallbackInfo& info) {
+  int dev = deviceIndexArg(info, 0);
+  Napi::Object o = Napi::Object::New(info.Env());
+#ifdef DMD_WITH_CUDA
+  initDevice(dev);
+  int previous = 0;
+  size_t freeBytes = 0, totalBytes = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(dev) != cudaSuccess) throwType("cudaMemoryInfo: cannot select CUDA device " + std::to_string(dev));
+  cudaError_t err = cudaMemGetInfo(&freeBytes, &totalBytes);
+  (void)cudaSetDevice(previous);
+  if (err != cudaSuccess) throwType(std::string("cudaMemGetInfo failed: ") + cudaGetErrorString(err));
+  o.Set("free", static_cast<double>(freeBytes));
+  o.Set("total", static_cast<double>(totalBytes));
 #else
   (void)dev;
 #endif
@@ -155,6 +177,7 @@ void registerCuda(Napi::Env env, Exports exports) {
   DMD_EXPORT(exports, env, "cudaSynchronize", Synchronize);
   DMD_EXPORT(exports, env, "cudaManualSeedAll", ManualSeedAll);
   DMD_EXPORT(exports, env, "cudaMemoryStats", MemoryStats);
+  DMD_EXPORT(exports, env, "cudaMemoryInfo", MemoryInfo);
   DMD_EXPORT(exports, env, "cudaResetPeak", ResetPeak);
   DMD_EXPORT(exports, env, "cudaEmptyCache", EmptyCache);
   DMD_EXPORT(exports, env, "setAllowTF32", SetAllowTF32);

@@ -211,6 +211,7 @@ export interface NativeBinding {
   cudaSynchronize(device: number): void;
   cudaManualSeedAll(seed: number): void;
   cudaMemoryStats(device: number): { allocated: number; peakAllocated: number; reserved: number; peakReserved: number };
+  cudaMemoryInfo(device: number): { free: number; total: number };
   cudaResetPeak(device: number): void;
   cudaEmptyCache(): void;
   setAllowTF32(matmul: boolean, cudnn: boolean): void;

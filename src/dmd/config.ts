@@ -1,12 +1,18 @@
 // dmd-train settings: the zod schema is the single source of the defaults and CLI flags.
 import { z } from 'zod';
 import { REGRESSION_LOSSES } from './regression/losses.js';
+import { RECIPE_NAMES } from './recipes.js';
 import { fields, distributedShape } from '../util/fields.js';
 import { runSettingsShape, sampleEveryField } from '../train/settings.js';
 
 export const DMDConfigSchema = z.object({
-  recipe: z.enum(['default', 'dmd', 'dmd2']).default('default').describe('settings to start from: default (for the bundled teacher: fake:gen 1 + regression on automatically made pairs, 600 iterations, EMA 0.99; tuned on a CPU), dmd (DMD: fake:gen 1 + LPIPS regression, lr 2e-6), dmd2 (DMD2: fake:gen 5 + diffusion GAN, lr 2e-6); flags override'),
-  teacher: z.string().min(1).optional().describe('EDM teacher: an NVlabs snapshot .pkl, a .pt or a .safetensors; default: the bundled Fashion-MNIST teacher'),
+  recipe: z.enum(RECIPE_NAMES).default('default').describe('settings to start from: default (for the bundled teacher: fake:gen 1 + regression on automatically made pairs, 600 iterations, EMA 0.99; tuned on a CPU), dmd (DMD: fake:gen 1 + LPIPS regression, lr 2e-6), dmd2 (DMD2: fake:gen 5 + diffusion GAN, lr 2e-6), sd15-dmd2 (DMD2 stage 1 for SD v1.5: fake:gen 10, real guidance 1.75, lr 1e-5, batch 32, bfloat16, activation checkpointing); flags override'),
+  teacher: z.string().min(1).optional().describe('teacher: EDM (an NVlabs snapshot .pkl, a .pt or a .safetensors) or Stable Diffusion v1 (a single-file .safetensors/.ckpt or a diffusers folder, with --prompts); default: the bundled Fashion-MNIST teacher'),
+  prompts: z.string().min(1).optional().describe('Stable Diffusion teachers: the training prompts, one per line, or JSON Lines with a "text" field (.jsonl); the first 8 are the sample grids\' rows'),
+  conditioningTimestep: z.number().int().min(0).optional().describe("Stable Diffusion teachers: the timestep the one-step generator is evaluated at on Gaussian latents (default: the schedule's last, 999, as DMD2)"),
+  resolution: z.number().int().positive().optional().describe("Stable Diffusion teachers: image size in pixels, a multiple of 8 (default: the model's, 512 for SD v1.5)"),
+  activationCheckpointing: z.boolean().default(false).describe("Stable Diffusion teachers: recompute the trained UNets' block activations in backward instead of keeping them (much less memory, about a third more time; needed at 512 px)"),
+  teacherConfig: z.string().min(1).optional().describe('Stable Diffusion teachers: an LDM config (v1-inference.yaml) giving the architecture (default: inferred from the weights)'),
   ...runSettingsShape({ out: 'runs/dmd', checkpointEvery: 250, metricsEvery: 10 }),
   sampleEvery: sampleEveryField(250),
   pairs: z.string().min(1).optional().describe('regression pairs from `dmd pairs` (DMD), or auto (made once from the teacher and cached); without it no regression loss is used (DMD2)'),
@@ -21,7 +27,7 @@ export const DMDConfigSchema = z.object({
   tf32: fields.tf32(),
   deterministic: fields.deterministic(),
   seed: fields.seed(),
-  sigmaC: z.number().positive().default(80).describe('conditioning noise level of the one-step generator G(z) = D(sigma_c z; sigma_c)'),
+  sigmaC: z.number().positive().default(80).describe('EDM teachers: conditioning noise level of the one-step generator G(z) = D(sigma_c z; sigma_c)'),
   sigmaMin: z.number().positive().default(0.002).describe('smallest Karras sigma of the 1000-level table'),
   sigmaMax: z.number().positive().default(80).describe('largest Karras sigma'),
   rho: z.number().positive().default(7).describe('Karras rho'),

@@ -3,7 +3,7 @@
 // teachers on GPUs. A recipe only fills settings the user did not give (flags and --config win).
 import type { DMDConfig } from './config.js';
 
-export const RECIPE_NAMES = ['default', 'dmd', 'dmd2'] as const;
+export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2'] as const;
 export type RecipeName = (typeof RECIPE_NAMES)[number];
 
 /** What each recipe changes from the schema defaults. */
@@ -20,6 +20,13 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
   dmd2: {
     fakeUpdatesPerGen: 5, genLr: 2e-6, fakeLr: 2e-6, gan: true, diffusionGan: true, diffusionGanMaxTimestep: 1000, ganGenWeight: 3e-3, ganHeadWeight: 1e-2,
     lambdaReg: 0, warmupSteps: 0, emaDecay: 0, gradClip: 10, batchSize: 40,
+  },
+  // DMD2's stage 1 for Stable Diffusion v1.5 (main/train_sd.py, LAION prompts): distribution matching
+  // alone with real guidance 1.75, the fake score updated 10 times per generator update, AdamW at 1e-5,
+  // 32 prompts per GPU at 512 px in bfloat16 with gradient checkpointing, generator at timestep 999
+  'sd15-dmd2': {
+    fakeUpdatesPerGen: 10, genLr: 1e-5, fakeLr: 1e-5, realGuidance: 1.75, gan: false, lambdaReg: 0, warmupSteps: 0, emaDecay: 0, gradClip: 10,
+    batchSize: 32, dtype: 'bfloat16', activationCheckpointing: true, minStepPercent: 0.02, maxStepPercent: 0.98,
   },
 };
 

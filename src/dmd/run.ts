@@ -8,6 +8,7 @@ import { FDProbe } from '../metrics/probe.js';
 import { finalEvaluation } from '../metrics/final-eval.js';
 import { runTraining, type RunHooks, type RunResult } from '../train/run.js';
 import { settingsIdentity } from '../train/settings.js';
+import { describeMemory, PeakTracker, formatBytes } from '../train/memory.js';
 import { reportHooks, writeReport } from '../report/report.js';
 import type { DMDTrainer } from './trainer.js';
 
@@ -21,6 +22,8 @@ export function describeDMD(tr: DMDTrainer): string {
   const cfg = tr.cfg;
   const parts = [
     `teacher ${path.basename(tr.teacher.path)} (${tr.real.describe()}; ${tr.real.parameterCount()} params)`,
+    ...(tr.teacher.prompts ? [`${tr.teacher.prompts.count} prompts from ${path.basename(tr.teacher.prompts.file)}${cfg.realGuidance !== 1 ? `, real guidance ${cfg.realGuidance}` : ''}`] : []),
+    `generator at ${tr.real.describeLevel(tr.generator.level)}`,
     `${cfg.steps} iterations, batch ${cfg.batchSize}`,
     cfg.lambdaDm > 0 ? `distribution matching x${cfg.lambdaDm}, fake:gen ${cfg.fakeUpdatesPerGen}:1` : 'no distribution matching',
     tr.regression ? `regression ${cfg.regression} x${cfg.lambdaReg} on ${tr.regression.size} pairs` : 'no regression loss (no --pairs)',
@@ -28,6 +31,7 @@ export function describeDMD(tr: DMDTrainer): string {
   const head = tr.critic?.head;
   if (head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${head.channels}-channel bottleneck, real images ${cfg.data})`);
   if (tr.ema) parts.push(`EMA ${cfg.emaDecay}`);
+  if (tr.teacher.memory) parts.push(`estimated peak memory per process ${describeMemory(tr.teacher.memory, cfg.batchSize)}`);
   parts.push(`${tr.device} ${cfg.dtype}${isCuda(tr.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}${cfg.deterministic ? ', deterministic kernels' : ''}`);
   if (tr.dist.size > 1) parts.push(`${tr.dist.size} processes (${tr.dist.backend}), global batch ${cfg.batchSize * tr.dist.size}`);
   return `DMD: ${parts.join(', ')}`;
@@ -41,6 +45,7 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
   const probe = cfg.evalEvery > 0 && main
     ? FDProbe.create({ classifier: cfg.classifier, ref: cfg.evalRef, refNum: cfg.evalRefNum, num: cfg.evalNum, seed: deriveSeed(cfg.seed, 14), device: tr.device, config: tr.real.imageSpec })
     : null;
+  const memory = main && tr.teacher.memory ? new PeakTracker(tr.device) : null;
   try {
     const r = await runTraining(cfg, {
       kind: 'dmd',
@@ -48,7 +53,7 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
       total: cfg.steps,
       state: tr.state,
       position: () => tr.step,
-      identity: { ...settingsIdentity(cfg, ['steps', 'teacher']), teacher_sha256: tr.teacher.sha256 },
+      identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'prompts']), teacher_sha256: tr.teacher.sha256, ...(tr.teacher.prompts && { prompts_sha256: tr.teacher.prompts.sha256 }) },
       config: cfg,
       info: {
         device: tr.device, dtype: cfg.dtype, tf32: isCuda(tr.device) ? cfg.tf32 : 'n/a (CPU)', deterministic: cfg.deterministic, teacher: tr.teacher.path, teacher_sha256: tr.teacher.sha256,
@@ -61,9 +66,14 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
       finite: ['loss_dm', 'loss_reg', 'loss_fake', 'loss_gan_gen', 'loss_gan_head'],
       step: () => tr.iteration(),
       shown: (m) => ({ ...(m.loss_fake !== undefined && { fake: m.loss_fake }), ...(m.loss_dm !== undefined && { dm: m.loss_dm }), ...(m.loss_reg !== undefined && { reg: m.loss_reg }) }),
-      sample: (file) => tr.sampleGrid(file),
+      sample: (file) => (memory ? memory.aside(() => tr.sampleGrid(file)) : tr.sampleGrid(file)),
       evaluate: probe ? { every: cfg.evalEvery, run: () => probe.run((z, labels) => tr.generator.sample(z, labels)) } : undefined,
     }, log, { progress: o.progress, hooks: o.hooks ?? reportHooks(cfg.out) });
+    const peak = memory?.peak();
+    if (peak) {
+      const est = tr.teacher.memory!.fixedBytes + cfg.batchSize * tr.teacher.memory!.perSampleBytes;
+      log(`memory: ${peak.what} during the iterations ${formatBytes(peak.bytes)} (${formatBytes(memory!.atStart!)} in use when they began; sample grids left out); estimated at start-up ${formatBytes(est)}`);
+    }
     return { ...r, generator: r.status === 'done' && main ? await finish(tr, log) : null };
   } finally {
     probe?.dispose();
@@ -75,8 +85,11 @@ async function finish(tr: DMDTrainer, log: (s: string) => void): Promise<string>
   const cfg = tr.cfg;
   const file = path.join(cfg.out, 'generator.safetensors');
   tr.exportGenerator(file);
-  log(`wrote ${file} (one-step generator, sigma_c ${cfg.sigmaC}); sample it with: npx dmd sample --generator ${file} --out grid.png`);
-  if (cfg.finalEval > 0) {
+  const how = tr.teacher.prompts ? `--prompt "..." --out grid.png (an SD v1 checkpoint: the distilled UNet with the teacher's VAE and text encoder)` : '--out grid.png';
+  log(`wrote ${file} (one-step generator, ${tr.real.describeLevel(tr.generator.level)}); sample it with: npx dmd sample --generator ${file} ${how}`);
+  if (cfg.finalEval > 0 && tr.teacher.prompts) {
+    log('final evaluation skipped: evaluating text-to-image generators (FID against images, CLIP score) is not available yet (--final-eval 0 silences this)');
+  } else if (cfg.finalEval > 0) {
     const r = await finalEvaluation({ generator: file, teacherPath: tr.teacher.path, spec: tr.real.imageSpec, num: cfg.finalEval, ref: cfg.evalRef, refNum: cfg.evalRefNum, classifier: cfg.classifier, seed: cfg.seed, device: tr.device, out: cfg.out }, log);
     if (r) writeReport(cfg.out);
   }

@@ -8,7 +8,7 @@ import type { Device, ExecutionDType } from '../tensor/device.js';
 import type { Stateful } from '../nn/module.js';
 import type { ImageSpec } from '../metrics/classifier.js';
 
-/** What a sample is conditioned on: one-hot class labels [N, classes] today (text embeddings next), or nothing. */
+/** What a sample is conditioned on: one-hot class labels [N, classes], text embeddings [N, tokens, width], or nothing. */
 export type Conditioning = Tensor | null;
 
 /** Noise levels (indices into the schedule's table) and standard normal noise for a batch; injectable so tests can feed reference values. */
@@ -62,6 +62,13 @@ export interface ScheduleSettings {
   rho: number;
 }
 
+/** The dmd-train settings a generator's conditioning level comes from. */
+export interface GeneratorLevelSettings {
+  sigmaC: number;
+  /** default: the last timestep of the schedule */
+  conditioningTimestep?: number | undefined;
+}
+
 /** A teacher network, or one of its trainable copies (fake score, generator), behind the DMD algorithm. */
 export interface ScoreModel extends Stateful {
   /** the teacher family, e.g. 'edm' */
@@ -74,6 +81,8 @@ export interface ScoreModel extends Stateful {
   readonly conditionDim: number;
   readonly device: Device;
   readonly training: boolean;
+  /** whether the model has an unconditional branch for classifier-free guidance (class dropout, the empty prompt) */
+  readonly guidable: boolean;
   /** A few words on the network for the start-up line (architecture, size of samples, classes). */
   describe(): string;
   /** A score function: x0 prediction with classifier-free guidance weight and execution precision. */
@@ -83,12 +92,22 @@ export interface ScoreModel extends Stateful {
   featureShape(): { channels: number; resolution: number };
   /** The one-step generator: the network evaluated once at conditioning level `level` on standard normal z. */
   generate(z: Tensor, cond: Conditioning, level: number, dtype?: ExecutionDType): Tensor;
+  /** The generator's conditioning level from the run's settings (EDM: sigma_c; SD: the conditioning timestep), checked against the model. */
+  generatorLevel(s: GeneratorLevelSettings): number;
+  /** How the level is named in messages and files, e.g. 'sigma_c 80' or 'conditioning timestep 999'. */
+  describeLevel(level: number): string;
+  /** Fixed inputs of the sample grids: seeded noise and conditioning (one row per class or prompt), with the grid's columns. */
+  gridInputs(seed: number): { z: Tensor; cond: Conditioning; columns?: number };
+  /** Images in [-1, 1] (nominally) of samples: the samples themselves in pixel space, the VAE's decoding of latents. */
+  toImages(x: Tensor): Tensor;
   /** The noise schedule of this family for the given settings, on this model's device. */
   schedule(s: ScheduleSettings): NoiseSchedule;
   /** Random conditioning for n samples, drawn with `randint` (so the caller's random stream is used). */
   randomConditions(n: number, randint: (low: number, high: number, n: number) => Tensor): Conditioning;
-  /** An estimate of the memory one sample costs in training when `passes` sets of activations are alive. */
-  trainingBytesPerImage(passes: number, dtype: ExecutionDType): number;
+  /** An estimate of the memory one sample costs in a DMD iteration (activations kept for backward and in flight). */
+  trainingBytesPerImage(dtype: ExecutionDType): number;
+  /** Bytes of the frozen parts that come with the teacher besides its network (text encoder, VAE, prompt embeddings). */
+  frozenBytes(): number;
   /** Writes the model as a one-step generator file of its family (with its conditioning level). */
   saveGenerator(file: string, level: number, metadata: Record<string, string>): void;
   /** A new model with a copy of the weights, on the same device, in the same mode. */

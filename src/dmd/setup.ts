@@ -5,14 +5,18 @@ import path from 'node:path';
 import { deriveSeed } from '../tensor/random.js';
 import { type Device, checkExecutionDType, configureKernels } from '../tensor/device.js';
 import { defaultTeacherPath } from '../edm/default-teacher.js';
-import { fileSha256 } from '../util/fs.js';
+import { pathSha256 } from '../util/fs.js';
+import { isStableDiffusion } from '../sd/checkpoint.js';
+import { readPrompts } from '../sd/prompts.js';
 import { formatZodError } from '../util/zod.js';
-import { checkBatchMemory } from '../train/memory.js';
+import { checkMemory, type MemoryEstimate } from '../train/memory.js';
+import { dmdMemoryEstimate } from './memory.js';
 import { settingsIdentity } from '../train/settings.js';
 import { Distributed } from '../distributed/context.js';
 import { DMDConfigSchema, type DMDConfig } from './config.js';
 import { applyRecipe } from './recipes.js';
 import { loadEDMTeacher } from './models/edm.js';
+import { loadSDTeacher } from './models/sd.js';
 import type { ScoreModel } from './score-model.js';
 
 export class DMDSetupError extends Error {
@@ -38,7 +42,10 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
 
 /** What every process of a data-parallel run must hold the same: the run's settings, the teacher's hash and size. */
 export function runFingerprint(cfg: DMDConfig, teacher: LoadedTeacher): Record<string, unknown> {
-  return { ...settingsIdentity(cfg, ['teacher']), steps: cfg.steps, dist_same_noise: cfg.distSameNoise, teacher_sha256: teacher.sha256, teacher_parameters: teacher.model.parameterCount() };
+  return {
+    ...settingsIdentity(cfg, ['teacher', 'prompts']), steps: cfg.steps, dist_same_noise: cfg.distSameNoise, teacher_sha256: teacher.sha256, teacher_parameters: teacher.model.parameterCount(),
+    prompts_sha256: teacher.prompts?.sha256 ?? null,
+  };
 }
 
 /** This process's place in the job, its device and the seed of its random streams. */
@@ -69,6 +76,28 @@ export interface LoadedTeacher {
   model: ScoreModel;
   /** whether it came from a file (pairs are then checked against its hash) */
   fromFile: boolean;
+  /** the run's memory estimate per process (set once the teacher is loaded) */
+  memory?: MemoryEstimate;
+  /** the training prompts of a text-conditioned teacher: the file, its hash and how many */
+  prompts?: { file: string; sha256: string; count: number };
+}
+
+/** What an SD teacher cannot be combined with yet, and the prompts it needs; checked before it is loaded. */
+function checkSDSettings(cfg: DMDConfig, file: string): void {
+  const no = (what: string) => new DMDSetupError(`${what} with a Stable Diffusion teacher (${file}) is not available yet: distil it with distribution matching alone (the sd15-dmd2 recipe's stage 1)`);
+  if (!cfg.prompts) throw new DMDSetupError(`--teacher ${file} is a Stable Diffusion model: give the training prompts with --prompts FILE (one per line, or JSON Lines with a "text" field)`);
+  if (cfg.pairs) throw no('--pairs (regression)');
+  if (cfg.gan) throw no('--gan');
+  if (cfg.evalEvery > 0) throw no('--eval-every');
+}
+
+/** Loads an SD v1 teacher with its training prompts (see dmd/models/sd.ts). */
+function loadSD(cfg: DMDConfig, file: string, device: Device, log: (s: string) => void): LoadedTeacher {
+  checkSDSettings(cfg, file);
+  const promptsFile = path.resolve(cfg.prompts!);
+  const prompts = readPrompts(promptsFile);
+  const model = loadSDTeacher(file, { device, prompts, resolution: cfg.resolution, teacherConfig: cfg.teacherConfig, dtype: cfg.dtype, checkpointing: cfg.activationCheckpointing, warn: (m) => log(`warning: ${m}`) });
+  return { path: file, sha256: pathSha256(file), model, fromFile: true, prompts: { file: promptsFile, sha256: pathSha256(promptsFile), count: prompts.length } };
 }
 
 /**
@@ -81,13 +110,21 @@ export function loadTeacher(cfg: DMDConfig, device: Device, log: (s: string) => 
     t = { path: '<in-memory teacher>', sha256: '<in-memory teacher>', model: given.clone(), fromFile: false };
   } else {
     const file = path.resolve(cfg.teacher ?? defaultTeacherPath());
-    const model = loadEDMTeacher(file, device);
-    t = { path: file, sha256: fileSha256(file), model, fromFile: true };
+    if (cfg.teacher && isStableDiffusion(file)) {
+      t = loadSD(cfg, file, device, log);
+    } else {
+      if (cfg.prompts) throw new DMDSetupError(`--prompts is for Stable Diffusion teachers; ${file} is an EDM teacher (class-conditional: it takes no text)`);
+      if (cfg.resolution !== undefined || cfg.teacherConfig || cfg.activationCheckpointing)
+        throw new DMDSetupError(`--resolution, --teacher-config and --activation-checkpointing are for Stable Diffusion teachers; ${file} is an EDM teacher`);
+      t = { path: file, sha256: pathSha256(file), model: loadEDMTeacher(file, device), fromFile: true };
+    }
   }
   try {
-    const warn = checkBatchMemory(cfg.batchSize, t.model.trainingBytesPerImage(24, cfg.dtype), device);
+    t.memory = dmdMemoryEstimate(cfg, t.model);
+    const hint = t.model.family === 'sd' ? `use a device with more memory${cfg.activationCheckpointing ? '' : ', or --activation-checkpointing'}${cfg.dtype === 'float32' ? ', --dtype bfloat16' : ''}, or a smaller --resolution` : 'use a device with more memory';
+    const warn = checkMemory(t.memory, cfg.batchSize, device, hint);
     if (warn) log(`warning: ${warn}`);
-    if (cfg.realGuidance !== 1 && t.model.conditionDim === 0) throw new DMDSetupError('--real-guidance needs a class-conditional teacher');
+    if (cfg.realGuidance !== 1 && !t.model.guidable) throw new DMDSetupError('--real-guidance needs a teacher with an unconditional branch (a class-conditional EDM teacher, or a text-to-image one)');
   } catch (e) {
     t.model.dispose();
     throw e;

@@ -17,7 +17,7 @@ import { AdamW } from '../nn/optim.js';
 import { warmup } from '../nn/schedule.js';
 import { ImageLoader } from '../data/loader.js';
 import { openDataset } from '../data/sources.js';
-import { saveGrid, gridInputs } from '../data/grid.js';
+import { saveGrid } from '../data/grid.js';
 import type { RunHooks } from '../train/run.js';
 import { readScalars } from '../train/metrics.js';
 import { TrainState } from '../train/state.js';
@@ -66,7 +66,8 @@ export class DMDTrainer {
   private trained = false;
   private readonly criticParams: Tensor[];
   private readonly lrScale: (step: number) => number;
-  private readonly fixed: { z: Tensor; labels: Tensor | null };
+  /** the sample grids' noise and conditioning, and the grid's columns */
+  private readonly fixed: { z: Tensor; cond: Conditioning; columns?: number };
 
   /**
    * The trainer for settings as the command line takes them: the recipe's defaults filled in and
@@ -85,7 +86,7 @@ export class DMDTrainer {
     this.teacher = loadTeacher(cfg, d, log, o.teacher);
     const real = this.teacher.model;
     this.dist.agree('dmd-train settings', runFingerprint(cfg, this.teacher));
-    this.generator = new OneStepGenerator(real, { level: cfg.sigmaC, dtype: cfg.dtype, emaDecay: cfg.emaDecay, dropout: cfg.dropout });
+    this.generator = new OneStepGenerator(real, { level: real.generatorLevel(cfg), dtype: cfg.dtype, emaDecay: cfg.emaDecay, dropout: cfg.dropout });
     this.schedule = real.schedule(cfg);
     this.rng = new RankRandom(Generator.create(d, deriveSeed(place.rankSeed, 11)), d, this.dist, place.sameNoise);
     this.pairsRng = Generator.create('cpu', deriveSeed(place.rankSeed, 12));
@@ -103,7 +104,7 @@ export class DMDTrainer {
     this.optG = new AdamW(this.generator.parameters(), { lr: cfg.genLr, ...adam });
     this.optF = this.critic ? new AdamW(this.criticParams, { lr: cfg.fakeLr, ...adam }) : null;
     this.lrScale = warmup(cfg.warmupSteps);
-    this.fixed = gridInputs({ count: spec.label_dim ? spec.label_dim * 8 : 64, channels: spec.img_channels, resolution: spec.img_resolution, classes: spec.label_dim, seed: deriveSeed(cfg.seed, 13), device: d });
+    this.fixed = real.gridInputs(deriveSeed(cfg.seed, 13));
     this.state = this.checkpointState();
   }
 
@@ -211,9 +212,9 @@ export class DMDTrainer {
     this.optF!.zeroGrad();
   }
 
-  /** One-step samples of the fixed noises (EMA generator when enabled), as a PNG grid. */
+  /** One-step samples of the fixed noises (EMA generator when enabled), as a PNG grid (one row per class or prompt). */
   sampleGrid(file: string): void {
-    tidy(() => saveGrid(this.generator.sample(this.fixed.z, this.fixed.labels).clamp(-1, 1), file, this.labelDim || undefined));
+    tidy(() => saveGrid(this.real.toImages(this.generator.sample(this.fixed.z, this.fixed.cond)).clamp(-1, 1), file, this.fixed.columns));
   }
 
   /** Writes the generator (EMA when enabled) as a standalone teacher-format file with role "generator". */

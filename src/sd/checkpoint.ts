@@ -214,6 +214,17 @@ function checkFamily(file: string, keys: Iterable<string>): void {
   throw new SDCheckpointError(`${file}: ${what}${f === 'sd2' || f === 'sdxl' ? '; only SD v1.x teachers are supported yet' : ''}`);
 }
 
+/** The conditioning timestep recorded in a one-step SD generator file from dmd-train, or null (a teacher, or not such a file). */
+export function generatorTimestep(file: string): number | null {
+  if (torchFileKind(file)) return null;
+  try {
+    const m = readSafetensorsHeader(file).metadata;
+    return m.role === 'generator' && m.conditioning_timestep !== undefined ? Number(m.conditioning_timestep) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Whether a path is an SD teacher (single file of SD v1 layout or a diffusers folder) rather than another kind. */
 export function isStableDiffusion(file: string): boolean {
   try {

@@ -15,6 +15,8 @@ export const cuda = {
   manualSeedAll(seed: number): void { N.cudaManualSeedAll(seed); },
   memoryStats(device = 0): CudaMemoryStats { return N.cudaMemoryStats(device); },
   resetPeakMemoryStats(device = 0): void { N.cudaResetPeak(device); },
+  /** Free and total memory of a device in bytes, as the driver reports them (torch.cuda.mem_get_info). */
+  memoryInfo(device = 0): { free: number; total: number } { return N.cudaMemoryInfo(device); },
   emptyCache(): void { N.cudaEmptyCache(); },
   /**
    * TensorFloat-32 for float32 CUDA matmuls (cuBLAS) and convolutions (cuDNN), as PyTorch's

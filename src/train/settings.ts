@@ -19,7 +19,7 @@ export function runSettingsShape(d: { checkpointEvery: number; metricsEvery: num
 }
 
 /** Keys of a command's settings that may change between a run and its resume (operation, length, device). */
-const OPERATIONAL = ['out', 'resume', 'resumeFrom', 'forceResume', 'checkpointEvery', 'keepCheckpoints', 'sampleEvery', 'metricsEvery', 'device', 'tf32', 'deterministic', 'evalEvery', 'evalNum', 'evalRef', 'evalRefNum', 'finalEval', 'classifier', ...DISTRIBUTED_KEYS, 'distSameNoise'];
+const OPERATIONAL = ['out', 'resume', 'resumeFrom', 'forceResume', 'checkpointEvery', 'keepCheckpoints', 'sampleEvery', 'metricsEvery', 'device', 'tf32', 'deterministic', 'activationCheckpointing', 'evalEvery', 'evalNum', 'evalRef', 'evalRefNum', 'finalEval', 'classifier', ...DISTRIBUTED_KEYS, 'distSameNoise'];
 
 /** The settings that define a run (what --resume compares): all but the operational ones and `also`. */
 export function settingsIdentity(cfg: Record<string, unknown>, also: readonly string[] = []): Record<string, unknown> {

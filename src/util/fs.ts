@@ -239,3 +239,21 @@ export function fileSha256(file: string): string {
     closeSync(fd);
   }
 }
+
+/**
+ * SHA-256 of a file, or of a folder (a diffusers model): the hash of its regular files' relative paths
+ * and hashes, in sorted order, so that a folder with the same files hashes the same wherever it is.
+ */
+export function pathSha256(p: string): string {
+  if (!statSync(p).isDirectory()) return fileSha256(p);
+  const lines: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const full = path.join(dir, e.name);
+      if (e.isDirectory()) walk(full);
+      else if (e.isFile()) lines.push(`${path.relative(p, full).split(path.sep).join('/')}\0${fileSha256(full)}\n`);
+    }
+  };
+  walk(p);
+  return createHash('sha256').update(lines.join('')).digest('hex');
+}

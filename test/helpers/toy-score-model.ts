@@ -3,7 +3,7 @@
 // score-model interface, so the same DMDTrainer distils it; samples are [N, 2, 1, 1] ("2-channel 1x1 images").
 import { Tensor, tidy, keep, noGrad, randn, cat, full, dispose, F, Generator, type ExecutionDType, type Device } from '../../src/index.js';
 import { EDMNoiseSchedule } from '../../src/dmd/models/edm.js';
-import type { Conditioning, ScheduleSettings, ScoreModel } from '../../src/dmd/score-model.js';
+import type { Conditioning, GeneratorLevelSettings, ScheduleSettings, ScoreModel } from '../../src/dmd/score-model.js';
 import type { ImageSpec } from '../../src/metrics/classifier.js';
 
 const SIGMA_DATA = 0.5;
@@ -25,6 +25,7 @@ export class ToyScoreModel implements ScoreModel {
   readonly sampleShape = [2, 1, 1];
   readonly imageSpec: ImageSpec = { img_channels: 2, img_resolution: 1, label_dim: 0 };
   readonly conditionDim = 0;
+  readonly guidable = false;
   readonly device: Device = 'cpu';
   training = false;
   private readonly params: Map<string, Tensor>;
@@ -77,9 +78,16 @@ export class ToyScoreModel implements ScoreModel {
   generate(z: Tensor, _cond: Conditioning, level: number, _dtype?: ExecutionDType): Tensor {
     return tidy(() => this.denoise(z.mul(level), full([z.shape[0]!], level)));
   }
+  generatorLevel(s: GeneratorLevelSettings): number { return s.sigmaC; }
+  describeLevel(level: number): string { return `sigma_c ${level}`; }
+  gridInputs(seed: number): { z: Tensor; cond: Conditioning } {
+    return { z: keep(randn([64, 2, 1, 1], { generator: Generator.create('cpu', seed) })), cond: null };
+  }
+  toImages(x: Tensor): Tensor { return x.clone(); }
   schedule(s: ScheduleSettings): EDMNoiseSchedule { return new EDMNoiseSchedule(s, 'cpu', SIGMA_DATA); }
   randomConditions(): Conditioning { return null; }
   trainingBytesPerImage(): number { return 4096; }
+  frozenBytes(): number { return 0; }
   saveGenerator(): void { throw new Error('the toy model is not saved'); }
   clone(): ToyScoreModel {
     const copy = new ToyScoreModel(new Map([...this.params].map(([k, v]) => [k, keep(noGrad(() => v.detach().clone()))])));

@@ -57,3 +57,18 @@ test('--recipe dmd and dmd2 are the published settings, and a flag still overrid
   // the published recipes never make pairs behind the user's back
   t.is(resolve({ recipe: 'dmd2' }).pairs, undefined);
 });
+
+test("--recipe sd15-dmd2 is DMD2's stage 1 for SD v1.5: fake:gen 10, guidance 1.75, lr 1e-5, bfloat16 with checkpointing, no GAN or regression", (t) => {
+  const c = resolve({ recipe: 'sd15-dmd2', teacher: 'v1-5-pruned-emaonly.safetensors', prompts: 'prompts.txt', 'batch-size': 8 });
+  t.is(c.fakeUpdatesPerGen, 10);
+  t.is(c.realGuidance, 1.75);
+  t.is(c.genLr, 1e-5);
+  t.is(c.fakeLr, 1e-5);
+  t.is(c.dtype, 'bfloat16');
+  t.true(c.activationCheckpointing);
+  t.false(c.gan);
+  t.is(c.lambdaReg, 0);
+  t.is(c.pairs, undefined);
+  t.is(c.conditioningTimestep, undefined); // the teacher's last timestep, 999
+  t.is(c.batchSize, 8);
+});

@@ -3,11 +3,11 @@
 // generator from dmd-train; the VAE decodes the latents. One image per prompt, as a grid or a directory.
 import path from 'node:path';
 import { StableDiffusion } from '../../sd/pipeline.js';
+import { generatorTimestep } from '../../sd/checkpoint.js';
 import { readPrompts } from '../../sd/prompts.js';
 import { resolveDevice, checkExecutionDType } from '../../tensor/device.js';
 import { tidy, noGrad, cat, full, type Tensor } from '../../tensor/index.js';
 import { saveGrid, saveImages } from '../../data/grid.js';
-import { readSafetensorsHeader } from '../../io/safetensors.js';
 import { ensureDir, ensureParentDir } from '../../util/fs.js';
 import type { ExecutionDType } from '../../tensor/device.js';
 
@@ -29,16 +29,6 @@ export interface SDSampleSettings {
   out: string;
 }
 
-/** The conditioning timestep recorded in a one-step SD generator file, or null for a teacher. */
-export function sdGeneratorTimestep(file: string): number | null {
-  try {
-    const m = readSafetensorsHeader(file).metadata;
-    return m.role === 'generator' && m.conditioning_timestep !== undefined ? Number(m.conditioning_timestep) : null;
-  } catch {
-    return null;
-  }
-}
-
 function promptsOf(s: SDSampleSettings): string[] {
   const list = [...(s.prompt ?? []), ...(s.prompts ? readPrompts(s.prompts) : [])];
   if (!list.length) throw new RangeError('a Stable Diffusion model needs prompts: --prompt "..." (repeatable) or --prompts FILE');
@@ -58,7 +48,7 @@ export function sampleSD(s: SDSampleSettings): void {
     const size = s.size ?? sd.config.unet.image_size * sd.factor;
     sd.latentSize(size);
     const t0 = performance.now();
-    const tG = s.generator ? sdGeneratorTimestep(s.generator) : null;
+    const tG = s.generator ? generatorTimestep(s.generator) : null;
     if (s.generator && tG === null) throw new RangeError(`--generator ${s.generator}: not a one-step generator from dmd-train (sample a teacher with --teacher)`);
     let images: Tensor;
     let how: string;

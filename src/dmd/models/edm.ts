@@ -11,8 +11,9 @@ import { detectFormat, loadEDM, readEDMInfo } from '../../edm/checkpoint.js';
 import { karrasTable } from '../../edm/sigmas.js';
 import { denoiser } from '../../edm/guidance.js';
 import { generate, saveGenerator } from '../../edm/one-step.js';
+import { gridInputs } from '../../data/grid.js';
 import type { ImageSpec } from '../../metrics/classifier.js';
-import type { Conditioning, NoisedBatch, NoiseSchedule, ScheduleSettings, ScoreFn, ScoreModel, ScoreOptions } from '../score-model.js';
+import type { Conditioning, GeneratorLevelSettings, NoisedBatch, NoiseSchedule, ScheduleSettings, ScoreFn, ScoreModel, ScoreOptions } from '../score-model.js';
 
 /** DMD2's discretised EDM forward process: sigma = table[t], x_noisy = x + sigma n. */
 export class EDMNoiseSchedule implements NoiseSchedule {
@@ -60,6 +61,8 @@ export class EDMScoreModel implements ScoreModel {
   get conditionDim(): number { return this.net.config.label_dim; }
   get device(): Device { return this.net.device; }
   get training(): boolean { return this.net.training; }
+  /** class-conditional EDM teachers trained with label dropout have an unconditional branch */
+  get guidable(): boolean { return this.conditionDim > 0; }
 
   describe(): string {
     const c = this.net.config;
@@ -80,6 +83,19 @@ export class EDMScoreModel implements ScoreModel {
     return generate(this.net, z, cond, level, dtype);
   }
 
+  generatorLevel(s: GeneratorLevelSettings): number { return s.sigmaC; }
+
+  describeLevel(level: number): string { return `sigma_c ${level}`; }
+
+  /** 8 rows of one image per class (64 images for unconditional networks). */
+  gridInputs(seed: number): { z: Tensor; cond: Conditioning; columns?: number } {
+    const c = this.net.config;
+    const g = gridInputs({ count: c.label_dim ? c.label_dim * 8 : 64, channels: c.img_channels, resolution: c.img_resolution, classes: c.label_dim, seed, device: this.device });
+    return { z: g.z, cond: g.labels, columns: c.label_dim || undefined };
+  }
+
+  toImages(x: Tensor): Tensor { return x.clone(); }
+
   schedule(s: ScheduleSettings): EDMNoiseSchedule {
     return new EDMNoiseSchedule(s, this.device, this.net.config.sigma_data);
   }
@@ -89,9 +105,12 @@ export class EDMScoreModel implements ScoreModel {
     return k ? tidy(() => oneHot(randint(0, k, n), k)) : null;
   }
 
-  trainingBytesPerImage(passes: number, dtype: ExecutionDType): number {
-    return trainingBytesPerImage(this.net.config, passes, dtype);
+  /** 24 sets of the network's feature maps: measured on the CPU to cover a DMD iteration with the GAN */
+  trainingBytesPerImage(dtype: ExecutionDType): number {
+    return trainingBytesPerImage(this.net.config, 24, dtype);
   }
+
+  frozenBytes(): number { return 0; }
 
   saveGenerator(file: string, level: number, metadata: Record<string, string>): void {
     saveGenerator(this.net, file, level, metadata);

@@ -4,14 +4,21 @@
 // classifier-free guidance with the empty prompt's embedding, the fake score trained on eps MSE, the
 // one-step generator evaluated at the conditioning timestep (999) on Gaussian latents, and the GAN
 // classifier on the middle block's output. Conditioning is the text encoder's last hidden state.
+// loadSDTeacher makes one from an SD v1 checkpoint and a list of training prompts.
 import type { Tensor } from '../../tensor/tensor.js';
-import { tidy, keep } from '../../tensor/scope.js';
-import { full, zeros } from '../../tensor/create.js';
+import { tidy, keep, dispose } from '../../tensor/scope.js';
+import { cat, full, zeros } from '../../tensor/create.js';
+import { randn, Generator } from '../../tensor/random.js';
 import type { Device, ExecutionDType } from '../../tensor/device.js';
 import type { SDUNet } from '../../sd/unet.js';
 import { guidedEps } from '../../sd/sampler.js';
+import { StableDiffusion } from '../../sd/pipeline.js';
+import { PromptEmbeddings } from '../../sd/prompt-embeddings.js';
+import { generatorTimestep } from '../../sd/checkpoint.js';
+import { sdActivationBytes } from '../../sd/memory.js';
+import { buildInfo } from '../../tensor/runtime.js';
 import type { ImageSpec } from '../../metrics/classifier.js';
-import type { Conditioning, NoisedBatch, NoiseSchedule, ScheduleSettings, ScoreFn, ScoreModel, ScoreOptions } from '../score-model.js';
+import type { Conditioning, GeneratorLevelSettings, NoisedBatch, NoiseSchedule, ScheduleSettings, ScoreFn, ScoreModel, ScoreOptions } from '../score-model.js';
 
 /** The discretised DDPM forward process of SD: level = timestep t, x_t = sqrt(a_t) x + sqrt(1 - a_t) eps. */
 export class SDNoiseSchedule implements NoiseSchedule {
@@ -80,13 +87,25 @@ export interface SDScoreModelParts {
   save?: (unet: SDUNet, file: string, metadata: Record<string, string>) => void;
   /** random prompts' embeddings for n samples (drawn with randint from the run's stream) */
   prompts?: (n: number, randint: (low: number, high: number, n: number) => Tensor) => Tensor;
+  /** the embeddings of the sample grids' prompts, one row per prompt */
+  gridPrompts?: () => Tensor;
+  /** images of latents (the teacher's VAE); without it grids show the latents' first three channels */
+  decode?: (latents: Tensor) => Tensor;
+  /** activation checkpointing in the UNets trained from this one (clones) */
+  checkpointing?: boolean;
+  /** bytes of the frozen parts besides the UNet (text encoder, VAE, prompt embeddings) */
+  frozenBytes?: number;
+  /** frees what the parts share (text encoder, VAE, embeddings) and the owner's UNet: called by the model that owns them */
+  release?: () => void;
 }
 
 export class SDScoreModel implements ScoreModel {
   readonly family = 'sd';
+  readonly guidable = true;
   private schedule_: SDNoiseSchedule | null = null;
 
-  constructor(readonly parts: SDScoreModelParts) {}
+  /** `owner`: this model frees the shared parts (the teacher; its clones do not). */
+  constructor(readonly parts: SDScoreModelParts, private readonly owner = true) {}
 
   get unet(): SDUNet { return this.parts.unet; }
   get sampleShape(): number[] { return this.parts.latentShape; }
@@ -137,6 +156,35 @@ export class SDScoreModel implements ScoreModel {
     });
   }
 
+  /** DMD2's conditioning_timestep: an integer timestep of the teacher's table. */
+  generatorLevel(s: GeneratorLevelSettings): number {
+    const T = this.parts.alphasCumprod.shape[0]!;
+    const t = s.conditioningTimestep ?? T - 1;
+    if (!Number.isInteger(t) || t < 0 || t >= T) throw new RangeError(`--conditioning-timestep ${t}: must be an integer timestep of the teacher's schedule, 0..${T - 1} (DMD2: ${T - 1})`);
+    return t;
+  }
+
+  describeLevel(level: number): string { return `conditioning timestep ${level}`; }
+
+  /** Four seeds (columns) for each grid prompt (rows), the same seeds on every row. */
+  gridInputs(seed: number): { z: Tensor; cond: Conditioning; columns?: number } {
+    if (!this.parts.gridPrompts) throw new TypeError('this SD score model has no prompts for sample grids');
+    const columns = 4;
+    return tidy(() => {
+      const emb = this.parts.gridPrompts!();
+      const rows = emb.shape[0]!;
+      const z = randn([columns, ...this.sampleShape], { generator: Generator.create('cpu', seed) }).to(this.device);
+      const index = Array.from({ length: rows * columns }, (_, i) => Math.floor(i / columns));
+      const cond = cat(index.map((r) => emb.narrow(0, r, 1)));
+      return { z: keep(cat(Array.from({ length: rows }, () => z))), cond: keep(cond), columns };
+    });
+  }
+
+  toImages(x: Tensor): Tensor {
+    if (this.parts.decode) return this.parts.decode(x);
+    return tidy(() => x.narrow(1, 0, Math.min(3, x.shape[1]!)).div(4).to('float32'));
+  }
+
   schedule(_s: ScheduleSettings): SDNoiseSchedule {
     return new SDNoiseSchedule(this.parts.alphasCumprod);
   }
@@ -146,21 +194,25 @@ export class SDScoreModel implements ScoreModel {
     return this.parts.prompts(n, randint);
   }
 
-  trainingBytesPerImage(passes: number, dtype: ExecutionDType): number {
-    const c = this.unet.config;
+  /** One backward's activations through the UNet (sd/memory.ts; fused attention on CUDA with libtorch >= 2). */
+  trainingBytesPerImage(dtype: ExecutionDType): number {
     const [, h, w] = this.parts.latentShape as [number, number, number];
-    let elements = 0;
-    for (let l = 0; l < c.channel_mult.length; l++) elements += c.model_channels * c.channel_mult[l]! * (h >> l) * (w >> l) * (3 * c.num_res_blocks + 4);
-    return elements * passes * (dtype === 'float32' ? 4 : 2);
+    const fused = this.device !== 'cpu' && buildInfo().sdpa;
+    return sdActivationBytes(this.unet.config, h, w, { bytes: dtype === 'float32' ? 4 : 2, checkpointing: !!this.parts.checkpointing, attentionProbs: !fused });
   }
+
+  frozenBytes(): number { return this.parts.frozenBytes ?? 0; }
 
   saveGenerator(file: string, level: number, metadata: Record<string, string>): void {
     if (!this.parts.save) throw new TypeError('this SD score model cannot be saved as a generator (no VAE/text encoder to write beside it)');
     this.parts.save(this.unet, file, { ...metadata, conditioning_timestep: String(level) });
   }
 
+  /** A copy of the UNet's weights (with the same activation checkpointing); the shared parts stay the teacher's. */
   clone(): SDScoreModel {
-    return new SDScoreModel({ ...this.parts, unet: this.unet.clone() });
+    const unet = this.unet.clone();
+    if (this.parts.checkpointing) unet.setCheckpointing(true);
+    return new SDScoreModel({ ...this.parts, unet }, false);
   }
 
   requiresGrad_(on: boolean): this { this.unet.requiresGrad_(on); return this; }
@@ -172,7 +224,85 @@ export class SDScoreModel implements ScoreModel {
   parameterCount(): number { return this.unet.parameterCount(); }
 
   dispose(): void {
-    this.unet.dispose();
     this.schedule_?.dispose();
+    if (this.owner && this.parts.release) this.parts.release();
+    else this.unet.dispose();
+  }
+}
+
+export interface SDTeacherOptions {
+  device: Device;
+  /** the training prompts (conditioning is drawn uniformly from them) */
+  prompts: readonly string[];
+  /** image size in pixels (default: the model's) */
+  resolution?: number | undefined;
+  /** an LDM config (v1-inference.yaml) for the architecture */
+  teacherConfig?: string | undefined;
+  /** use the checkpoint's EMA weights (default: when it has them) */
+  ema?: boolean | undefined;
+  /** execution precision of the frozen text encoder and VAE */
+  dtype?: ExecutionDType;
+  /** activation checkpointing in the trained copies (generator, fake score) */
+  checkpointing?: boolean;
+  /** prompts that appear in the sample grids (default: the first 8) */
+  gridPrompts?: number;
+  warn?: (msg: string) => void;
+}
+
+/** Thrown when an SD file cannot serve as a DMD teacher. */
+export class SDTeacherError extends Error {
+  readonly code = 'ERR_DMD_SETUP';
+}
+
+/**
+ * An SD v1 checkpoint (single file or diffusers folder) as the DMD teacher: its UNet is the real score,
+ * its text encoder embeds the training prompts (cached when small), its VAE decodes sample grids, and
+ * the exported generator is written as an SD v1 single-file checkpoint with the teacher's VAE and text
+ * encoder beside the distilled UNet.
+ */
+export function loadSDTeacher(file: string, o: SDTeacherOptions): SDScoreModel {
+  if (generatorTimestep(file) !== null)
+    throw new SDTeacherError(`--teacher ${file} is a one-step generator from dmd-train, not a teacher; distil from the SD checkpoint it came from`);
+  const sd = StableDiffusion.load(file, { device: o.device, config: o.teacherConfig, ema: o.ema });
+  let bank: PromptEmbeddings | null = null;
+  let grid: Tensor | null = null;
+  try {
+    const f = sd.factor;
+    if (o.resolution !== undefined && o.resolution % f)
+      throw new SDTeacherError(`--resolution ${o.resolution}: the image size must be a positive multiple of ${f} (the VAE's downsampling)`);
+    const [h, w] = sd.latentSize(o.resolution ?? sd.config.unet.image_size * f);
+    bank = new PromptEmbeddings(sd, o.prompts, { dtype: o.dtype, warn: o.warn });
+    const b = bank;
+    const shown = Math.min(o.gridPrompts ?? 8, o.prompts.length);
+    grid = keep(sd.encodePrompts(o.prompts.slice(0, shown), { dtype: o.dtype }));
+    const g = grid;
+    const decodeChunk = 2; // the VAE decoder's activations at 512 px are about 1 GiB per image
+    return new SDScoreModel({
+      unet: sd.unet,
+      alphasCumprod: sd.alphasCumprod,
+      uncond: sd.uncond(o.dtype),
+      latentShape: [sd.latentChannels, h, w],
+      checkpointing: o.checkpointing ?? false,
+      frozenBytes: 4 * (sd.text.parameterCount() + sd.vae.parameterCount()) + b.bytes,
+      imageResolution: h * sd.factor,
+      prompts: (n, randint) => tidy(() => b.take(randint(0, b.size, n))),
+      gridPrompts: () => g.clone(),
+      decode: (latents) => tidy(() => {
+        const parts: Tensor[] = [];
+        for (let i = 0; i < latents.shape[0]!; i += decodeChunk) parts.push(sd.decode(latents.narrow(0, i, Math.min(decodeChunk, latents.shape[0]! - i)), { dtype: o.dtype }).to('cpu'));
+        return cat(parts);
+      }),
+      save: (unet, out, metadata) => sd.saveSingleFile(out, { unet, metadata: { ...metadata, role: 'generator', prompts: String(o.prompts.length) } }),
+      release: () => {
+        b.dispose();
+        g.dispose();
+        sd.dispose();
+      },
+    });
+  } catch (e) {
+    bank?.dispose();
+    dispose([grid]);
+    sd.dispose();
+    throw e;
   }
 }

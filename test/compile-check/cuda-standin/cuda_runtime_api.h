@@ -16,6 +16,9 @@ enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptur
 enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
 
 cudaError_t cudaGetLastError(void);
+cudaError_t cudaGetDevice(int*);
+cudaError_t cudaSetDevice(int);
+cudaError_t cudaMemGetInfo(size_t*, size_t*);
 const char* cudaGetErrorString(cudaError_t);
 cudaError_t cudaMalloc(void**, size_t);
 cudaError_t cudaMallocAsync(void**, size_t, cudaStream_t);
