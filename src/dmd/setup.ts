@@ -116,7 +116,8 @@ export function loadTeacher(cfg: DMDConfig, device: Device, log: (s: string) => 
       if (cfg.prompts) throw new DMDSetupError(`--prompts is for Stable Diffusion teachers; ${file} is an EDM teacher (class-conditional: it takes no text)`);
       if (cfg.resolution !== undefined || cfg.teacherConfig || cfg.activationCheckpointing)
         throw new DMDSetupError(`--resolution, --teacher-config and --activation-checkpointing are for Stable Diffusion teachers; ${file} is an EDM teacher`);
-      t = { path: file, sha256: pathSha256(file), model: loadEDMTeacher(file, device), fromFile: true };
+      const model = loadEDMTeacher(file, device); // first: it names a missing or damaged file
+      t = { path: file, sha256: pathSha256(file), model, fromFile: true };
     }
   }
   try {
