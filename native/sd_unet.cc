@@ -234,7 +234,8 @@ struct SDUNet : torch::nn::Module {
   }
 
   at::Tensor runBlock(Block& b, const at::Tensor& h, const at::Tensor& emb, const at::Tensor& context) {
-    if (!checkpoint || !is_training()) return b.run(h, emb, context);
+    // whenever gradients are recorded, in training or eval mode (DMD trains its UNets with dropout off)
+    if (!checkpoint || !at::GradMode::is_enabled()) return b.run(h, emb, context);
     BlockFn fn = [&b](const std::vector<at::Tensor>& in) { return b.run(in[0], in[1], in[2]); };
     return checkpointed(fn, {h, emb, context});
   }
@@ -361,7 +362,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// sdUnetSetCheckpoint(m, on): activation checkpointing of every block while training
+// sdUnetSetCheckpoint(m, on): activation checkpointing of every block whenever gradients are recorded
 Napi::Value SetCheckpoint(const Napi::CallbackInfo& info) {
   unetArg(info, 0).checkpoint = info[1].ToBoolean().Value();
   return info.Env().Undefined();

@@ -52,7 +52,7 @@ export class SDUNet extends Module {
     return { channels: i.midChannels, downsample: i.downsample };
   }
 
-  /** Activation checkpointing of every block in training mode (activations recomputed in backward). */
+  /** Activation checkpointing of every block whenever gradients are recorded, in training or eval mode (activations recomputed in backward). */
   setCheckpointing(on: boolean): this {
     N.sdUnetSetCheckpoint(this.handle, on);
     return this;

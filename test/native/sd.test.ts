@@ -171,7 +171,6 @@ test('activation checkpointing gives the same loss and gradients and keeps the i
   // random weights everywhere (a fresh UNet's zero-initialised output would leave no gradient to compare)
   const g = Generator.create('cpu', 9);
   noGrad(() => { for (const p of unet.parameters()) p.copy_(randn(p.shape, { generator: g }).mul(0.2)); });
-  unet.train();
   const x = randn([2, 4, 8, 8], { generator: Generator.create('cpu', 1) });
   const ctx = randn([2, 77, 32], { generator: Generator.create('cpu', 2) });
   const ts = tensor([10, 900], { dtype: 'int64' });
@@ -186,12 +185,16 @@ test('activation checkpointing gives the same loss and gradients and keeps the i
     for (const p of unet.parameters()) p.grad?.zero_();
     return { loss: loss.item(), g, gx };
   };
-  const a = grads(false);
-  const b = grads(true);
-  t.true(a.loss > 0);
-  t.is(a.loss, b.loss);
-  t.true(a.g.every((g, i) => g.allclose(b.g[i]!, 1e-5, 1e-7)), 'parameter gradients');
-  t.true(a.gx.allclose(b.gx, 1e-5, 1e-7), 'input gradient');
+  // in training mode and in eval mode (DMD trains its UNets with dropout off)
+  for (const mode of ['train', 'eval'] as const) {
+    unet.train(mode === 'train');
+    const a = grads(false);
+    const b = grads(true);
+    t.true(a.loss > 0);
+    t.is(a.loss, b.loss, mode);
+    t.true(a.g.every((g, i) => g.allclose(b.g[i]!, 1e-5, 1e-7)), `parameter gradients (${mode})`);
+    t.true(a.gx.allclose(b.gx, 1e-5, 1e-7), `input gradient (${mode})`);
+  }
   unet.dispose();
 });
 
