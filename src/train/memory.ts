@@ -45,7 +45,9 @@ export function checkMemory(e: MemoryEstimate, batch: number, device: Device, hi
     const fits = Math.floor((0.9 * mem.total - e.fixedBytes) / e.perSampleBytes);
     const advice = fits >= 1
       ? `lower --batch-size (${fits} fits by the estimate)`
-      : `not even batch 1 fits (it needs ${gib(e.fixedBytes + e.perSampleBytes)})${hint ? `: ${hint}` : ''}`;
+      : e.fixedBytes >= 0.9 * mem.total
+        ? `not even batch 1 fits: the weights, gradients and AdamW moments alone need ${gib(e.fixedBytes)} (every process holds them all); use a device with more memory`
+        : `not even batch 1 fits (it needs ${gib(e.fixedBytes + e.perSampleBytes)})${hint ? `: ${hint}` : ''}`;
     throw new RunError(`--batch-size ${batch} needs an estimated ${describeMemory(e, batch)}, more than ${mem.name} (${gib(mem.total)}); ${advice}`);
   }
   if (need > mem.free) return `--batch-size ${batch} needs an estimated ${gib(need)}, more than the ${gib(mem.free)} free now${isCuda(device) ? ' (other processes hold the rest)' : '; expect swapping'}`;

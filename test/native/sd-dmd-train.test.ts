@@ -180,6 +180,8 @@ test('the memory estimate: checkpointing and fused attention keep less, a batch 
   const e = t.throws(() => checkMemory({ fixedBytes: 0, perSampleBytes: mem / 3 }, 4, 'cpu'));
   t.regex(e!.message, /--batch-size 4 needs an estimated .* more than this machine's memory .*; lower --batch-size \(2 fits by the estimate\)/);
   const big = t.throws(() => checkMemory({ fixedBytes: mem * 1.2, perSampleBytes: 2 ** 30 }, 1, 'cpu', 'use a device with more memory'));
-  t.regex(big!.message, /weights, gradients and AdamW moments .* not even batch 1 fits \(it needs .* GiB\): use a device with more memory/);
+  t.regex(big!.message, /not even batch 1 fits: the weights, gradients and AdamW moments alone need [\d.]+ GiB .*; use a device with more memory/);
+  const act = t.throws(() => checkMemory({ fixedBytes: mem * 0.5, perSampleBytes: mem }, 1, 'cpu', 'or --activation-checkpointing'));
+  t.regex(act!.message, /not even batch 1 fits \(it needs [\d.]+ GiB\): or --activation-checkpointing/);
   t.is(checkMemory({ fixedBytes: 2 ** 20, perSampleBytes: 2 ** 20 }, 2, 'cpu'), null);
 });
