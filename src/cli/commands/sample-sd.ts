@@ -4,6 +4,7 @@
 import path from 'node:path';
 import { StableDiffusion } from '../../sd/pipeline.js';
 import { generatorTimestep } from '../../sd/checkpoint.js';
+import { SDNoiseSchedule } from '../../dmd/models/sd.js';
 import { readPrompts } from '../../sd/prompts.js';
 import { resolveDevice, checkExecutionDType } from '../../tensor/device.js';
 import { tidy, noGrad, cat, full, type Tensor } from '../../tensor/index.js';
@@ -72,17 +73,20 @@ export function sampleSD(s: SDSampleSettings): void {
 /** One-step images: x0 of the generator UNet at its conditioning timestep on seeded Gaussian latents. */
 function oneStep(sd: StableDiffusion, prompts: string[], t: number, size: number, s: SDSampleSettings): Tensor {
   const [h, w] = sd.latentSize(size);
-  const ac = sd.alphasCumprod.toFloat64Array();
-  const a = ac[t]!;
+  const schedule = new SDNoiseSchedule(sd.alphasCumprod);
   const parts: Tensor[] = [];
-  for (let b = 0; b < prompts.length; b += s.batchSize) {
-    const chunk = prompts.slice(b, b + s.batchSize);
-    parts.push(noGrad(() => tidy(() => {
-      const z = sd.noise(chunk.length, b, s.seed, h, w);
-      const eps = sd.unet.forward(z, full([chunk.length], t, { dtype: 'int64', device: z.device }), sd.encodePrompts(chunk, { dtype: s.dtype }), { dtype: s.dtype });
-      const x0 = z.to('float64').sub(eps.to('float64').mul(Math.sqrt(1 - a))).div(Math.sqrt(a)).to('float32');
-      return sd.decode(x0, { dtype: s.dtype }).clamp(-1, 1).to('cpu');
-    })).keep());
+  try {
+    for (let b = 0; b < prompts.length; b += s.batchSize) {
+      const chunk = prompts.slice(b, b + s.batchSize);
+      parts.push(noGrad(() => tidy(() => {
+        const z = sd.noise(chunk.length, b, s.seed, h, w);
+        const ts = full([chunk.length], t, { dtype: 'int64', device: z.device });
+        const x0 = schedule.x0FromEps(z, sd.unet.forward(z, ts, sd.encodePrompts(chunk, { dtype: s.dtype }), { dtype: s.dtype }), ts).to('float32');
+        return sd.decode(x0, { dtype: s.dtype }).clamp(-1, 1).to('cpu');
+      })).keep());
+    }
+  } finally {
+    schedule.dispose();
   }
   const all = cat(parts);
   for (const p of parts) p.dispose();

@@ -7,7 +7,7 @@
 // loadSDTeacher makes one from an SD v1 checkpoint and a list of training prompts.
 import type { Tensor } from '../../tensor/tensor.js';
 import { tidy, keep, dispose } from '../../tensor/scope.js';
-import { cat, full, zeros } from '../../tensor/create.js';
+import { cat, full, tensor, zeros } from '../../tensor/create.js';
 import { randn, Generator } from '../../tensor/random.js';
 import type { Device, ExecutionDType } from '../../tensor/device.js';
 import type { SDUNet } from '../../sd/unet.js';
@@ -174,9 +174,8 @@ export class SDScoreModel implements ScoreModel {
       const emb = this.parts.gridPrompts!();
       const rows = emb.shape[0]!;
       const z = randn([columns, ...this.sampleShape], { generator: Generator.create('cpu', seed) }).to(this.device);
-      const index = Array.from({ length: rows * columns }, (_, i) => Math.floor(i / columns));
-      const cond = cat(index.map((r) => emb.narrow(0, r, 1)));
-      return { z: keep(cat(Array.from({ length: rows }, () => z))), cond: keep(cond), columns };
+      const rowOf = tensor(Array.from({ length: rows * columns }, (_, i) => Math.floor(i / columns)), { dtype: 'int64', device: emb.device });
+      return { z: keep(z.repeat([rows, 1, 1, 1])), cond: keep(emb.indexSelect(0, rowOf)), columns };
     });
   }
 
