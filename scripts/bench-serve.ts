@@ -1,7 +1,8 @@
-// npm run bench:serve [-- --generator G --count 1 --seconds 5 --device cpu]
+// npm run bench:serve [-- --generator G --count 1 --seconds 5 --device cpu --no-health]
 // Requests/s and p50/p95 latency of `dmd serve` at 1, 8 and 32 concurrent clients against 127.0.0.1,
-// in one run. Without --generator the bundled teacher is served as a one-step generator (the same
-// network as a distilled one, so the same speed). One line per figure.
+// in one run, and how long GET /api/health takes meanwhile (polled every 10 ms: the event loop's
+// responsiveness while batches are computed). Without --generator the bundled teacher is served as a
+// one-step generator (the same network as a distilled one, so the same speed). One line per figure.
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ const arg = (n: string, d: string) => { const i = process.argv.indexOf(`--${n}`)
 const count = Number(arg('count', '1'));
 const seconds = Number(arg('seconds', '5'));
 const device = arg('device', 'auto');
+const probeHealth = !process.argv.includes('--no-health');
 const tmp = mkdtempSync(path.join(tmpdir(), 'dmd-bench-serve-'));
 let generator = arg('generator', '');
 if (!generator) {
@@ -30,6 +32,15 @@ for (const clients of [1, 8, 32]) {
   const b0 = server.batcher.stats.batches;
   const end = performance.now() + seconds * 1000;
   let seed = 0;
+  const health: number[] = [];
+  const probe = (async () => {
+    while (probeHealth && performance.now() < end) {
+      const h0 = performance.now();
+      await (await fetch(new URL('api/health', server.url))).arrayBuffer();
+      health.push(performance.now() - h0);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
   await Promise.all(Array.from({ length: clients }, async () => {
     while (performance.now() < end) {
       const t0 = performance.now();
@@ -39,10 +50,12 @@ for (const clients of [1, 8, 32]) {
       lat.push(performance.now() - t0);
     }
   }));
+  await probe;
   lat.sort((a, b) => a - b);
-  const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
+  health.sort((a, b) => a - b);
+  const q = (p: number, v = lat) => v[Math.min(v.length - 1, Math.floor(p * v.length))]!;
   const batches = server.batcher.stats.batches - b0;
-  console.log(`serve ${clients} concurrent client(s): ${(lat.length / seconds).toFixed(1)} requests/s (${((lat.length * count) / seconds).toFixed(1)} images/s), latency p50 ${q(0.5).toFixed(1)} ms, p95 ${q(0.95).toFixed(1)} ms, ${(lat.length / Math.max(batches, 1)).toFixed(1)} requests per batch`);
+  console.log(`serve ${clients} concurrent client(s): ${(lat.length / seconds).toFixed(1)} requests/s (${((lat.length * count) / seconds).toFixed(1)} images/s), latency p50 ${q(0.5).toFixed(1)} ms, p95 ${q(0.95).toFixed(1)} ms, ${(lat.length / Math.max(batches, 1)).toFixed(1)} requests per batch${health.length ? `; /api/health meanwhile p50 ${q(0.5, health).toFixed(1)} ms, max ${health[health.length - 1]!.toFixed(1)} ms (${health.length} probes)` : ''}`);
 }
 await server.close();
 rmSync(tmp, { recursive: true, force: true });

@@ -1,16 +1,12 @@
-// The demo page of `dmd serve`: a class picker (conditional models), seed and count, a Generate
-// button, the images and the measured latency. The script is inlined with Function.prototype.toString,
+// The demo page of `dmd serve`: a class picker (conditional models) or a prompt box (text-to-image
+// models), seed and count, a Generate button, the images and the measured latency. The script is inlined with Function.prototype.toString,
 // so it is self-contained (no imports, no outer names).
 /// <reference lib="dom" />
 
-export interface PageInfo {
-  labelDim: number;
+import type { ModelInfo } from './engine.js';
+
+export interface PageInfo extends ModelInfo {
   maxCount: number;
-  oneStep: boolean;
-  nfe: number;
-  resolution: number;
-  channels: number;
-  model: string;
 }
 
 export function pageClient(info: PageInfo): void {
@@ -30,6 +26,8 @@ export function pageClient(info: PageInfo): void {
   } else {
     $<HTMLElement>('class-row').style.display = 'none';
   }
+  const prompt = $<HTMLInputElement>('prompt');
+  if (!info.textToImage) $<HTMLElement>('prompt-row').style.display = 'none';
   $<HTMLInputElement>('count').max = String(info.maxCount);
   const button = $<HTMLButtonElement>('generate');
   const status = $<HTMLElement>('status');
@@ -39,12 +37,13 @@ export function pageClient(info: PageInfo): void {
     const seed = Number($<HTMLInputElement>('seed').value);
     const body: Record<string, unknown> = { count, seed, format: 'json' };
     if (info.labelDim && cls.value !== 'all') body.classes = Number(cls.value);
+    if (info.textToImage) body.prompt = prompt.value;
     button.disabled = true;
     status.textContent = 'generating...';
     const t0 = performance.now();
     try {
       const r = await fetch('/api/generate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      const j = (await r.json()) as { error?: string; images?: string[]; classes?: number[]; compute_ms?: number; batch_images?: number };
+      const j = (await r.json()) as { error?: string; images?: string[]; classes?: number[]; prompts?: string[]; compute_ms?: number; batch_images?: number };
       if (!r.ok) {
         status.textContent = `error: ${j.error ?? r.status}`;
         status.dataset.state = 'error';
@@ -57,8 +56,9 @@ export function pageClient(info: PageInfo): void {
           img.src = src;
           img.className = 'sample';
           if (j.classes?.length) img.dataset.class = String(j.classes[i]);
+          if (j.prompts) img.dataset.prompt = j.prompts[i];
           const cap = document.createElement('figcaption');
-          cap.textContent = j.classes?.length ? `class ${j.classes[i]}` : '';
+          cap.textContent = j.classes?.length ? `class ${j.classes[i]}` : j.prompts ? `seed ${seed}, #${i}` : '';
           fig.append(img, cap);
           return fig;
         }),
@@ -88,8 +88,9 @@ label{display:inline-block;min-width:60px}.row{margin:6px 0}
 button{font-size:15px;padding:4px 18px}
 </style></head><body>
 <h1>One-step generation</h1>
-<p>${esc(info.model)} — ${info.oneStep ? 'one network evaluation per image' : `teacher with Heun, ${info.nfe} evaluations per image`}, ${info.channels}×${info.resolution}×${info.resolution}.</p>
+<p>${esc(info.model)} — ${info.oneStep ? 'one network evaluation per image' : `teacher with ${info.textToImage ? 'DDIM' : 'Heun'}, ${info.nfe} evaluations per image`}, ${info.channels}×${info.resolution}×${info.resolution}${info.textToImage ? ', text-to-image' : ''}.</p>
 <div class="row" id="class-row"><label for="class">class</label> <select id="class"></select></div>
+<div class="row" id="prompt-row"><label for="prompt">prompt</label> <input id="prompt" type="text" size="60" maxlength="2000" value="a photo of a cat"></div>
 <div class="row"><label for="seed">seed</label> <input id="seed" type="number" min="0" value="0"></div>
 <div class="row"><label for="count">count</label> <input id="count" type="number" min="1" value="8"></div>
 <div class="row"><button id="generate">Generate</button> <span id="status"></span></div>

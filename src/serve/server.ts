@@ -1,27 +1,31 @@
-// `dmd serve`: an HTTP demo of a one-step generator (node:http, 127.0.0.1 by default). The model is
-// loaded once; concurrent requests are merged into batches (batcher.ts). Routes:
+// `dmd serve`: an HTTP demo of a one-step generator (node:http, 127.0.0.1 by default), EDM
+// (classes) or Stable Diffusion (prompts). The model is loaded once, in its own thread
+// (model-thread.ts), so the event loop keeps answering while a batch is computed; concurrent
+// requests are merged into batches (batcher.ts). Routes:
 //   GET  /               the demo page
-//   GET  /api/info       the model (classes, resolution, NFE, limits)
+//   GET  /api/info       the model (classes or prompts, resolution, NFE, limits)
 //   GET  /api/health     live tensors and request/batch counts
-//   POST /api/generate   {classes?: number | number[], seed?: number, count?: number, format?: "png" | "json"}
+//   POST /api/generate   {classes?: number | number[]  (EDM) | prompt: string | string[]  (SD),
+//                         seed?: number, count?: number, format?: "png" | "json"}
 //                        -> a PNG grid (default) or JSON with base64 PNG images
 // Every bad request is a 400 with a one-line reason; the server never crashes on input.
 import http from 'node:http';
 import { z } from 'zod';
 import { resolveDevice, liveTensors, type Device } from '../tensor/index.js';
-import { loadImageModel, type ImageModel } from '../edm/image-model.js';
-import { gridPixels } from '../data/grid.js';
+import { layoutGrid, slicePixels } from '../data/grid.js';
 import { encodePNG } from '../data/png.js';
 import { formatZodError } from '../util/zod.js';
 import { fields } from '../util/fields.js';
 import { Batcher, ShuttingDown } from './batcher.js';
+import { ModelThread } from './model-thread.js';
+import type { ModelInfo } from './engine.js';
 import { pageHTML, type PageInfo } from './page.js';
 
 export const ServeConfigSchema = z.object({
   generator: z.string().min(1).optional().describe('one-step generator file (from dmd-train)'),
-  teacher: z.string().min(1).optional().describe('serve a teacher with Heun instead (slow; default without --generator: the bundled teacher)'),
-  steps: z.number().int().positive().default(18).describe('Heun steps for --teacher'),
-  guidance: z.number().positive().default(1).describe('classifier-free guidance weight for --teacher'),
+  teacher: z.string().min(1).optional().describe('serve a teacher with its sampler instead (EDM: Heun, SD: DDIM; slow; default without --generator: the bundled teacher)'),
+  steps: z.number().int().positive().optional().describe('sampler steps for --teacher (default: EDM Heun 18, SD DDIM 25)'),
+  guidance: z.number().positive().optional().describe('classifier-free guidance weight for --teacher (default: EDM 1, SD 7.5)'),
   host: z.string().min(1).default('127.0.0.1').describe('address to listen on (0.0.0.0 exposes the demo to the network)'),
   port: z.number().int().min(0).max(65535).default(8080).describe('port (0 = any free port)'),
   maxCount: z.number().int().positive().max(4096).default(64).describe('most images one request may ask for'),
@@ -33,9 +37,11 @@ export const ServeConfigSchema = z.object({
 });
 export type ServeConfig = z.infer<typeof ServeConfigSchema>;
 
+const MAX_PROMPT = 2000;
 const RequestSchema = z
   .object({
     classes: z.union([z.number().int(), z.array(z.number().int()).max(8192)]).optional(),
+    prompt: z.union([z.string().max(MAX_PROMPT), z.array(z.string().max(MAX_PROMPT)).max(4096)]).optional(),
     seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
     count: z.number().int().min(1).default(1),
     format: z.enum(['png', 'json']).default('png'),
@@ -73,28 +79,40 @@ export interface DemoServer {
 }
 
 /** Parses and checks a generate request against the model; throws BadRequest with the reason. */
-function parseRequest(text: string, labelDim: number, maxCount: number) {
+function parseRequest(text: string, info: ModelInfo, maxCount: number) {
   let raw: unknown;
   try {
     raw = text.trim() ? JSON.parse(text) : {};
   } catch (e) {
     throw new BadRequest(400, `the body is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequest(400, 'the body must be a JSON object like {"classes": 3, "seed": 0, "count": 8}');
+  const example = info.textToImage ? '{"prompt": "a photo of a cat", "seed": 0, "count": 4}' : '{"classes": 3, "seed": 0, "count": 8}';
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BadRequest(400, `the body must be a JSON object like ${example}`);
   const r = RequestSchema.safeParse(raw);
   if (!r.success) throw new BadRequest(400, formatZodError(r.error));
   const q = r.data;
   if (q.count > maxCount) throw new BadRequest(400, `count: ${q.count} is more than this server's --max-count ${maxCount}`);
+  const perImage = <T>(v: T | T[] | undefined, what: string, plural: string): T[] | undefined => {
+    if (Array.isArray(v) && v.length !== q.count) throw new BadRequest(400, `${what}: ${v.length} ${plural} for count ${q.count}; give one per image, or a single one`);
+    return v === undefined ? undefined : Array.isArray(v) ? v : new Array<T>(q.count).fill(v);
+  };
+  if (info.textToImage) {
+    if (q.classes !== undefined) throw new BadRequest(400, 'classes: this is a text-to-image model; give a prompt instead, like ' + example);
+    const prompts = perImage(q.prompt, 'prompt', 'prompts');
+    if (!prompts) throw new BadRequest(400, `prompt: this is a text-to-image model; give a prompt, like ${example}`);
+    return { ...q, classes: [] as number[], prompts };
+  }
+  if (q.prompt !== undefined) throw new BadRequest(400, `prompt: this model is ${info.labelDim ? 'class-conditional; give classes' : 'unconditional; leave prompt out'} (prompts need a Stable Diffusion model)`);
   let classes: number[] = [];
+  const labelDim = info.labelDim;
   if (labelDim) {
-    if (Array.isArray(q.classes) && q.classes.length !== q.count) throw new BadRequest(400, `classes: ${q.classes.length} classes for count ${q.count}; give one class per image, or a single class`);
-    classes = q.classes === undefined ? Array.from({ length: q.count }, (_, i) => i % labelDim) : Array.isArray(q.classes) ? q.classes : new Array<number>(q.count).fill(q.classes);
+    classes = perImage(q.classes, 'classes', 'classes') ?? Array.from({ length: q.count }, (_, i) => i % labelDim);
     const bad = classes.find((c) => c < 0 || c >= labelDim);
     if (bad !== undefined) throw new BadRequest(400, `classes: ${bad} is not a class of this model (0..${labelDim - 1})`);
   } else if (q.classes !== undefined && (!Array.isArray(q.classes) || q.classes.length)) {
     throw new BadRequest(400, 'classes: this model is unconditional; leave classes out');
   }
-  return { ...q, classes };
+  return { ...q, classes, prompts: undefined };
 }
 
 export class ServeConfigError extends Error {
@@ -113,10 +131,9 @@ export async function startServer(input: Partial<ServeConfig> | ServeConfig, log
   if (!isLoopback(cfg.host))
     log(`warning: --host ${cfg.host} makes the demo reachable from other machines; it has no authentication (anyone who can connect can use this machine's ${cfg.device === 'cpu' ? 'CPU' : 'GPU'})`);
   const device: Device = resolveDevice(cfg.device);
-  const model: ImageModel = loadImageModel({ ...cfg, device });
-  const c = model.net.config;
-  const info: PageInfo = { labelDim: c.label_dim, maxCount: cfg.maxCount, oneStep: model.oneStep, nfe: model.nfe, resolution: c.img_resolution, channels: c.img_channels, model: model.file };
-  const batcher = new Batcher(model, { device, maxBatch: Math.max(cfg.maxBatch, cfg.maxCount), windowMs: cfg.batchWindowMs });
+  const model = await ModelThread.start({ generator: cfg.generator, teacher: cfg.teacher, steps: cfg.steps, guidance: cfg.guidance, device });
+  const info: PageInfo = { ...model.info, maxCount: cfg.maxCount };
+  const batcher = new Batcher((items) => model.run(items), { maxBatch: Math.max(cfg.maxBatch, cfg.maxCount), windowMs: cfg.batchWindowMs });
   const page = pageHTML(info);
 
   const send = (res: http.ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}) => {
@@ -133,23 +150,16 @@ export async function startServer(input: Partial<ServeConfig> | ServeConfig, log
     if (url.pathname === '/api/health' && req.method === 'GET') return json(res, 200, { status: 'ok', liveTensors: liveTensors(), ...batcher.stats });
     if (url.pathname === '/api/generate') {
       if (req.method !== 'POST') return json(res, 405, { error: 'use POST with a JSON body' });
-      const q = parseRequest(await readBody(req), c.label_dim, cfg.maxCount);
+      const q = parseRequest(await readBody(req), model.info, cfg.maxCount);
       const t0 = performance.now();
-      const r = await batcher.generate({ classes: q.classes, count: q.count, seed: q.seed });
-      try {
-        const latency = performance.now() - t0;
-        const meta = { 'x-compute-ms': r.computeMs.toFixed(2), 'x-batch-images': String(r.batchImages), 'x-latency-ms': latency.toFixed(2) };
-        if (q.format === 'png') return send(res, 200, 'image/png', encodePNG(gridPixels(r.images, c.label_dim && q.count >= c.label_dim ? c.label_dim : undefined)), meta);
-        const images: string[] = [];
-        for (let i = 0; i < q.count; i++) {
-          const one = r.images.narrow(0, i, 1);
-          images.push(`data:image/png;base64,${encodePNG(gridPixels(one, 1)).toString('base64')}`);
-          one.dispose();
-        }
-        return json(res, 200, { images, classes: q.classes, seed: q.seed, count: q.count, latency_ms: latency, compute_ms: r.computeMs, batch_images: r.batchImages, queued_ms: r.queuedMs });
-      } finally {
-        r.images.dispose();
-      }
+      const r = await batcher.generate({ classes: q.classes, prompts: q.prompts, count: q.count, seed: q.seed });
+      const latency = performance.now() - t0;
+      const meta = { 'x-compute-ms': r.computeMs.toFixed(2), 'x-batch-images': String(r.batchImages), 'x-latency-ms': latency.toFixed(2) };
+      const labelDim = model.info.labelDim;
+      if (q.format === 'png') return send(res, 200, 'image/png', encodePNG(layoutGrid(r.images, labelDim && q.count >= labelDim ? labelDim : undefined)), meta);
+      const images: string[] = [];
+      for (let i = 0; i < q.count; i++) images.push(`data:image/png;base64,${encodePNG(layoutGrid(slicePixels(r.images, i, 1), 1)).toString('base64')}`);
+      return json(res, 200, { images, classes: q.classes, ...(q.prompts ? { prompts: q.prompts } : {}), seed: q.seed, count: q.count, latency_ms: latency, compute_ms: r.computeMs, batch_images: r.batchImages, queued_ms: r.queuedMs });
     }
     return json(res, 404, { error: `no route ${req.method} ${url.pathname} (GET /, GET /api/info, GET /api/health, POST /api/generate)` });
   };
@@ -175,15 +185,20 @@ export async function startServer(input: Partial<ServeConfig> | ServeConfig, log
     sockets.add(sock);
     sock.once('close', () => sockets.delete(sock));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'EADDRINUSE' ? new ServeConfigError(`--port ${cfg.port} on ${cfg.host} is in use by another program; choose another port (0 = any free one)`)
-        : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' ? new ServeConfigError(`--host ${cfg.host} is not an address of this machine`) : e));
-    server.listen(cfg.port, cfg.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(e.code === 'EADDRINUSE' ? new ServeConfigError(`--port ${cfg.port} on ${cfg.host} is in use by another program; choose another port (0 = any free one)`)
+          : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' ? new ServeConfigError(`--host ${cfg.host} is not an address of this machine`) : e));
+      server.listen(cfg.port, cfg.host, () => resolve());
+    });
+  } catch (e) {
+    await model.close();
+    throw e;
+  }
   const addr = server.address() as { address: string; port: number };
   const url = `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}/`;
-  log(`serving ${model.file} (${model.oneStep ? 'one step' : `Heun, NFE ${model.nfe}`}, ${device}) at ${url}`);
+  log(`serving ${info.model} (${info.textToImage ? 'text-to-image, ' : ''}${info.oneStep ? 'one step' : `teacher, NFE ${info.nfe}`}, ${device}) at ${url}`);
   let closing: Promise<void> | null = null;
   // stop accepting, refuse what is queued, give the batch being computed shutdownMs, then close every
   // connection (idle keep-alive ones at once, slow clients after the grace period) and free the model
@@ -202,7 +217,7 @@ export async function startServer(input: Partial<ServeConfig> | ServeConfig, log
       destroyAll();
       await closed;
       clearTimeout(deadline);
-      model.net.dispose();
+      await model.close();
     })());
   return { url, server, batcher, close };
 }

@@ -38,6 +38,7 @@ test.serial('bad requests are 400s with a one-line reason; other routes and meth
     ['{"format": "gif"}', /format/],
     ['{"classes": [1, 2], "count": 3}', /2 classes for count 3/],
     ['{"foo": 1}', /unknown field\(s\) 'foo'/],
+    ['{"prompt": "a cat"}', /prompt: this model is class-conditional; give classes/],
   ];
   for (const [body, re] of cases) {
     const r = await post(body);

@@ -4,10 +4,10 @@
 import path from 'node:path';
 import { StableDiffusion } from '../../sd/pipeline.js';
 import { generatorTimestep } from '../../sd/checkpoint.js';
-import { SDNoiseSchedule } from '../../dmd/models/sd.js';
+import { sdOneStepImages } from '../../dmd/models/sd.js';
 import { readPrompts } from '../../sd/prompts.js';
 import { resolveDevice, checkExecutionDType } from '../../tensor/device.js';
-import { tidy, noGrad, cat, full, type Tensor } from '../../tensor/index.js';
+import { tidy, cat, type Tensor } from '../../tensor/index.js';
 import { saveGrid, saveImages } from '../../data/grid.js';
 import { ensureDir, ensureParentDir } from '../../util/fs.js';
 import type { ExecutionDType } from '../../tensor/device.js';
@@ -70,23 +70,13 @@ export function sampleSD(s: SDSampleSettings): void {
   }
 }
 
-/** One-step images: x0 of the generator UNet at its conditioning timestep on seeded Gaussian latents. */
+/** One-step images: the generator at its conditioning timestep on seeded Gaussian latents, in batches. */
 function oneStep(sd: StableDiffusion, prompts: string[], t: number, size: number, s: SDSampleSettings): Tensor {
   const [h, w] = sd.latentSize(size);
-  const schedule = new SDNoiseSchedule(sd.alphasCumprod);
   const parts: Tensor[] = [];
-  try {
-    for (let b = 0; b < prompts.length; b += s.batchSize) {
-      const chunk = prompts.slice(b, b + s.batchSize);
-      parts.push(noGrad(() => tidy(() => {
-        const z = sd.noise(chunk.length, b, s.seed, h, w);
-        const ts = full([chunk.length], t, { dtype: 'int64', device: z.device });
-        const x0 = schedule.x0FromEps(z, sd.unet.forward(z, ts, sd.encodePrompts(chunk, { dtype: s.dtype }), { dtype: s.dtype }), ts).to('float32');
-        return sd.decode(x0, { dtype: s.dtype }).clamp(-1, 1).to('cpu');
-      })).keep());
-    }
-  } finally {
-    schedule.dispose();
+  for (let b = 0; b < prompts.length; b += s.batchSize) {
+    const chunk = prompts.slice(b, b + s.batchSize);
+    parts.push(tidy(() => sdOneStepImages(sd, sd.noise(chunk.length, b, s.seed, h, w), sd.encodePrompts(chunk, { dtype: s.dtype }), t, { dtype: s.dtype }).to('cpu')).keep());
   }
   const all = cat(parts);
   for (const p of parts) p.dispose();

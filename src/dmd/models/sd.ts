@@ -7,6 +7,7 @@
 // loadSDTeacher makes one from an SD v1 checkpoint and a list of training prompts.
 import type { Tensor } from '../../tensor/tensor.js';
 import { tidy, keep, dispose } from '../../tensor/scope.js';
+import { noGrad } from '../../tensor/autograd.js';
 import { cat, full, tensor, zeros } from '../../tensor/create.js';
 import { randn, Generator } from '../../tensor/random.js';
 import type { Device, ExecutionDType } from '../../tensor/device.js';
@@ -70,6 +71,24 @@ export class SDNoiseSchedule implements NoiseSchedule {
   dispose(): void {
     this.levels.dispose();
     this.a64.dispose();
+  }
+}
+
+/**
+ * Images of a one-step SD generator from dmd-train: the x0 its UNet predicts at the conditioning
+ * timestep t for latents z [N, 4, h, w] and text embeddings [N, 77, width], decoded by the VAE;
+ * float32 in [-1, 1], on the model's device. Runs without gradients.
+ */
+export function sdOneStepImages(sd: StableDiffusion, z: Tensor, context: Tensor, t: number, o: { dtype?: ExecutionDType } = {}): Tensor {
+  const schedule = new SDNoiseSchedule(sd.alphasCumprod);
+  try {
+    return noGrad(() => tidy(() => {
+      const ts = full([z.shape[0]!], t, { dtype: 'int64', device: z.device });
+      const x0 = schedule.x0FromEps(z, sd.unet.forward(z, ts, context, { dtype: o.dtype }), ts).to('float32');
+      return sd.decode(x0, { dtype: o.dtype }).clamp(-1, 1);
+    }));
+  } finally {
+    schedule.dispose();
   }
 }
 
