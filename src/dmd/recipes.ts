@@ -3,7 +3,7 @@
 // teachers on GPUs. A recipe only fills settings the user did not give (flags and --config win).
 import type { DMDConfig } from './config.js';
 
-export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2'] as const;
+export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2', 'sd15-dmd'] as const;
 export type RecipeName = (typeof RECIPE_NAMES)[number];
 
 /** What each recipe changes from the schema defaults. */
@@ -27,6 +27,14 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
   'sd15-dmd2': {
     fakeUpdatesPerGen: 10, genLr: 1e-5, fakeLr: 1e-5, realGuidance: 1.75, gan: false, lambdaReg: 0, warmupSteps: 0, emaDecay: 0, gradClip: 10,
     batchSize: 32, dtype: 'bfloat16', activationCheckpointing: true, minStepPercent: 0.02, maxStepPercent: 0.98,
+  },
+  // DMD (Yin et al., CVPR 2024) for Stable Diffusion v1.5, as we read its paper: distribution matching with
+  // the fake score updated once per generator update and real guidance 3, plus LPIPS regression (weight
+  // 0.25, on the VAE's decoding resized to 224) onto DDIM pairs of the teacher with the same guidance
+  // (dmd pairs --teacher T --prompts P; needs --pairs), AdamW at 1e-5, bfloat16 with checkpointing
+  'sd15-dmd': {
+    fakeUpdatesPerGen: 1, genLr: 1e-5, fakeLr: 1e-5, realGuidance: 3, regression: 'lpips', lambdaReg: 0.25, lpipsResize: 224, gan: false, warmupSteps: 0, emaDecay: 0,
+    gradClip: 10, batchSize: 16, dtype: 'bfloat16', activationCheckpointing: true, minStepPercent: 0.02, maxStepPercent: 0.98,
   },
 };
 

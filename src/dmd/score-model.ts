@@ -102,6 +102,10 @@ export interface ScoreModel extends Stateful {
   toImages(x: Tensor): Tensor;
   /** The noise schedule of this family for the given settings, on this model's device. */
   schedule(s: ScheduleSettings): NoiseSchedule;
+  /** The conditioning of condition indices as regression pairs store them (class or prompt indices; null: unconditional). */
+  conditionsOf(index: Tensor | null): Conditioning;
+  /** Images of samples with autograd history through the decoding (LPIPS regression): the samples (EDM), the VAE's decoding of latents (SD). */
+  differentiableImages(x: Tensor): Tensor;
   /** Random conditioning for n samples, drawn with `randint` (so the caller's random stream is used). */
   randomConditions(n: number, randint: (low: number, high: number, n: number) => Tensor): Conditioning;
   /** An estimate of the memory one sample costs in a DMD iteration (activations kept for backward and in flight). */

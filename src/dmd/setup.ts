@@ -35,6 +35,8 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
   if (cfg.regression === 'lpips' && cfg.pairs && !cfg.lpips)
     throw new DMDSetupError("--regression lpips needs LPIPS weights: pass --lpips <dir with torchvision's vgg16-397923af.pth and LPIPS's vgg.pth>, or choose --regression l2|l1|pseudo-huber");
   if (cfg.gan && !cfg.data) throw new DMDSetupError('--gan needs real images: pass --data (e.g. fashion-mnist)');
+  if (cfg.recipe === 'sd15-dmd' && !cfg.pairs)
+    throw new DMDSetupError('--recipe sd15-dmd regresses onto teacher pairs: give --pairs DIR (dmd pairs --teacher T --prompts P --out DIR) or --pairs auto');
   if (cfg.lambdaDm === 0 && !(cfg.pairs && cfg.lambdaReg > 0) && !cfg.gan)
     throw new DMDSetupError('--lambda-dm 0 leaves no loss for the generator: give --pairs (regression only) or --gan');
   return cfg;
@@ -84,9 +86,8 @@ export interface LoadedTeacher {
 
 /** What an SD teacher cannot be combined with yet, and the prompts it needs; checked before it is loaded. */
 function checkSDSettings(cfg: DMDConfig, file: string): void {
-  const no = (what: string) => new DMDSetupError(`${what} with a Stable Diffusion teacher (${file}) is not available yet: distil it with distribution matching alone (the sd15-dmd2 recipe's stage 1)`);
+  const no = (what: string) => new DMDSetupError(`${what} with a Stable Diffusion teacher (${file}) is not available yet: distil it with distribution matching (the sd15-dmd2 recipe's stage 1), with regression on --pairs if you like (sd15-dmd)`);
   if (!cfg.prompts) throw new DMDSetupError(`--teacher ${file} is a Stable Diffusion model: give the training prompts with --prompts FILE (one per line, or JSON Lines with a "text" field)`);
-  if (cfg.pairs) throw no('--pairs (regression)');
   if (cfg.gan) throw no('--gan');
   if (cfg.evalEvery > 0) throw no('--eval-every');
 }

@@ -91,7 +91,7 @@ export class DMDTrainer {
     this.rng = new RankRandom(Generator.create(d, deriveSeed(place.rankSeed, 11)), d, this.dist, place.sameNoise);
     this.pairsRng = Generator.create('cpu', deriveSeed(place.rankSeed, 12));
     this.regression = cfg.pairs
-      ? new RegressionTerm({ ...cfg, pairs: cfg.pairs }, { spec: real.imageSpec, sha256: this.teacher.fromFile ? this.teacher.sha256 : null, path: this.teacher.path }, this.pairsRng, this.rng, d)
+      ? new RegressionTerm({ ...cfg, pairs: cfg.pairs }, { path: this.teacher.path, sha256: this.teacher.fromFile ? this.teacher.sha256 : null, sampleShape: real.sampleShape, conditionDim: real.conditionDim, prompts: this.teacher.prompts }, this.pairsRng, this.rng, d)
       : null;
     this.critic = cfg.lambdaDm > 0 || cfg.gan ? new Critic(real, this.schedule, this.rng, cfg) : null;
     const spec = real.imageSpec;

@@ -86,6 +86,8 @@ export class ToyScoreModel implements ScoreModel {
   toImages(x: Tensor): Tensor { return x.clone(); }
   schedule(s: ScheduleSettings): EDMNoiseSchedule { return new EDMNoiseSchedule(s, 'cpu', SIGMA_DATA); }
   randomConditions(): Conditioning { return null; }
+  conditionsOf(): Conditioning { return null; }
+  differentiableImages(x: Tensor): Tensor { return x; }
   trainingBytesPerImage(): number { return 4096; }
   frozenBytes(): number { return 0; }
   saveGenerator(): void { throw new Error('the toy model is not saved'); }

@@ -114,7 +114,8 @@ test.serial('resume is bit-exact: 8 iterations = 4 + resume + 4 (prompt draws, f
 test('SD teachers without prompts, with what is not available for them yet, and EDM teachers with SD flags are refused in one line', async (t) => {
   const cases: [string[], RegExp][] = [
     [['--teacher', teacher], /is a Stable Diffusion model: give the training prompts with --prompts FILE/],
-    [['--teacher', teacher, '--prompts', prompts, '--pairs', dir], /--pairs \(regression\) with a Stable Diffusion teacher .* is not available yet/],
+    [['--teacher', teacher, '--prompts', prompts, '--recipe', 'sd15-dmd', '--dtype', 'float32'], /--recipe sd15-dmd regresses onto teacher pairs: give --pairs DIR/],
+    [['--teacher', teacher, '--prompts', prompts, '--pairs', dir], /no pairs\.json \(make the dataset with 'dmd pairs --out/],
     [['--teacher', teacher, '--prompts', prompts, '--gan', '--data', dir], /--gan with a Stable Diffusion teacher/],
     [['--teacher', teacher, '--prompts', prompts, '--conditioning-timestep', '1000'], /--conditioning-timestep 1000: must be an integer timestep of the teacher's schedule, 0\.\.999/],
     [['--teacher', teacher, '--prompts', prompts, '--resolution', '13'], /--resolution 13: the image size must be a positive multiple of 2/],

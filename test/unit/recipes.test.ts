@@ -72,3 +72,18 @@ test("--recipe sd15-dmd2 is DMD2's stage 1 for SD v1.5: fake:gen 10, guidance 1.
   t.is(c.conditioningTimestep, undefined); // the teacher's last timestep, 999
   t.is(c.batchSize, 8);
 });
+
+test('--recipe sd15-dmd is DMD for SD v1.5: fake:gen 1, guidance 3, LPIPS regression x0.25 on the given pairs, lr 1e-5', (t) => {
+  const c = resolve({ recipe: 'sd15-dmd', teacher: 'v1-5-pruned-emaonly.safetensors', prompts: 'prompts.txt', pairs: 'pairs/', lpips: 'lpips/' });
+  t.is(c.fakeUpdatesPerGen, 1);
+  t.is(c.realGuidance, 3);
+  t.is(c.regression, 'lpips');
+  t.is(c.lambdaReg, 0.25);
+  t.is(c.lambdaDm, 1);
+  t.is(c.lpipsResize, 224);
+  t.is(c.genLr, 1e-5);
+  t.is(c.pairs, 'pairs/');
+  t.is(c.dtype, 'bfloat16');
+  t.true(c.activationCheckpointing);
+  t.false(c.gan);
+});

@@ -96,6 +96,14 @@ export class EDMScoreModel implements ScoreModel {
 
   toImages(x: Tensor): Tensor { return x.clone(); }
 
+  /** Pixel-space samples are the images. */
+  differentiableImages(x: Tensor): Tensor { return x; }
+
+  conditionsOf(index: Tensor | null): Conditioning {
+    const k = this.conditionDim;
+    return k && index ? oneHot(index, k).to(this.device) : null;
+  }
+
   schedule(s: ScheduleSettings): EDMNoiseSchedule {
     return new EDMNoiseSchedule(s, this.device, this.net.config.sigma_data);
   }

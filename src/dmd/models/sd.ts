@@ -106,10 +106,14 @@ export interface SDScoreModelParts {
   save?: (unet: SDUNet, file: string, metadata: Record<string, string>) => void;
   /** random prompts' embeddings for n samples (drawn with randint from the run's stream) */
   prompts?: (n: number, randint: (low: number, high: number, n: number) => Tensor) => Tensor;
+  /** the embeddings of the training prompts at indices (regression pairs store prompt indices) */
+  promptsAt?: (index: Tensor) => Tensor;
   /** the embeddings of the sample grids' prompts, one row per prompt */
   gridPrompts?: () => Tensor;
   /** images of latents (the teacher's VAE); without it grids show the latents' first three channels */
   decode?: (latents: Tensor) => Tensor;
+  /** images of latents with autograd history through the VAE decoder (LPIPS regression) */
+  decodeWithGrad?: (latents: Tensor) => Tensor;
   /** activation checkpointing in the UNets trained from this one (clones) */
   checkpointing?: boolean;
   /** bytes of the frozen parts besides the UNet (text encoder, VAE, prompt embeddings) */
@@ -205,6 +209,16 @@ export class SDScoreModel implements ScoreModel {
 
   schedule(_s: ScheduleSettings): SDNoiseSchedule {
     return new SDNoiseSchedule(this.parts.alphasCumprod);
+  }
+
+  conditionsOf(index: Tensor | null): Conditioning {
+    if (!index || !this.parts.promptsAt) throw new TypeError('this SD score model has no prompts to look conditioning up in');
+    return this.parts.promptsAt(index);
+  }
+
+  differentiableImages(x: Tensor): Tensor {
+    if (!this.parts.decodeWithGrad) throw new TypeError('this SD score model has no VAE to decode latents with');
+    return this.parts.decodeWithGrad(x);
   }
 
   randomConditions(n: number, randint: (low: number, high: number, n: number) => Tensor): Conditioning {
@@ -304,12 +318,14 @@ export function loadSDTeacher(file: string, o: SDTeacherOptions): SDScoreModel {
       frozenBytes: 4 * (sd.text.parameterCount() + sd.vae.parameterCount()) + b.bytes,
       imageResolution: h * sd.factor,
       prompts: (n, randint) => tidy(() => b.take(randint(0, b.size, n))),
+      promptsAt: (index) => b.take(index),
       gridPrompts: () => g.clone(),
       decode: (latents) => tidy(() => {
         const parts: Tensor[] = [];
         for (let i = 0; i < latents.shape[0]!; i += decodeChunk) parts.push(sd.decode(latents.narrow(0, i, Math.min(decodeChunk, latents.shape[0]! - i)), { dtype: o.dtype }).to('cpu'));
         return cat(parts);
       }),
+      decodeWithGrad: (latents) => tidy(() => sd.vae.decode(latents.div(sd.config.vae.scale_factor), { dtype: o.dtype })),
       save: (unet, out, metadata) => sd.saveSingleFile(out, { unet, metadata: { ...metadata, role: 'generator', prompts: String(o.prompts.length) } }),
       release: () => {
         b.dispose();

@@ -1,15 +1,17 @@
 // --pairs auto: DMD's regression pairs of the teacher, made once and cached (by the teacher's SHA-256,
-// the count and the sampler) under $XDG_CACHE_HOME/dmd-torch/pairs (~/.cache/dmd-torch/pairs), so that a
+// the count, the sampler and, for Stable Diffusion teachers, the prompt file and resolution) under $XDG_CACHE_HOME/dmd-torch/pairs (~/.cache/dmd-torch/pairs), so that a
 // recipe can use regression without a separate `dmd pairs` step. A multi-process run shares the work.
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { fileSha256 } from '../../util/fs.js';
+import { pathSha256 } from '../../util/fs.js';
+import { isStableDiffusion } from '../../sd/checkpoint.js';
 import { makePairs, PairsConfigSchema } from './pairs.js';
 import { defaultTeacherPath } from '../../edm/default-teacher.js';
-import type { DMDConfig } from '../config.js';
+import { DMDConfigSchema, type DMDConfig } from '../config.js';
 
-/** the sampler of the cached pairs: the teacher's Heun ODE with EDM's 18 steps */
+/** the sampler of the cached pairs: an EDM teacher's Heun ODE with EDM's 18 steps, an SD teacher's DDIM with 50 */
 const HEUN_STEPS = 18;
+const DDIM_STEPS = 50;
 
 export function pairsCacheDir(): string {
   return path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'dmd-torch', 'pairs');
@@ -20,10 +22,16 @@ export async function resolveAutoPairs<C extends Partial<DMDConfig>>(cfg: C, log
   if (cfg.pairs !== 'auto') return cfg;
   const teacher = path.resolve(cfg.teacher ?? defaultTeacherPath());
   const count = cfg.autoPairs ?? 1024;
-  const dir = path.join(pairsCacheDir(), `${fileSha256(teacher).slice(0, 16)}-${count}-heun${HEUN_STEPS}-seed${cfg.seed ?? 0}`);
-  log(`--pairs auto: ${count} teacher pairs (Heun, ${HEUN_STEPS} steps) in ${dir}`);
+  const sd = isStableDiffusion(teacher);
+  // an SD teacher's pairs use the run's real guidance: the generator regresses onto the distribution it matches
+  const guidance = DMDConfigSchema.shape.realGuidance.parse(cfg.realGuidance);
+  const prompts = sd && cfg.prompts ? path.resolve(cfg.prompts) : undefined;
+  const sampler = sd ? `ddim${DDIM_STEPS}-g${guidance}${prompts ? `-prompts${pathSha256(prompts).slice(0, 12)}` : ''}${cfg.resolution ? `-${cfg.resolution}px` : ''}` : `heun${HEUN_STEPS}`;
+  const dir = path.join(pairsCacheDir(), `${pathSha256(teacher).slice(0, 16)}-${count}-${sampler}-seed${cfg.seed ?? 0}`);
+  log(`--pairs auto: ${count} teacher pairs (${sd ? `DDIM, ${DDIM_STEPS} steps, guidance ${guidance}` : `Heun, ${HEUN_STEPS} steps`}) in ${dir}`);
+  const sdSettings = sd ? { prompts, resolution: cfg.resolution, teacherConfig: cfg.teacherConfig, guidance } : {};
   await makePairs(
-    PairsConfigSchema.parse({ teacher, out: dir, count, steps: HEUN_STEPS, seed: cfg.seed ?? 0, shardSize: 256, batchSize: 128, device: cfg.device ?? 'auto', distBackend: cfg.distBackend, distTimeout: cfg.distTimeout }),
+    PairsConfigSchema.parse({ teacher, out: dir, count, steps: sd ? DDIM_STEPS : HEUN_STEPS, ...sdSettings, seed: cfg.seed ?? 0, shardSize: 256, batchSize: sd ? 16 : 128, device: cfg.device ?? 'auto', distBackend: cfg.distBackend, distTimeout: cfg.distTimeout }),
     log,
   );
   return { ...cfg, pairs: dir };

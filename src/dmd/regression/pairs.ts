@@ -1,6 +1,8 @@
-// The regression dataset of DMD: for seeded noises z (and labels), the teacher's deterministic
-// Heun ODE output y. Stored as sharded safetensors (z, label, y) with a manifest; resumable: a killed
-// run continues at the first incomplete shard and never rewrites a complete one.
+// The regression dataset of DMD: for seeded noises z and conditions (class labels, or prompts of a
+// Stable Diffusion teacher), the teacher's deterministic ODE output y (EDM: Heun in pixel space; SD:
+// DDIM with classifier-free guidance in latent space). Stored as sharded safetensors (z, label, y) with
+// a manifest; `label` holds class or prompt indices. Resumable: a killed run continues at the first
+// incomplete shard and never rewrites a complete one. The teachers' sampling is in pair-teachers.ts.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -11,29 +13,29 @@ import { randn, randint, Generator, deriveSeed } from '../../tensor/random.js';
 import { arange, cat } from '../../tensor/create.js';
 import { cuda } from '../../tensor/cuda.js';
 import type { Device } from '../../tensor/device.js';
-import { oneHot } from '../../nn/functional.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../io/safetensors.js';
 import { Progress } from '../../train/progress.js';
-import { fileSha256, ensureDir, readRegularFile, atomicWrite } from '../../util/fs.js';
+import { pathSha256, ensureDir, readRegularFile, atomicWrite } from '../../util/fs.js';
 import { fields, distributedShape, withoutLaunch } from '../../util/fields.js';
 import { Distributed } from '../../distributed/context.js';
 import { formatZodError } from '../../util/zod.js';
 import { foreach } from '../../tensor/foreach.js';
-import { detectFormat, loadEDM, readEDMInfo } from '../../edm/checkpoint.js';
-import type { ImageSpec } from '../../metrics/classifier.js';
-import { sampleEDM } from '../../edm/sampler.js';
 import { defaultTeacherPath } from '../../edm/default-teacher.js';
+import { openPairsTeacher, type PairsTeacher } from './pair-teachers.js';
 
 export const PairsConfigSchema = z.object({
-  teacher: z.string().min(1).optional().describe('teacher file (.pkl snapshot, .pt or .safetensors); default: the bundled Fashion-MNIST teacher'),
+  teacher: z.string().min(1).optional().describe('teacher file (EDM .pkl snapshot, .pt or .safetensors, or a Stable Diffusion v1 checkpoint or diffusers folder); default: the bundled Fashion-MNIST teacher'),
   out: z.string().min(1, 'must not be empty').describe('output directory (pairs.json + shards)'),
   count: z.number().int().positive().default(10000).describe('number of pairs (DMD used 100k for CIFAR-10)'),
-  steps: z.number().int().positive().default(18).describe('Heun steps (NFE = 2 steps - 1)'),
+  steps: z.number().int().positive().optional().describe('sampler steps: EDM Heun (NFE = 2 steps - 1; default 18) or SD DDIM (default 50)'),
+  prompts: z.string().min(1).optional().describe('the prompts of a Stable Diffusion teacher: a file, one per line or JSON Lines with a "text" field (the same file as dmd-train --prompts)'),
+  resolution: z.number().int().positive().optional().describe("SD image size in pixels, a multiple of 8 (default: the model's)"),
+  teacherConfig: z.string().min(1).optional().describe('an LDM config (v1-inference.yaml) giving the architecture of an SD --teacher checkpoint'),
   sigmaMin: z.number().positive().default(0.002).describe('sampler sigma_min'),
   sigmaMax: z.number().positive().default(80).describe('sampler sigma_max'),
   rho: z.number().positive().default(7).describe('sampler rho'),
-  guidance: z.number().positive().default(1).describe('classifier-free guidance weight of the teacher (1 = none)'),
-  labels: z.enum(['balanced', 'random']).default('balanced').describe('class labels: cycled through the classes, or drawn uniformly'),
+  guidance: z.number().positive().optional().describe('classifier-free guidance weight of the teacher (1 = none; default: EDM 1, SD 3 as DMD)'),
+  labels: z.enum(['balanced', 'random']).default('balanced').describe('class labels (or prompts): cycled through, or drawn uniformly'),
   shardSize: z.number().int().positive().default(1000).describe('pairs per shard file'),
   batchSize: fields.batchSize(250, 'samples per teacher batch'),
   seed: fields.seed('noise seed'),
@@ -46,7 +48,12 @@ const PairsManifestSchema = z.object({
   format: z.literal('dmd-torch/pairs'),
   version: z.literal(1),
   teacher: z.object({ file: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }),
-  sampler: z.object({ solver: z.literal('heun'), numSteps: z.number().int().positive(), sigmaMin: z.number().positive(), sigmaMax: z.number().positive(), rho: z.number().positive(), guidance: z.number().positive(), nfe: z.number().int().positive() }),
+  sampler: z.union([
+    z.object({ solver: z.literal('heun'), numSteps: z.number().int().positive(), sigmaMin: z.number().positive(), sigmaMax: z.number().positive(), rho: z.number().positive(), guidance: z.number().positive(), nfe: z.number().int().positive() }).strict(),
+    z.object({ solver: z.literal('ddim'), numSteps: z.number().int().positive(), guidance: z.number().positive(), nfe: z.number().int().positive() }).strict(),
+  ]),
+  /** the prompts of a text-conditioned teacher: `label` indexes them */
+  prompts: z.object({ file: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), count: z.number().int().positive() }).optional(),
   seed: z.number().int().min(0),
   count: z.number().int().positive(),
   shardSize: z.number().int().positive(),
@@ -56,6 +63,11 @@ const PairsManifestSchema = z.object({
   shards: z.array(z.object({ file: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'a plain file name'), start: z.number().int().min(0), count: z.number().int().positive(), complete: z.boolean() })).min(1),
 });
 export type PairsManifest = z.infer<typeof PairsManifestSchema>;
+
+/** How many conditions `label` indexes: classes, prompts, or 0 (unconditional). */
+export function conditionCount(m: Pick<PairsManifest, 'labelDim' | 'prompts'>): number {
+  return m.prompts?.count ?? m.labelDim;
+}
 
 export class PairsError extends Error {
   readonly code = 'ERR_PAIRS';
@@ -95,13 +107,14 @@ function shardComplete(dir: string, s: PairsManifest['shards'][number]): boolean
 }
 
 /** The manifest for these settings: a fresh one, or the one in cfg.out when it was made with the same settings (refused otherwise). */
-function openManifest(cfg: PairsConfig, teacher: { file: string; sha256: string }, c: ImageSpec): PairsManifest {
+function openManifest(cfg: PairsConfig, teacher: { file: string; sha256: string }, t: PairsTeacher): PairsManifest {
   const fresh: PairsManifest = {
     format: 'dmd-torch/pairs', version: 1,
     teacher,
-    sampler: { solver: 'heun', numSteps: cfg.steps, sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, guidance: cfg.guidance, nfe: 2 * cfg.steps - 1 },
+    sampler: t.sampler,
+    ...(t.prompts ? { prompts: t.prompts } : {}),
     seed: cfg.seed, count: cfg.count, shardSize: cfg.shardSize, labels: cfg.labels,
-    imageShape: [c.img_channels, c.img_resolution, c.img_resolution], labelDim: c.label_dim,
+    imageShape: t.sampleShape, labelDim: t.labelDim,
     shards: Array.from({ length: Math.ceil(cfg.count / cfg.shardSize) }, (_, i) => ({
       file: `pairs-${String(i).padStart(5, '0')}.safetensors`, start: i * cfg.shardSize, count: Math.min(cfg.shardSize, cfg.count - i * cfg.shardSize), complete: false,
     })),
@@ -109,25 +122,25 @@ function openManifest(cfg: PairsConfig, teacher: { file: string; sha256: string 
   if (!existsSync(path.join(cfg.out, 'pairs.json'))) return fresh;
   const old = readPairsManifest(cfg.out);
   const same = (k: keyof PairsManifest) => JSON.stringify(old[k]) === JSON.stringify(fresh[k]);
-  const diff = (['sampler', 'seed', 'count', 'shardSize', 'labels', 'imageShape', 'labelDim'] as const).filter((k) => !same(k));
-  if (old.teacher.sha256 !== teacher.sha256) diff.unshift('teacher' as never);
+  const diff: string[] = (['sampler', 'seed', 'count', 'shardSize', 'labels', 'imageShape', 'labelDim'] as const).filter((k) => !same(k));
+  if (old.teacher.sha256 !== teacher.sha256) diff.unshift('teacher');
+  if (old.prompts?.sha256 !== fresh.prompts?.sha256) diff.push('prompts');
   if (diff.length) throw new PairsError(`${cfg.out} holds pairs made with other settings (${diff.join(', ')} differ); use another --out or the same settings to resume`);
   return old;
 }
 
-/** One shard: its seeded noises and labels, the teacher's Heun outputs in batches, written atomically. */
-async function makeShard(cfg: PairsConfig, m: PairsManifest, shard: PairsManifest['shards'][number], sample: (z: Tensor, labels: Tensor | null) => Tensor, device: Device, onImages: (n: number) => void): Promise<void> {
+/** One shard: its seeded noises and conditions, the teacher's ODE outputs in batches, written atomically. */
+async function makeShard(cfg: PairsConfig, m: PairsManifest, shard: PairsManifest['shards'][number], sample: PairsTeacher['sample'], device: Device, onImages: (n: number) => void): Promise<void> {
   const g = Generator.create('cpu', deriveSeed(cfg.seed, 1000 + m.shards.indexOf(shard)));
   const zAll = keep(randn([shard.count, ...m.imageShape], { generator: g }));
-  const cls = keep(tidy(() => (m.labelDim ? (cfg.labels === 'balanced' ? arange(shard.start, shard.start + shard.count).remainder(m.labelDim) : randint(0, m.labelDim, [shard.count], { generator: g })) : arange(0, 0))));
+  const k = conditionCount(m);
+  const cls = keep(tidy(() => (k ? (cfg.labels === 'balanced' ? arange(shard.start, shard.start + shard.count).remainder(k) : randint(0, k, [shard.count], { generator: g })) : arange(0, 0))));
   const ys: Tensor[] = [];
   try {
     for (let b = 0; b < shard.count; b += cfg.batchSize) {
       const n = Math.min(cfg.batchSize, shard.count - b);
       ys.push(keep(noGrad(() => tidy(() => {
-        const zb = zAll.narrow(0, b, n).to(device);
-        const lb = m.labelDim ? oneHot(cls.narrow(0, b, n), m.labelDim).to(device) : null;
-        return sample(zb, lb).to({ device: 'cpu', dtype: 'float32' });
+        return sample(zAll.narrow(0, b, n).to(device), k ? cls.narrow(0, b, n) : null).to({ device: 'cpu', dtype: 'float32' });
       }))));
       onImages(n);
       await new Promise<void>((r) => setImmediate(r));
@@ -150,14 +163,12 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
   const log = main ? runLog : () => {};
   if (cfg.sigmaMin >= cfg.sigmaMax) throw new PairsError(`--sigma-min (${cfg.sigmaMin}) must be below --sigma-max (${cfg.sigmaMax})`);
   const teacherFile = path.resolve(cfg.teacher ?? defaultTeacherPath());
-  if (detectFormat(teacherFile) !== 'pkl' && readEDMInfo(teacherFile).role === 'generator') throw new PairsError(`--teacher ${teacherFile} is a one-step generator from dmd-train; pairs come from the EDM teacher's ODE`);
-  ensureDir(cfg.out, '--out');
-  const sha = fileSha256(teacherFile);
-  const net = loadEDM(teacherFile, { device });
+  const t = openPairsTeacher(teacherFile, cfg, device);
   try {
-    dist.agree('dmd pairs settings', { ...withoutLaunch(cfg, ['out', 'device', 'batchSize', 'teacher']), teacher_sha256: sha, out: path.resolve(cfg.out) });
-    if (cfg.guidance !== 1 && !net.config.label_dim) throw new PairsError('--guidance needs a class-conditional teacher');
-    const m = openManifest(cfg, { file: teacherFile, sha256: sha }, net.config);
+    ensureDir(cfg.out, '--out');
+    const sha = pathSha256(teacherFile);
+    dist.agree('dmd pairs settings', { ...withoutLaunch(cfg, ['out', 'device', 'batchSize', 'teacher', 'prompts']), teacher_sha256: sha, prompts_sha256: t.prompts?.sha256 ?? null, out: path.resolve(cfg.out) });
+    const m = openManifest(cfg, { file: teacherFile, sha256: sha }, t);
     const saveManifest = () => { if (main) atomicWrite(path.join(cfg.out, 'pairs.json'), `${JSON.stringify(m, null, 1)}\n`, 'pairs manifest'); };
     for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
     const left = m.shards.filter((sh) => !sh.complete);
@@ -166,10 +177,9 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
     const todo = left.filter((sh) => m.shards.indexOf(sh) % dist.size === dist.rank);
     const progress = new Progress({ total: todo.reduce((a, s) => a + s.count, 0), label: 'pairs', stream: main ? process.stderr : undefined, quiet: !main });
     let done = 0;
-    const heun = (z: Tensor, labels: Tensor | null) => sampleEDM(net, z, labels, { numSteps: cfg.steps, sigmaMin: cfg.sigmaMin, sigmaMax: cfg.sigmaMax, rho: cfg.rho, guidance: cfg.guidance }).x;
     for (const shard of todo) {
       await new Promise<void>((r) => setImmediate(r));
-      await makeShard(cfg, m, shard, heun, device, (n) => progress.update((done += n), {}, 'img'));
+      await makeShard(cfg, m, shard, (z, idx) => t.sample(z, idx), device, (n) => progress.update((done += n), {}, 'img'));
       shard.complete = true;
       saveManifest();
       dist.heartbeat();
@@ -181,10 +191,10 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
       dist.destroy();
     }
     if (device !== 'cpu') cuda.synchronize();
-    log(`pairs: ${m.count} in ${m.shards.length} shards at ${cfg.out} (teacher ${path.basename(teacherFile)}, ${cfg.steps} Heun steps, NFE ${m.sampler.nfe})`);
+    log(`pairs: ${m.count} in ${m.shards.length} shards at ${cfg.out} (teacher ${path.basename(teacherFile)}, ${t.describe()})`);
     return m;
   } finally {
-    net.dispose();
+    t.dispose();
   }
 }
 
@@ -198,6 +208,7 @@ export class PairsDataset {
   constructor(readonly dir: string) {
     this.manifest = readPairsManifest(dir);
     const m = this.manifest;
+    const k = conditionCount(m);
     const bad = m.shards.filter((s) => !shardComplete(dir, s));
     if (bad.length) throw new PairsError(`${dir}: ${bad.length} shard(s) incomplete (first ${bad[0]!.file}); finish them with 'dmd pairs' and the same settings`);
     const zs: Tensor[] = [], ys: Tensor[] = [], ls: Tensor[] = [];
@@ -222,10 +233,11 @@ export class PairsDataset {
         const want = [s.count, ...m.imageShape].join();
         if (z.shape.join() !== want || y.shape.join() !== want)
           throw new PairsError(`${file}: z [${z.shape}] and y [${y.shape}] do not match pairs.json (${s.count} pairs of [${m.imageShape}])`);
-        if (m.labelDim && (label.shape.join() !== String(s.count) || label.dtype !== 'int64'))
-          throw new PairsError(`${file}: 'label' must be ${s.count} int64 class indices, got ${label.dtype} [${label.shape}]`);
-        if (m.labelDim && label.numel && tidy(() => label.min().item() < 0 || label.max().item() >= m.labelDim))
-          throw new PairsError(`${file}: class labels outside 0..${m.labelDim - 1}`);
+        const what = m.prompts ? 'prompt' : 'class';
+        if (k && (label.shape.join() !== String(s.count) || label.dtype !== 'int64'))
+          throw new PairsError(`${file}: 'label' must be ${s.count} int64 ${what} indices, got ${label.dtype} [${label.shape}]`);
+        if (k && label.numel && tidy(() => label.min().item() < 0 || label.max().item() >= k))
+          throw new PairsError(`${file}: ${m.prompts ? 'prompt indices' : 'class labels'} outside 0..${k - 1}`);
         if (!foreach.allFinite([z, y])) throw new PairsError(`${file}: holds NaN or Inf values; delete it and re-run 'dmd pairs' with the same settings`);
       }
       this.z = keep(cat(zs));
@@ -238,13 +250,13 @@ export class PairsDataset {
 
   get size(): number { return this.manifest.count; }
 
-  /** A batch of (z, one-hot labels or null, y) drawn uniformly with the generator, on a device. */
-  batch(n: number, generator: Generator, device: Device, labelDim: number): { z: Tensor; labels: Tensor | null; y: Tensor } {
+  /** A batch of (z, condition indices (classes or prompts; null when unconditional), y) drawn uniformly with the generator, on a device. */
+  batch(n: number, generator: Generator, device: Device): { z: Tensor; index: Tensor | null; y: Tensor } {
     return tidy(() => {
       const idx = randint(0, this.size, [n], { generator });
       const mv = (t: Tensor) => (device === 'cpu' ? t : t.to(device));
-      const labels = labelDim ? mv(oneHot(this.label.indexSelect(0, idx), labelDim)) : null;
-      return { z: mv(this.z.indexSelect(0, idx)), labels, y: mv(this.y.indexSelect(0, idx)) };
+      const index = conditionCount(this.manifest) ? mv(this.label.indexSelect(0, idx)) : null;
+      return { z: mv(this.z.indexSelect(0, idx)), index, y: mv(this.y.indexSelect(0, idx)) };
     });
   }
 
