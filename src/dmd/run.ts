@@ -87,10 +87,8 @@ async function finish(tr: DMDTrainer, log: (s: string) => void): Promise<string>
   tr.exportGenerator(file);
   const how = tr.teacher.prompts ? `--prompt "..." --out grid.png (an SD v1 checkpoint: the distilled UNet with the teacher's VAE and text encoder)` : '--out grid.png';
   log(`wrote ${file} (one-step generator, ${tr.real.describeLevel(tr.generator.level)}); sample it with: npx dmd sample --generator ${file} ${how}`);
-  if (cfg.finalEval > 0 && tr.teacher.prompts) {
-    log('final evaluation skipped: evaluating text-to-image generators (FID against images, CLIP score) is not available yet (--final-eval 0 silences this)');
-  } else if (cfg.finalEval > 0) {
-    const r = await finalEvaluation({ generator: file, teacherPath: tr.teacher.path, spec: tr.real.imageSpec, num: cfg.finalEval, ref: cfg.evalRef, refNum: cfg.evalRefNum, classifier: cfg.classifier, seed: cfg.seed, device: tr.device, out: cfg.out }, log);
+  if (cfg.finalEval > 0) {
+    const r = await finalEvaluation({ generator: file, teacherPath: tr.teacher.path, spec: tr.real.imageSpec, prompts: tr.teacher.prompts?.file, num: cfg.finalEval, ref: cfg.evalRef, refNum: cfg.evalRefNum, classifier: cfg.classifier, seed: cfg.seed, device: tr.device, out: cfg.out }, log);
     if (r) writeReport(cfg.out);
   }
   return file;

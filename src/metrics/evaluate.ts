@@ -1,4 +1,5 @@
-// dmd eval: class-balanced samples from a one-step generator (or a teacher with Heun), then
+// dmd eval: class-balanced samples from a one-step generator (or a teacher with its sampler; SD models:
+// samples of a prompt file), then
 // FD-<classifier> (Fréchet distance in the evaluation classifier's features) with its noise floor
 // (the FD of as many held-out real images), precision and recall in the same features, FID (with a
 // user-supplied Inception TorchScript), per-class balance and the classifier's accuracy on the samples.
@@ -8,11 +9,8 @@ import { z } from 'zod';
 import type { Tensor } from '../tensor/tensor.js';
 import { tidy, keep, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
-import { randn, Generator, deriveSeed } from '../tensor/random.js';
 import { tensor, cat, zeros } from '../tensor/create.js';
 import { resolveDevice, type Device } from '../tensor/device.js';
-import { oneHot } from '../nn/functional.js';
-import { loadImageModel } from '../edm/image-model.js';
 import { openDataset, type ImageSource } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';
 import { readNpz } from '../io/npz.js';
@@ -24,12 +22,16 @@ import { evaluationClassifier, type FeatureClassifier } from './classifier.js';
 import { InceptionDetector } from './fid.js';
 import { StatsAccumulator, frechetDistance, type Gaussian } from './frechet.js';
 import { precisionRecall } from './precision-recall.js';
+import { openEvalSampler } from './eval-samplers.js';
 
 export const EvalConfigSchema = z.object({
   generator: z.string().min(1).optional().describe('one-step generator file'),
-  teacher: z.string().min(1).optional().describe('evaluate a teacher with Heun instead (default when no --generator: the bundled teacher)'),
-  steps: z.number().int().positive().default(18).describe('Heun steps for --teacher'),
-  guidance: z.number().positive().default(1).describe('classifier-free guidance weight for --teacher'),
+  teacher: z.string().min(1).optional().describe('evaluate a teacher with its sampler instead (EDM: Heun; SD: DDIM; default when no --generator: the bundled teacher)'),
+  steps: z.number().int().positive().optional().describe('sampler steps for --teacher (default: EDM Heun 18, SD DDIM 25)'),
+  guidance: z.number().positive().optional().describe('classifier-free guidance weight for --teacher (default: EDM 1, SD 7.5)'),
+  prompts: z.string().min(1).optional().describe('evaluation prompts of a Stable Diffusion model (cycled; JSON Lines may give each a "class" for the classifier accuracy)'),
+  size: z.number().int().positive().optional().describe("SD image size in pixels, a multiple of 8 (default: the model's)"),
+  teacherConfig: z.string().min(1).optional().describe('an LDM config (v1-inference.yaml) giving the architecture of an SD checkpoint'),
   num: z.number().int().min(2).default(10000).describe('number of generated samples'),
   ref: z.string().min(1).default('fashion-mnist').describe('reference: a dataset, or an .npz with mu/sigma (Inception statistics, for FID)'),
   refNum: z.number().int().min(2).optional().describe('use at most this many reference images (the next --num images give the noise floor)'),
@@ -59,11 +61,6 @@ export function datasetFeatures(src: ImageSource, o: { first: number; count: num
     const idx = Array.from({ length: Math.min(o.batchSize, o.first + o.count - b) }, (_, i) => b + i);
     noGrad(() => tidy(() => extract(loader.batch(idx).images)));
   }
-}
-
-/** Class-balanced labels for samples [first, first + n): sample i gets class i mod classes. */
-export function balancedLabels(first: number, n: number, classes: number): number[] {
-  return Array.from({ length: n }, (_, i) => (classes ? (first + i) % classes : 0));
 }
 
 /**
@@ -132,11 +129,11 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
   } else {
     refSource = openDataset(cfg.ref);
   }
-  const model = loadImageModel({ ...cfg, device });
+  const model = openEvalSampler({ ...cfg, device });
   try {
-    dist.agree('dmd eval settings', { ...withoutLaunch(cfg, ['device', 'out']), parameters: model.net.parameterCount() });
+    dist.agree('dmd eval settings', { ...withoutLaunch(cfg, ['device', 'out']), parameters: model.parameters });
   } catch (e) {
-    model.net.dispose();
+    model.dispose();
     throw e;
   }
   let cls: FeatureClassifier | null = null;
@@ -144,7 +141,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
   const accs: StatsAccumulator[] = [];
   const kept: Tensor[] = [];
   try {
-    const c = model.net.config;
+    const c = model.spec;
     cls = evaluationClassifier(cfg.classifier, c, device);
     inc = cfg.inception ? new InceptionDetector(cfg.inception, device) : null;
     if (!cls && !inc) throw new EvalError('nothing to measure: give --classifier (dmd classifier) and/or --inception (Inception-v3 TorchScript)');
@@ -154,7 +151,6 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
 
     // generated samples: batch b has its own seeded noise, so that processes can share the batches
     // (batch b on rank b mod size) and the figures do not depend on how many there are
-    const classes = c.label_dim;
     const bs = cfg.batchSize;
     const batches = Math.ceil(cfg.num / bs);
     const rows = (b: number) => Math.min(bs, cfg.num - b * bs);
@@ -165,9 +161,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
     for (let b = dist.rank; b < batches; b += dist.size) {
       const n = rows(b);
       local.set(b, noGrad(() => tidy(() => {
-        const zb = randn([n, c.img_channels, c.img_resolution, c.img_resolution], { generator: Generator.create('cpu', deriveSeed(cfg.seed, b)) }).to(device);
-        const labels = classes ? oneHot(tensor(balancedLabels(b * bs, n, classes), { dtype: 'int64' }), classes).to(device) : null;
-        const x = model.sample(zb, labels).clamp(-1, 1);
+        const x = model.sample(b, b * bs, n, cfg.seed);
         return {
           f: cls ? keep(cls.features(x).to({ device: 'cpu', dtype: 'float64' })) : null,
           p: cls ? keep(cls.logits(x).argmax(1).to('cpu')) : null,
@@ -188,15 +182,19 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
     accs.push(fdGen, fidGen);
     const hist = new Array<number>(cls?.spec.classes ?? 0).fill(0);
     let correct = 0;
+    let asked = 0;
     for (let b = 0; b < batches; b++) {
       const r = all.get(b)!;
       if (r.f) {
         fdGen.add(r.f);
         kept.push(r.f);
-        const labelIdx = balancedLabels(b * bs, rows(b), classes);
         (r.p!.data() as BigInt64Array).forEach((p, k) => {
           hist[Number(p)]! += 1;
-          if (classes && Number(p) === labelIdx[k]) correct++;
+          const want = model.askedClass(b * bs + k);
+          if (want !== null) {
+            asked++;
+            if (Number(p) === want) correct++;
+          }
         });
         r.p!.dispose();
       }
@@ -210,8 +208,9 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
     dist.destroy();
     const result: EvalResult = {
       model: path.resolve(model.file),
-      mode: model.oneStep ? 'one-step' : `heun-${cfg.steps}`,
+      mode: model.mode,
       nfe: model.nfe,
+      conditioning: model.conditioning,
       num: cfg.num,
       ref: cfg.ref,
       images_per_second: cfg.num / genSeconds,
@@ -263,14 +262,15 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
       result.class_balance_min_over_max = Math.min(...hist) / Math.max(...hist, 1);
       result.class_fraction_min = Math.min(...hist) / total;
       result.class_fraction_max = Math.max(...hist) / total;
-      if (classes) result.classifier_accuracy_on_samples = correct / total;
+      // the fraction of samples the classifier puts in the class they asked for (classes, or prompts' classes)
+      if (asked) result.classifier_accuracy_on_samples = correct / asked;
     }
     atomicWrite(cfg.out, `${JSON.stringify(result, null, 2)}\n`, 'evaluation results');
     for (const [k, v] of Object.entries(result)) if (typeof v === 'number') log(`${k}: ${Number.isInteger(v) ? v : v.toFixed(4)}`);
     log(`wrote ${cfg.out}`);
     return result;
   } finally {
-    model.net.dispose();
+    model.dispose();
     cls?.dispose();
     inc?.dispose();
     for (const a of accs) a.dispose();

@@ -1,11 +1,12 @@
 // The evaluation at the end of a distillation run: the exported generator's FD in the evaluation
-// classifier's features and its accuracy on intended classes, printed beside the teacher's figures
+// classifier's features and its accuracy on intended classes (for a text-to-image generator, on the
+// training prompts, with the classes a JSON Lines prompt file gives), printed beside the teacher's figures
 // from `<teacher>.eval.json` (a `dmd eval --teacher T --out T.eval.json`) when that file exists.
 import path from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Device } from '../tensor/device.js';
-import { evaluate, EvalConfigSchema, type EvalResult } from './evaluate.js';
-import type { ImageSpec } from './classifier.js';
+import { evaluate, EvalConfigSchema, EvalError, type EvalResult } from './evaluate.js';
+import { ClassifierError, type ImageSpec } from './classifier.js';
 
 export interface FinalEvalSettings {
   /** the exported generator file */
@@ -14,6 +15,8 @@ export interface FinalEvalSettings {
   teacherPath: string;
   /** what the generator makes (to know whether the bundled classifier fits) */
   spec: ImageSpec;
+  /** the prompts of a text-to-image generator (its samples cycle through them) */
+  prompts?: string | undefined;
   num: number;
   ref: string;
   refNum: number;
@@ -35,12 +38,20 @@ export function teacherEvalFile(teacherPath: string): string {
  */
 export async function finalEvaluation(s: FinalEvalSettings, log: (s: string) => void): Promise<EvalResult | null> {
   const c = s.spec;
-  if (!s.classifier && !(c.img_channels === 1 && c.img_resolution === 32 && c.label_dim === 10)) {
-    log('final evaluation skipped: no evaluation classifier fits this teacher (pass --classifier, or --final-eval 0)');
+  const skipped = (why: string) => {
+    log(`final evaluation skipped: ${why} (pass --classifier, or --final-eval 0)`);
     return null;
-  }
+  };
+  if (!s.classifier && !(c.img_channels === 1 && c.img_resolution === 32 && (c.label_dim === 10 || s.prompts))) return skipped('no evaluation classifier fits this teacher');
   const out = path.join(s.out, 'final-eval.json');
-  const r = await evaluate(EvalConfigSchema.parse({ generator: s.generator, num: s.num, ref: s.ref, refNum: s.refNum, classifier: s.classifier, seed: s.seed, device: s.device, out }), () => {}, { single: true });
+  let r: EvalResult;
+  try {
+    r = await evaluate(EvalConfigSchema.parse({ generator: s.generator, prompts: s.prompts, num: s.num, ref: s.ref, refNum: s.refNum, classifier: s.classifier, seed: s.seed, device: s.device, out }), () => {}, { single: true });
+  } catch (e) {
+    // a text-to-image run whose prompts ask for no class, or whose images the classifier does not take
+    if (s.prompts && (e instanceof EvalError || e instanceof ClassifierError)) return skipped(e.message);
+    throw e;
+  }
   const fdKey = Object.keys(r).find((k) => k.startsWith('FD-') && !k.endsWith('_noise_floor'))!;
   const known = teacherEvalFile(s.teacherPath);
   let teacher: EvalResult | null = null;

@@ -12,7 +12,8 @@ import { oneHot } from '../nn/functional.js';
 import { openDataset } from '../data/sources.js';
 import { evaluationClassifier, ClassifierError, type FeatureClassifier, type ImageSpec } from './classifier.js';
 import { StatsAccumulator, frechetDistance, type Gaussian } from './frechet.js';
-import { balancedLabels, datasetFeatures } from './evaluate.js';
+import { datasetFeatures } from './evaluate.js';
+import { balancedLabels } from './eval-samplers.js';
 
 export interface ProbeOptions {
   classifier?: string | undefined;

@@ -7,7 +7,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { tidy, keep, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randn, Generator, deriveSeed } from '../tensor/random.js';
-import { cat } from '../tensor/create.js';
+import { cat, full } from '../tensor/create.js';
 import type { Device, ExecutionDType } from '../tensor/device.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { parseStableDiffusionConfig, vaeFactor, type StableDiffusionConfig, type StableDiffusionConfigInput } from './config.js';
@@ -15,7 +15,7 @@ import { SDUNet } from './unet.js';
 import { CLIPTextEncoder } from './clip.js';
 import { AutoencoderKL } from './vae.js';
 import { CLIPTokenizer } from './tokenizer.js';
-import { alphasCumprod } from './schedule.js';
+import { alphasCumprod, x0FromEps } from './schedule.js';
 import { ddimSample, kSample, type EpsModel } from './sampler.js';
 import { loadStableDiffusion, UNET_PREFIX, VAE_PREFIX, TEXT_PREFIX, type SDLoadOptions, type StableDiffusionParts } from './checkpoint.js';
 
@@ -34,6 +34,8 @@ export interface SDSampleOptions {
   batchSize?: number;
   /** hears of truncated prompts */
   warn?: (msg: string) => void;
+  /** the index of the first prompt among all of a job's (its noise is drawn for that index: default 0) */
+  firstIndex?: number;
 }
 
 export class StableDiffusion {
@@ -139,7 +141,7 @@ export class StableDiffusion {
     for (let b = 0; b < prompts.length; b += bs) {
       const chunk = prompts.slice(b, b + bs);
       out.push(keep(noGrad(() => tidy(() => {
-        const z = this.noise(chunk.length, b, seed, h, w);
+        const z = this.noise(chunk.length, (o.firstIndex ?? 0) + b, seed, h, w);
         const cond = { context: this.encodePrompts(chunk, o), uncond: this.uncond(o.dtype) };
         const model = this.epsModel(o.dtype);
         if ((o.sampler ?? 'ddim') === 'ddim') {
@@ -153,6 +155,19 @@ export class StableDiffusion {
     const all = cat(out);
     dispose(out);
     return all;
+  }
+
+  /**
+   * Images of a one-step generator from dmd-train (this model's UNet distilled): the x0 its UNet predicts
+   * at the conditioning timestep t for latents z [N, 4, h, w] and text embeddings [N, 77, width], decoded
+   * by the VAE; float32 in [-1, 1], on the model's device.
+   */
+  oneStep(z: Tensor, context: Tensor, t: number, o: { dtype?: ExecutionDType } = {}): Tensor {
+    return noGrad(() => tidy(() => {
+      const ts = full([z.shape[0]!], t, { dtype: 'int64', device: z.device });
+      const x0 = x0FromEps(this.alphasCumprod.to({ device: z.device, dtype: 'float64' }), z, this.unet.forward(z, ts, context, { dtype: o.dtype }), ts).to('float32');
+      return this.decode(x0, o).clamp(-1, 1);
+    }));
   }
 
   /** Images [P, 3, H, W] in [-1, 1] for prompts (see sampleLatents), decoded by the VAE. */

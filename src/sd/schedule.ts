@@ -4,6 +4,7 @@
 // timesteps 0..999; DDIM's timestep subsequence (ldm's make_ddim_timesteps, 'uniform'); and the EDM
 // sigmas of the same process (sigma_t = sqrt((1 - a_t) / a_t)) for Euler/Heun samplers.
 import { Tensor } from '../tensor/tensor.js';
+import { tidy } from '../tensor/scope.js';
 import { fromArray } from '../tensor/create.js';
 import type { SDSchedule } from './config.js';
 
@@ -46,4 +47,20 @@ export function ddimTimesteps(steps: number, T = 1000): number[] {
 /** The EDM noise level of timestep t: sqrt((1 - a_t) / a_t). */
 export function sigmaOf(alphaCumprod: number): number {
   return Math.sqrt((1 - alphaCumprod) / alphaCumprod);
+}
+
+/** x0 from eps at integer timesteps t (int64 [N]) in float64, with `a64` the alphas_cumprod table as float64 (DMD2's get_x0_from_noise). */
+export function x0FromEps(a64: Tensor, noisy: Tensor, eps: Tensor, t: Tensor): Tensor {
+  return tidy(() => {
+    const a = a64.indexSelect(0, t).reshape([-1, 1, 1, 1]);
+    return noisy.to('float64').sub(a.rsub(1).sqrt().mul(eps.to('float64'))).div(a.sqrt());
+  });
+}
+
+/** eps of an x0 prediction at timesteps t (the inverse of x0FromEps, in float64). */
+export function epsFromX0(a64: Tensor, noisy: Tensor, x0: Tensor, t: Tensor): Tensor {
+  return tidy(() => {
+    const a = a64.indexSelect(0, t).reshape([-1, 1, 1, 1]);
+    return noisy.to('float64').sub(a.sqrt().mul(x0.to('float64'))).div(a.rsub(1).sqrt());
+  });
 }

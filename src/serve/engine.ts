@@ -9,7 +9,6 @@ import { loadImageModel } from '../edm/image-model.js';
 import { CheckpointError } from '../edm/checkpoint.js';
 import { StableDiffusion } from '../sd/pipeline.js';
 import { generatorTimestep, isStableDiffusion } from '../sd/checkpoint.js';
-import { sdOneStepImages } from '../dmd/models/sd.js';
 import { imagePixels, type ImagePixels } from '../data/grid.js';
 
 export interface EngineOptions {
@@ -108,7 +107,7 @@ function sdEngine(o: EngineOptions, file: string): Engine {
         // one network call for every request: each request's latents from its own seed
         const x = noGrad(() => tidy(() => {
           const z = cat(items.map((p) => sd.noise(p.count, 0, p.seed, h, w)));
-          return sdOneStepImages(sd, z, sd.encodePrompts(items.flatMap(promptsOf)), t);
+          return sd.oneStep(z, sd.encodePrompts(items.flatMap(promptsOf)), t);
         }));
         try {
           return split(imagePixels(x), items);

@@ -4,7 +4,6 @@
 import path from 'node:path';
 import { StableDiffusion } from '../../sd/pipeline.js';
 import { generatorTimestep } from '../../sd/checkpoint.js';
-import { sdOneStepImages } from '../../dmd/models/sd.js';
 import { readPrompts } from '../../sd/prompts.js';
 import { resolveDevice, checkExecutionDType } from '../../tensor/device.js';
 import { tidy, cat, type Tensor } from '../../tensor/index.js';
@@ -76,7 +75,7 @@ function oneStep(sd: StableDiffusion, prompts: string[], t: number, size: number
   const parts: Tensor[] = [];
   for (let b = 0; b < prompts.length; b += s.batchSize) {
     const chunk = prompts.slice(b, b + s.batchSize);
-    parts.push(tidy(() => sdOneStepImages(sd, sd.noise(chunk.length, b, s.seed, h, w), sd.encodePrompts(chunk, { dtype: s.dtype }), t, { dtype: s.dtype }).to('cpu')).keep());
+    parts.push(tidy(() => sd.oneStep(sd.noise(chunk.length, b, s.seed, h, w), sd.encodePrompts(chunk, { dtype: s.dtype }), t, { dtype: s.dtype }).to('cpu')).keep());
   }
   const all = cat(parts);
   for (const p of parts) p.dispose();

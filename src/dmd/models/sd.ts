@@ -7,7 +7,6 @@
 // loadSDTeacher makes one from an SD v1 checkpoint and a list of training prompts.
 import type { Tensor } from '../../tensor/tensor.js';
 import { tidy, keep, dispose } from '../../tensor/scope.js';
-import { noGrad } from '../../tensor/autograd.js';
 import { cat, full, tensor, zeros } from '../../tensor/create.js';
 import { randn, Generator } from '../../tensor/random.js';
 import type { Device, ExecutionDType } from '../../tensor/device.js';
@@ -16,6 +15,7 @@ import { guidedEps } from '../../sd/sampler.js';
 import { StableDiffusion } from '../../sd/pipeline.js';
 import { PromptEmbeddings } from '../../sd/prompt-embeddings.js';
 import { generatorTimestep } from '../../sd/checkpoint.js';
+import { x0FromEps, epsFromX0 } from '../../sd/schedule.js';
 import { sdActivationBytes } from '../../sd/memory.js';
 import { buildInfo } from '../../tensor/runtime.js';
 import type { ImageSpec } from '../../metrics/classifier.js';
@@ -49,18 +49,12 @@ export class SDNoiseSchedule implements NoiseSchedule {
 
   /** x0 from eps in float64 (DMD2's get_x0_from_noise). */
   x0FromEps(noisy: Tensor, eps: Tensor, t: Tensor): Tensor {
-    return tidy(() => {
-      const a = this.a64.indexSelect(0, t).reshape([-1, 1, 1, 1]);
-      return noisy.to('float64').sub(a.rsub(1).sqrt().mul(eps.to('float64'))).div(a.sqrt());
-    });
+    return x0FromEps(this.a64, noisy, eps, t);
   }
 
   /** eps of an x0 prediction (the inverse of x0FromEps, in float64). */
   epsFromX0(noisy: Tensor, x0: Tensor, t: Tensor): Tensor {
-    return tidy(() => {
-      const a = this.a64.indexSelect(0, t).reshape([-1, 1, 1, 1]);
-      return noisy.to('float64').sub(a.sqrt().mul(x0.to('float64'))).div(a.rsub(1).sqrt());
-    });
+    return epsFromX0(this.a64, noisy, x0, t);
   }
 
   /** DMD2's compute_loss_fake: the plain eps MSE (uniform weight), in float32. */
@@ -74,24 +68,6 @@ export class SDNoiseSchedule implements NoiseSchedule {
   }
 }
 
-/**
- * Images of a one-step SD generator from dmd-train: the x0 its UNet predicts at the conditioning
- * timestep t for latents z [N, 4, h, w] and text embeddings [N, 77, width], decoded by the VAE;
- * float32 in [-1, 1], on the model's device. Runs without gradients.
- */
-export function sdOneStepImages(sd: StableDiffusion, z: Tensor, context: Tensor, t: number, o: { dtype?: ExecutionDType } = {}): Tensor {
-  const schedule = new SDNoiseSchedule(sd.alphasCumprod);
-  try {
-    return noGrad(() => tidy(() => {
-      const ts = full([z.shape[0]!], t, { dtype: 'int64', device: z.device });
-      const x0 = schedule.x0FromEps(z, sd.unet.forward(z, ts, context, { dtype: o.dtype }), ts).to('float32');
-      return sd.decode(x0, { dtype: o.dtype }).clamp(-1, 1);
-    }));
-  } finally {
-    schedule.dispose();
-  }
-}
-
 export interface SDScoreModelParts {
   unet: SDUNet;
   /** alphas_cumprod of the teacher, float32 [1000] */
@@ -102,6 +78,8 @@ export interface SDScoreModelParts {
   latentShape: number[];
   /** the image size the latents decode to (evaluation) */
   imageResolution: number;
+  /** the decoded images' channels (3 for SD; 1 for a gray model) */
+  imageChannels?: number;
   /** writes a one-step generator file of this family (the teacher's VAE and text encoder beside the UNet) */
   save?: (unet: SDUNet, file: string, metadata: Record<string, string>) => void;
   /** random prompts' embeddings for n samples (drawn with randint from the run's stream) */
@@ -132,7 +110,7 @@ export class SDScoreModel implements ScoreModel {
 
   get unet(): SDUNet { return this.parts.unet; }
   get sampleShape(): number[] { return this.parts.latentShape; }
-  get imageSpec(): ImageSpec { return { img_channels: 3, img_resolution: this.parts.imageResolution, label_dim: 0 }; }
+  get imageSpec(): ImageSpec { return { img_channels: this.parts.imageChannels ?? 3, img_resolution: this.parts.imageResolution, label_dim: 0 }; }
   get conditionDim(): number { return 0; }
   get device(): Device { return this.unet.parameters()[0]!.device; }
   get training(): boolean { return this.unet.training; }
@@ -317,6 +295,7 @@ export function loadSDTeacher(file: string, o: SDTeacherOptions): SDScoreModel {
       checkpointing: o.checkpointing ?? false,
       frozenBytes: 4 * (sd.text.parameterCount() + sd.vae.parameterCount()) + b.bytes,
       imageResolution: h * sd.factor,
+      imageChannels: sd.config.vae.ddconfig.out_ch,
       prompts: (n, randint) => tidy(() => b.take(randint(0, b.size, n))),
       promptsAt: (index) => b.take(index),
       gridPrompts: () => g.clone(),
