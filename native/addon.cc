@@ -24,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerSDUNet(env, exports);
   registerSDVAE(env, exports);
   registerCLIPText(env, exports);
+  registerCLIPVision(env, exports);
   registerLPIPS(env, exports);
   registerGanHead(env, exports);
   registerClassifier(env, exports);

@@ -4,9 +4,7 @@
 // [B, L, width] is the conditioning. Parameters carry Hugging Face CLIPTextModel's names, as SD v1
 // single-file checkpoints store them (encoder.layers.0.self_attn.q_proj.weight, ...).
 // The N-API surface: clipTextCreate(config), clipTextForward(m, tokens, options).
-#include <cmath>
-
-#include "sd_layers.h"
+#include "clip_layers.h"
 
 namespace dmd::sd {
 
@@ -16,56 +14,16 @@ struct Config {
   int64_t vocab_size = 49408, context_length = 77, width = 768, heads = 12, layers = 12;
 };
 
-// openai CLIP's initialisation: normal with the stds of CLIP.initialize_parameters, biases zero
-at::Tensor normal(at::IntArrayRef shape, double std) { return normalInit(shape, std); }
-
-struct ProjectedLinear : torch::nn::Module {
-  ProjectedLinear(int64_t in, int64_t out, double std) {
-    weight = register_parameter("weight", normal({out, in}, std));
-    bias = register_parameter("bias", torch::zeros({out}));
-  }
-  at::Tensor forward(const at::Tensor& x) { return at::linear(x, weight.to(x.scalar_type()), bias.to(x.scalar_type())); }
-  at::Tensor weight, bias;
-};
-
-struct EncoderLayer : torch::nn::Module {
-  EncoderLayer(const Config& c, int64_t heads_) : heads(heads_) {
-    const double attn_std = std::pow(static_cast<double>(c.width), -0.5);
-    const double proj_std = attn_std * std::pow(2.0 * static_cast<double>(c.layers), -0.5);
-    const double fc_std = std::pow(2.0 * static_cast<double>(c.width), -0.5);
-    auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
-    q = attn->register_module("q_proj", std::make_shared<ProjectedLinear>(c.width, c.width, attn_std));
-    k = attn->register_module("k_proj", std::make_shared<ProjectedLinear>(c.width, c.width, attn_std));
-    v = attn->register_module("v_proj", std::make_shared<ProjectedLinear>(c.width, c.width, attn_std));
-    out = attn->register_module("out_proj", std::make_shared<ProjectedLinear>(c.width, c.width, proj_std));
-    ln1 = register_module("layer_norm1", std::make_shared<LayerNorm>(c.width, 1e-5));
-    auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-    fc1 = mlp->register_module("fc1", std::make_shared<ProjectedLinear>(c.width, c.width * 4, fc_std));
-    fc2 = mlp->register_module("fc2", std::make_shared<ProjectedLinear>(c.width * 4, c.width, proj_std));
-    ln2 = register_module("layer_norm2", std::make_shared<LayerNorm>(c.width, 1e-5));
-  }
-  at::Tensor forward(const at::Tensor& x_in) {
-    at::Tensor h = ln1->forward(x_in);
-    at::Tensor x = x_in + out->forward(attention(q->forward(h), k->forward(h), v->forward(h), heads, /*causal=*/true));
-    at::Tensor m = fc1->forward(ln2->forward(x));
-    m = m * at::sigmoid(m * 1.702);  // QuickGELU
-    return x + fc2->forward(m);
-  }
-  int64_t heads;
-  std::shared_ptr<ProjectedLinear> q, k, v, out, fc1, fc2;
-  std::shared_ptr<LayerNorm> ln1, ln2;
-};
-
 struct CLIPText : torch::nn::Module {
   explicit CLIPText(const Config& c_) : c(c_) {
     auto emb = register_module("embeddings", std::make_shared<torch::nn::Module>());
     auto tok = emb->register_module("token_embedding", std::make_shared<torch::nn::Module>());
-    token = tok->register_parameter("weight", normal({c.vocab_size, c.width}, 0.02));
+    token = tok->register_parameter("weight", normalInit({c.vocab_size, c.width}, 0.02));
     auto pos = emb->register_module("position_embedding", std::make_shared<torch::nn::Module>());
-    position = pos->register_parameter("weight", normal({c.context_length, c.width}, 0.01));
+    position = pos->register_parameter("weight", normalInit({c.context_length, c.width}, 0.01));
     auto enc = register_module("encoder", std::make_shared<torch::nn::Module>());
     auto layers = enc->register_module("layers", std::make_shared<torch::nn::Module>());
-    for (int64_t i = 0; i < c.layers; ++i) blocks.push_back(layers->register_module(std::to_string(i), std::make_shared<EncoderLayer>(c, c.heads)));
+    for (int64_t i = 0; i < c.layers; ++i) blocks.push_back(layers->register_module(std::to_string(i), std::make_shared<ClipBlock>(c.width, c.heads, c.layers, /*causal=*/true)));
     final_ln = register_module("final_layer_norm", std::make_shared<LayerNorm>(c.width, 1e-5));
   }
   at::Tensor forward(const at::Tensor& tokens, at::ScalarType dtype) {
@@ -76,7 +34,7 @@ struct CLIPText : torch::nn::Module {
   }
   Config c;
   at::Tensor token, position;
-  std::vector<std::shared_ptr<EncoderLayer>> blocks;
+  std::vector<std::shared_ptr<ClipBlock>> blocks;
   std::shared_ptr<LayerNorm> final_ln;
 };
 

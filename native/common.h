@@ -137,6 +137,7 @@ void registerEDM(Napi::Env env, Exports exports);
 void registerSDUNet(Napi::Env env, Exports exports);
 void registerSDVAE(Napi::Env env, Exports exports);
 void registerCLIPText(Napi::Env env, Exports exports);
+void registerCLIPVision(Napi::Env env, Exports exports);
 void registerLPIPS(Napi::Env env, Exports exports);
 void registerGanHead(Napi::Env env, Exports exports);
 void registerClassifier(Napi::Env env, Exports exports);

@@ -76,11 +76,32 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   return fromIValue(info.Env(), (*fn)(args, kwargs));
 }
 
+// scriptState(m) -> {names, tensors}: the module's parameters and buffers under their dotted names (how
+// weights are read out of a TorchScript archive, e.g. openai CLIP's released .pt files)
+Napi::Value State(const Napi::CallbackInfo& info) {
+  ScriptHolder* s = &moduleArg<ScriptHolder>(info, 0, "a TorchScript");
+  Napi::Env env = info.Env();
+  std::vector<std::pair<std::string, at::Tensor>> all;
+  for (const auto& p : s->script.named_parameters(true)) all.emplace_back(p.name, p.value);
+  for (const auto& b : s->script.named_buffers(true)) all.emplace_back(b.name, b.value);
+  Napi::Array names = Napi::Array::New(env, all.size());
+  Napi::Array tensors = Napi::Array::New(env, all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    names.Set(static_cast<uint32_t>(i), Napi::String::New(env, all[i].first));
+    tensors.Set(static_cast<uint32_t>(i), wrap(env, all[i].second));
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("names", names);
+  o.Set("tensors", tensors);
+  return o;
+}
+
 }  // namespace
 
 void registerTorchScript(Napi::Env env, Exports exports) {
   DMD_EXPORT(exports, env, "scriptLoad", Load);
   DMD_EXPORT(exports, env, "scriptCall", Call);
+  DMD_EXPORT(exports, env, "scriptState", State);
 }
 
 }  // namespace dmd

@@ -50,6 +50,8 @@ export { resolveAutoPairs, pairsCacheDir } from './dmd/regression/auto-pairs.js'
 export { StableDiffusion, type SDSampleOptions, type SDSamplerName } from './sd/pipeline.js';
 export { SDUNet } from './sd/unet.js';
 export { CLIPTextEncoder } from './sd/clip.js';
+export { CLIPImageEncoder, type CLIPVisionConfig } from './sd/clip-vision.js';
+export { CLIPScorer, CLIPScoreError } from './metrics/clip-score.js';
 export { AutoencoderKL, type Posterior } from './sd/vae.js';
 export { CLIPTokenizer, TokenizerError } from './sd/tokenizer.js';
 export { loadStableDiffusion, inferSDConfig, readLdmConfig, isStableDiffusion, SDCheckpointError, type SDLoadOptions } from './sd/checkpoint.js';

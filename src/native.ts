@@ -237,6 +237,8 @@ export interface NativeBinding {
   sdVaeInfo(m: ModuleHandle): { downsample: number; latentChannels: number };
   clipTextCreate(config: Record<string, unknown>): ModuleHandle;
   clipTextForward(m: ModuleHandle, tokens: H, o: { dtype: number }): H;
+  clipVisionCreate(config: Record<string, unknown>): ModuleHandle;
+  clipVisionForward(m: ModuleHandle, pixels: H, o: { dtype: number }): H;
   // lpips.cc
   lpipsCreate(): ModuleHandle;
   lpipsForward(m: ModuleHandle, x0: H, x1: H, resize: number, dtype: Opt<number>): H;
@@ -266,6 +268,7 @@ export interface NativeBinding {
   groupDestroy(g: GroupHandle): void;
   // torchscript.cc
   scriptLoad(path: string, device: Opt<string>): ModuleHandle;
+  scriptState(m: ModuleHandle): NamedHandles;
   scriptCall(m: ModuleHandle, method: string, args: readonly unknown[], kwargs: Record<string, unknown>): unknown;
 }
 

@@ -41,6 +41,8 @@ export interface EvalSampler {
   sample(b: number, first: number, n: number, seed: number): Tensor;
   /** the class sample i asks for, or null */
   askedClass(i: number): number | null;
+  /** the prompts of samples [first, first + n) (text-to-image models), or null */
+  promptsOf(first: number, n: number): string[] | null;
   /** a few words on what the samples are conditioned on, for the results */
   conditioning: string;
   dispose(): void;
@@ -80,6 +82,7 @@ function edmSampler(o: EvalSamplerOptions): EvalSampler {
       return model.sample(z, labels).clamp(-1, 1);
     }),
     askedClass: (i) => (classes ? i % classes : null),
+    promptsOf: () => null,
     dispose: () => model.net.dispose(),
   };
 }
@@ -114,6 +117,7 @@ function sdSampler(o: EvalSamplerOptions, file: string): EvalSampler {
         return sd.sample(textOf(first, n), { steps, guidance, seed, size, dtype: o.dtype, batchSize: n, firstIndex: first });
       },
       askedClass: (i) => records[i % records.length]!.class ?? null,
+      promptsOf: textOf,
       dispose: () => sd.dispose(),
     };
   } catch (e) {

@@ -23,6 +23,7 @@ import { InceptionDetector } from './fid.js';
 import { StatsAccumulator, frechetDistance, type Gaussian } from './frechet.js';
 import { precisionRecall } from './precision-recall.js';
 import { openEvalSampler } from './eval-samplers.js';
+import { CLIPScorer } from './clip-score.js';
 
 export const EvalConfigSchema = z.object({
   generator: z.string().min(1).optional().describe('one-step generator file'),
@@ -33,10 +34,11 @@ export const EvalConfigSchema = z.object({
   size: z.number().int().positive().optional().describe("SD image size in pixels, a multiple of 8 (default: the model's)"),
   teacherConfig: z.string().min(1).optional().describe('an LDM config (v1-inference.yaml) giving the architecture of an SD checkpoint'),
   num: z.number().int().min(2).default(10000).describe('number of generated samples'),
-  ref: z.string().min(1).default('fashion-mnist').describe('reference: a dataset, or an .npz with mu/sigma (Inception statistics, for FID)'),
+  ref: z.string().min(1).optional().describe('reference: a dataset, or an .npz with mu/sigma (Inception statistics, for FID); default fashion-mnist, none when only a CLIP score is asked for'),
   refNum: z.number().int().min(2).optional().describe('use at most this many reference images (the next --num images give the noise floor)'),
   classifier: z.string().min(1).optional().describe('evaluation classifier (dmd classifier); default: the bundled Fashion-MNIST one when the data fits'),
   inception: z.string().min(1).optional().describe('Inception-v3 TorchScript (inception-2015-12-05.pt) for FID'),
+  clip: z.string().min(1).optional().describe('CLIP ViT weights for a CLIP score of text-to-image samples (openai ViT-B-32.pt / ViT-L-14.pt, open_clip or Hugging Face CLIP checkpoints)'),
   prK: z.number().int().positive().default(3).describe('k of the k-NN manifolds of precision and recall (Kynkäänniemi et al. 2019)'),
   batchSize: fields.batchSize(250, 'images per batch'),
   seed: fields.seed('noise seed'),
@@ -63,23 +65,31 @@ export function datasetFeatures(src: ImageSource, o: { first: number; count: num
   }
 }
 
+/** What a batch of samples yields: classifier features and predictions, Inception features, CLIP scores [n, 1]. */
+interface BatchOutputs {
+  f: Tensor | null;
+  p: Tensor | null;
+  i: Tensor | null;
+  c: Tensor | null;
+}
+
 /**
  * The per-batch outputs of every process, in batch order (this process's own when it runs alone). Each
  * process packs its batches into fixed-size tensors so that one allgather per output moves them.
  */
 function gatherBatches(
   dist: Distributed,
-  local: Map<number, { f: Tensor | null; p: Tensor | null; i: Tensor | null }>,
+  local: Map<number, BatchOutputs>,
   batches: number,
   bs: number,
   rows: (b: number) => number,
-): Map<number, { f: Tensor | null; p: Tensor | null; i: Tensor | null }> {
+): Map<number, BatchOutputs> {
   if (!dist.enabled) return local;
   const slots = Math.ceil(batches / dist.size);
-  const out = new Map<number, { f: Tensor | null; p: Tensor | null; i: Tensor | null }>();
-  for (let b = 0; b < batches; b++) out.set(b, { f: null, p: null, i: null });
+  const out = new Map<number, BatchOutputs>();
+  for (let b = 0; b < batches; b++) out.set(b, { f: null, p: null, i: null, c: null });
   const first = [...local.values()][0];
-  for (const key of ['f', 'p', 'i'] as const) {
+  for (const key of ['f', 'p', 'i', 'c'] as const) {
     // every rank knows which outputs exist (same model, classifier and detector everywhere)
     const probe = first?.[key] ?? null;
     const has = dist.allgather(tensor([probe ? 1 : 0]));
@@ -120,14 +130,15 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
   // the reference first: a bad --ref must not cost a whole sampling run
   let npz: Map<string, Tensor> | null = null;
   let refSource: ImageSource | null = null;
-  if (cfg.ref.endsWith('.npz')) {
-    npz = readNpz(cfg.ref);
+  const refName = cfg.ref ?? (cfg.clip && !cfg.classifier && !cfg.inception ? null : 'fashion-mnist');
+  if (refName?.endsWith('.npz')) {
+    npz = readNpz(refName);
     if (!npz.get('mu') || !npz.get('sigma')) {
       dispose(npz);
-      throw new EvalError(`--ref ${cfg.ref}: expected arrays 'mu' and 'sigma' (EDM fid-refs format)`);
+      throw new EvalError(`--ref ${refName}: expected arrays 'mu' and 'sigma' (EDM fid-refs format)`);
     }
-  } else {
-    refSource = openDataset(cfg.ref);
+  } else if (refName) {
+    refSource = openDataset(refName);
   }
   const model = openEvalSampler({ ...cfg, device });
   try {
@@ -138,16 +149,19 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
   }
   let cls: FeatureClassifier | null = null;
   let inc: InceptionDetector | null = null;
+  let clip: CLIPScorer | null = null;
   const accs: StatsAccumulator[] = [];
   const kept: Tensor[] = [];
   try {
     const c = model.spec;
     cls = evaluationClassifier(cfg.classifier, c, device);
     inc = cfg.inception ? new InceptionDetector(cfg.inception, device) : null;
-    if (!cls && !inc) throw new EvalError('nothing to measure: give --classifier (dmd classifier) and/or --inception (Inception-v3 TorchScript)');
-    if (npz && !inc) throw new EvalError(`--ref ${cfg.ref} holds Inception statistics: FID needs --inception (or give a dataset as --ref for FD in classifier features)`);
+    if (cfg.clip && !model.promptsOf(0, 1)) throw new EvalError('--clip: a CLIP score compares images with their prompts; this model is not text-to-image');
+    clip = cfg.clip ? CLIPScorer.load(cfg.clip, { device }) : null;
+    if (!cls && !inc && !clip) throw new EvalError('nothing to measure: give --classifier (dmd classifier), --inception (Inception-v3 TorchScript) and/or --clip (CLIP ViT weights, text-to-image models)');
+    if (npz && !inc) throw new EvalError(`--ref ${refName} holds Inception statistics: FID needs --inception (or give a dataset as --ref for FD in classifier features)`);
     const refCount = refSource ? Math.min(refSource.size, cfg.refNum ?? refSource.size) : 0;
-    if (refSource && refCount < 2) throw new EvalError(`--ref ${cfg.ref}: ${refSource.size} images, too few for statistics`);
+    if (refSource && refCount < 2) throw new EvalError(`--ref ${refName}: ${refSource.size} images, too few for statistics`);
 
     // generated samples: batch b has its own seeded noise, so that processes can share the batches
     // (batch b on rank b mod size) and the figures do not depend on how many there are
@@ -156,7 +170,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
     const rows = (b: number) => Math.min(bs, cfg.num - b * bs);
     const t0 = performance.now();
     const progress = new Progress({ total: cfg.num, label: 'eval', quiet: !dist.isMain });
-    const local = new Map<number, { f: Tensor | null; p: Tensor | null; i: Tensor | null }>();
+    const local = new Map<number, BatchOutputs>();
     let made = 0;
     for (let b = dist.rank; b < batches; b += dist.size) {
       const n = rows(b);
@@ -166,6 +180,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
           f: cls ? keep(cls.features(x).to({ device: 'cpu', dtype: 'float64' })) : null,
           p: cls ? keep(cls.logits(x).argmax(1).to('cpu')) : null,
           i: inc ? keep(inc.features(x).to({ device: 'cpu', dtype: 'float64' })) : null,
+          c: clip ? keep(clip.scores(x, model.promptsOf(b * bs, n)!).reshape([n, 1]).to('cpu')) : null,
         };
       })));
       made += n;
@@ -183,6 +198,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
     const hist = new Array<number>(cls?.spec.classes ?? 0).fill(0);
     let correct = 0;
     let asked = 0;
+    let clipSum = 0;
     for (let b = 0; b < batches; b++) {
       const r = all.get(b)!;
       if (r.f) {
@@ -202,6 +218,10 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
         fidGen.add(r.i);
         r.i.dispose();
       }
+      if (r.c) {
+        clipSum += r.c.sum().item();
+        r.c.dispose();
+      }
     }
     const genSeconds = (performance.now() - t0) / 1000;
 
@@ -212,7 +232,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
       nfe: model.nfe,
       conditioning: model.conditioning,
       num: cfg.num,
-      ref: cfg.ref,
+      ref: refName,
       images_per_second: cfg.num / genSeconds,
     };
 
@@ -256,6 +276,10 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
       result.FID = tidy(() => frechetDistance(fidGen.stats(), ref));
       if (cls) log('note: an .npz reference holds Inception statistics only; FD in classifier features is skipped');
     }
+    if (clip) {
+      result.clip_score = clipSum / cfg.num;
+      result.clip_model = clip.file;
+    }
     if (cls) {
       const total = hist.reduce((a, v) => a + v, 0);
       result.class_fractions = hist.map((v) => v / total);
@@ -273,6 +297,7 @@ export async function evaluate(cfg: EvalConfig, log: (s: string) => void = conso
     model.dispose();
     cls?.dispose();
     inc?.dispose();
+    clip?.dispose();
     for (const a of accs) a.dispose();
     dispose(kept);
     if (npz) dispose(npz);

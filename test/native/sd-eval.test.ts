@@ -7,6 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { evaluate, EvalConfigSchema } from '../../src/metrics/evaluate.js';
 import { FeatureClassifier } from '../../src/metrics/classifier.js';
+import { CLIPScorer } from '../../src/metrics/clip-score.js';
+import { readSafetensors, writeSafetensors, randn, Generator, tidy } from '../../src/index.js';
 import { StableDiffusion } from '../../src/sd/pipeline.js';
 import { DMDTrainer } from '../../src/dmd/trainer.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -90,4 +92,27 @@ test('dmd-train with an SD teacher ends with the final evaluation on its prompts
   await tr2.train((s) => lines2.push(s), { progress: false });
   tr2.dispose();
   t.true(lines2.some((l) => /^final evaluation skipped: nothing to measure/.test(l)), lines2.join('\n'));
+});
+
+test('--clip adds the CLIP score: the mean of 100 * max(cos, 0) over the samples and their prompts; without --ref when it is all that is asked for', async (t) => {
+  // the CLIP ViT of the parity fixture (openai's code, random weights) with a full-size vocabulary for CLIP's tokenizer
+  const fx = readSafetensors(path.join(ROOT, 'test/fixtures/clip/clip-vit-tiny.safetensors')).tensors;
+  const w = new Map([...fx].filter(([k]) => k.startsWith('weights/')).map(([k, v]) => [k.slice('weights/'.length), v] as const));
+  w.set('token_embedding.weight', tidy(() => randn([49408, 64], { generator: Generator.create('cpu', 1) }).mul(0.02).keep()));
+  const clipFile = path.join(dir, 'clip.safetensors');
+  writeSafetensors(clipFile, w);
+  const r = await evaluate(EvalConfigSchema.parse({ generator, prompts, clip: clipFile, num: 7, batchSize: 7, seed: 3, device: 'cpu', out: path.join(dir, 'clip.json') }), quiet);
+  t.is(r.ref, null);
+  t.false(Object.keys(r).some((k) => k.startsWith('FD-') || k === 'FID'));
+  // the same images and prompts scored directly
+  const sd = StableDiffusion.load(generator);
+  const scorer = CLIPScorer.load(clipFile);
+  const text = Array.from({ length: 7 }, (_, i) => `a photo of a ${names[i % 10]}`);
+  const direct = tidy(() => scorer.scores(sd.oneStep(sd.noise(7, 0, 3, 16, 16), sd.encodePrompts(text), 999), text).mean().item());
+  sd.dispose();
+  scorer.dispose();
+  t.log(`clip_score ${r.clip_score} (direct ${direct})`);
+  t.true(Math.abs((r.clip_score as number) - direct) <= 1e-6 * Math.abs(direct) + 1e-9);
+  t.true((r.clip_score as number) >= 0 && (r.clip_score as number) <= 100);
+  await t.throwsAsync(evaluate(EvalConfigSchema.parse({ teacher: tinyTeacher(dir), clip: clipFile, steps: 2, num: 4, device: 'cpu', out: path.join(dir, 'j.json') }), quiet), { message: /--clip: a CLIP score compares images with their prompts; this model is not text-to-image/ });
 });
