@@ -33,6 +33,8 @@ export interface Batch {
   labels: Tensor | null;
   /** dataset indices of the batch */
   indices: number[];
+  /** the images' captions (captioned datasets), or null */
+  captions: string[] | null;
 }
 
 export class ImageLoader {
@@ -119,7 +121,7 @@ export class ImageLoader {
         return this.o.device && this.o.device !== 'cpu' ? l.to(this.o.device) : l;
       });
     }
-    return { images, labels, indices };
+    return { images, labels, indices, captions: s.captions ? indices.map((i) => s.captions![i]!) : null };
   }
 
   private fit(x: Tensor): Tensor {

@@ -20,6 +20,8 @@ export interface ImageSource {
   readonly numClasses: number;
   /** class index per image, or null */
   readonly labels: Int32Array | null;
+  /** a caption per image (folders and zips with a `.txt` beside every PNG), or null */
+  readonly captions?: string[] | null;
   /** CHW uint8 pixels of image i */
   image(i: number): Uint8Array;
 }
@@ -105,13 +107,28 @@ function hwcToChw(d: Uint8Array, h: number, w: number, c: number): Uint8Array {
   return out;
 }
 
-function pngSource(name: string, files: string[], labels: Int32Array | null, read: (f: string) => Buffer): ImageSource {
+/**
+ * The captions of PNGs: the text of `x.txt` beside each `x.png` (trimmed, UTF-8), when every image has
+ * one; null when none has; refused when only some have (a caption file lost in a copy).
+ */
+function sidecarCaptions(name: string, files: string[], has: (f: string) => boolean, read: (f: string) => Buffer): string[] | null {
+  const txt = files.map((f) => f.replace(/\.png$/i, '.txt'));
+  const present = txt.filter(has).length;
+  if (!present) return null;
+  if (present < files.length) {
+    const missing = txt.find((t) => !has(t))!;
+    throw new DatasetError(`${name}: ${present} of ${files.length} images have a caption (.txt beside the .png); ${missing} is missing. Caption every image or none`);
+  }
+  return txt.map((t) => read(t).toString('utf8').trim());
+}
+
+function pngSource(name: string, files: string[], labels: Int32Array | null, read: (f: string) => Buffer, captions: string[] | null = null): ImageSource {
   if (!files.length) throw new DatasetError(`${name}: no PNG images found`);
   const first = decodePNG(read(files[0]!), files[0]);
   const { width, height, channels } = first;
   const numClasses = labels ? Math.max(...labels) + 1 : 0;
   return {
-    name, size: files.length, channels, height, width, numClasses, labels,
+    name, size: files.length, channels, height, width, numClasses, labels, captions,
     image(i) {
       const f = files[i]!;
       const img = decodePNG(read(f), f);
@@ -136,7 +153,7 @@ export function folderSource(dir: string): ImageSource {
   } else {
     for (const f of readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.png')).sort()) files.push(path.join(dir, f));
   }
-  return pngSource(dir, files, subdirs.length ? Int32Array.from(labels) : null, (f) => readFileSync(f));
+  return pngSource(dir, files, subdirs.length ? Int32Array.from(labels) : null, (f) => readFileSync(f), sidecarCaptions(dir, files, existsSync, (f) => readFileSync(f)));
 }
 
 export function edmZipSource(file: string): ImageSource {
@@ -160,12 +177,13 @@ export function edmZipSource(file: string): ImageSource {
       }));
     }
   }
-  return pngSource(file, names, labels, (n) => zip.readEntry(n));
+  return pngSource(file, names, labels, (n) => zip.readEntry(n), sidecarCaptions(file, names, (n) => zip.entries.has(n), (n) => zip.readEntry(n)));
 }
 
 /**
  * Opens a dataset: 'fashion-mnist' / 'fmnist' (Debian's dataset-fashion-mnist; ':test' for t10k), a
- * directory of IDX files, a CIFAR-10 binary directory, an EDM dataset .zip, or a folder of PNGs.
+ * directory of IDX files, a CIFAR-10 binary directory, an EDM dataset .zip, or a folder of PNGs (with
+ * captions in `.txt` files beside them for text-to-image models).
  */
 export function openDataset(spec: string): ImageSource {
   const [base, split] = spec.split(':') as [string, string | undefined];

@@ -3,7 +3,7 @@
 // teachers on GPUs. A recipe only fills settings the user did not give (flags and --config win).
 import type { DMDConfig } from './config.js';
 
-export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2', 'sd15-dmd'] as const;
+export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2', 'sd15-dmd2-gan', 'sd15-dmd'] as const;
 export type RecipeName = (typeof RECIPE_NAMES)[number];
 
 /** What each recipe changes from the schema defaults. */
@@ -27,6 +27,13 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
   'sd15-dmd2': {
     fakeUpdatesPerGen: 10, genLr: 1e-5, fakeLr: 1e-5, realGuidance: 1.75, gan: false, lambdaReg: 0, warmupSteps: 0, emaDecay: 0, gradClip: 10,
     batchSize: 32, dtype: 'bfloat16', activationCheckpointing: true, minStepPercent: 0.02, maxStepPercent: 0.98,
+  },
+  // DMD2's stage 2 for SD v1.5: stage 1's settings plus the GAN classifier on the fake UNet's middle block
+  // (diffusion GAN noise up to timestep 1000, generator weight 5e-3, classifier weight 1e-2) on captioned
+  // real images (--data), at lr 5e-7; continue a stage-1 run with --resume --force-resume
+  'sd15-dmd2-gan': {
+    fakeUpdatesPerGen: 10, genLr: 5e-7, fakeLr: 5e-7, realGuidance: 1.75, gan: true, diffusionGan: true, diffusionGanMaxTimestep: 1000, ganGenWeight: 5e-3, ganHeadWeight: 1e-2,
+    lambdaReg: 0, warmupSteps: 0, emaDecay: 0, gradClip: 10, batchSize: 32, dtype: 'bfloat16', activationCheckpointing: true, minStepPercent: 0.02, maxStepPercent: 0.98,
   },
   // DMD (Yin et al., CVPR 2024) for Stable Diffusion v1.5, as we read its paper: distribution matching with
   // the fake score updated once per generator update and real guidance 3, plus LPIPS regression (weight

@@ -106,6 +106,10 @@ export interface ScoreModel extends Stateful {
   conditionsOf(index: Tensor | null): Conditioning;
   /** Images of samples with autograd history through the decoding (LPIPS regression): the samples (EDM), the VAE's decoding of latents (SD). */
   differentiableImages(x: Tensor): Tensor;
+  /** Samples of real images in [-1, 1] (the GAN's real data): the images (EDM), their latents by the VAE's encoder (SD). No gradients. */
+  dataSamples(images: Tensor): Tensor;
+  /** The conditioning of real images from their dataset: one-hot labels (EDM), the text embeddings of their captions (SD). */
+  dataConditions(b: { labels: Tensor | null; captions: string[] | null }): Conditioning;
   /** Random conditioning for n samples, drawn with `randint` (so the caller's random stream is used). */
   randomConditions(n: number, randint: (low: number, high: number, n: number) => Tensor): Conditioning;
   /** An estimate of the memory one sample costs in a DMD iteration (activations kept for backward and in flight). */

@@ -8,6 +8,7 @@ import { defaultTeacherPath } from '../edm/default-teacher.js';
 import { pathSha256 } from '../util/fs.js';
 import { isStableDiffusion } from '../sd/checkpoint.js';
 import { readPrompts } from '../sd/prompts.js';
+import { openDataset } from '../data/sources.js';
 import { formatZodError } from '../util/zod.js';
 import { checkMemory, type MemoryEstimate } from '../train/memory.js';
 import { dmdMemoryEstimate } from './memory.js';
@@ -86,9 +87,10 @@ export interface LoadedTeacher {
 
 /** What an SD teacher cannot be combined with yet, and the prompts it needs; checked before it is loaded. */
 function checkSDSettings(cfg: DMDConfig, file: string): void {
-  const no = (what: string) => new DMDSetupError(`${what} with a Stable Diffusion teacher (${file}) is not available yet: distil it with distribution matching (the sd15-dmd2 recipe's stage 1), with regression on --pairs if you like (sd15-dmd)`);
+  const no = (what: string) => new DMDSetupError(`${what} with a Stable Diffusion teacher (${file}) is not available yet: distil it with distribution matching (the sd15-dmd2 recipe), with regression on --pairs (sd15-dmd) or the GAN on captioned images (sd15-dmd2-gan) if you like`);
   if (!cfg.prompts) throw new DMDSetupError(`--teacher ${file} is a Stable Diffusion model: give the training prompts with --prompts FILE (one per line, or JSON Lines with a "text" field)`);
-  if (cfg.gan) throw no('--gan');
+  if (cfg.gan && cfg.data && !openDataset(cfg.data).captions)
+    throw new DMDSetupError(`--gan with a Stable Diffusion teacher needs captioned real images: --data ${cfg.data} has no captions (give a folder or EDM .zip of PNGs with a .txt caption beside each image)`);
   if (cfg.evalEvery > 0) throw no('--eval-every');
 }
 

@@ -197,7 +197,7 @@ export class DMDTrainer {
     let total = m.loss_fake;
     if (critic.head && this.data) {
       const b = this.data.next();
-      const real = { x: this.rng.slice(b.images, cfg.batchSize), cond: this.rng.slice(b.labels, cfg.batchSize) };
+      const real = { x: this.rng.slice(this.real.dataSamples(b.images), cfg.batchSize), cond: this.rng.slice(this.real.dataConditions(b), cfg.batchSize) };
       const gan = critic.ganHeadLoss(real, { x: xd, cond });
       m.loss_gan_head = gan.loss;
       m.d_real = gan.dReal;

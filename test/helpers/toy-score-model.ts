@@ -87,6 +87,8 @@ export class ToyScoreModel implements ScoreModel {
   schedule(s: ScheduleSettings): EDMNoiseSchedule { return new EDMNoiseSchedule(s, 'cpu', SIGMA_DATA); }
   randomConditions(): Conditioning { return null; }
   conditionsOf(): Conditioning { return null; }
+  dataSamples(x: Tensor): Tensor { return x; }
+  dataConditions(): Conditioning { return null; }
   differentiableImages(x: Tensor): Tensor { return x; }
   trainingBytesPerImage(): number { return 4096; }
   frozenBytes(): number { return 0; }

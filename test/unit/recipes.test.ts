@@ -87,3 +87,17 @@ test('--recipe sd15-dmd is DMD for SD v1.5: fake:gen 1, guidance 3, LPIPS regres
   t.true(c.activationCheckpointing);
   t.false(c.gan);
 });
+
+test("--recipe sd15-dmd2-gan is DMD2's stage 2 for SD v1.5: the GAN on captioned data at lr 5e-7, fake:gen 10", (t) => {
+  const c = resolve({ recipe: 'sd15-dmd2-gan', teacher: 'v1-5-pruned-emaonly.safetensors', prompts: 'prompts.txt', data: 'captioned/' });
+  t.true(c.gan);
+  t.true(c.diffusionGan);
+  t.is(c.diffusionGanMaxTimestep, 1000);
+  t.is(c.ganGenWeight, 5e-3);
+  t.is(c.ganHeadWeight, 1e-2);
+  t.is(c.genLr, 5e-7);
+  t.is(c.fakeLr, 5e-7);
+  t.is(c.fakeUpdatesPerGen, 10);
+  t.is(c.realGuidance, 1.75);
+  t.is(c.lambdaReg, 0);
+});

@@ -99,6 +99,10 @@ export class EDMScoreModel implements ScoreModel {
   /** Pixel-space samples are the images. */
   differentiableImages(x: Tensor): Tensor { return x; }
 
+  dataSamples(images: Tensor): Tensor { return images; }
+
+  dataConditions(b: { labels: Tensor | null }): Conditioning { return this.conditionDim ? b.labels : null; }
+
   conditionsOf(index: Tensor | null): Conditioning {
     const k = this.conditionDim;
     return k && index ? oneHot(index, k).to(this.device) : null;

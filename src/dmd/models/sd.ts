@@ -92,6 +92,10 @@ export interface SDScoreModelParts {
   decode?: (latents: Tensor) => Tensor;
   /** images of latents with autograd history through the VAE decoder (LPIPS regression) */
   decodeWithGrad?: (latents: Tensor) => Tensor;
+  /** latents of real images (the VAE encoder's posterior mean, scaled), without gradients */
+  encodeImages?: (images: Tensor) => Tensor;
+  /** text embeddings of captions, without gradients */
+  encodeTexts?: (texts: readonly string[]) => Tensor;
   /** activation checkpointing in the UNets trained from this one (clones) */
   checkpointing?: boolean;
   /** bytes of the frozen parts besides the UNet (text encoder, VAE, prompt embeddings) */
@@ -192,6 +196,17 @@ export class SDScoreModel implements ScoreModel {
   conditionsOf(index: Tensor | null): Conditioning {
     if (!index || !this.parts.promptsAt) throw new TypeError('this SD score model has no prompts to look conditioning up in');
     return this.parts.promptsAt(index);
+  }
+
+  dataSamples(images: Tensor): Tensor {
+    if (!this.parts.encodeImages) throw new TypeError('this SD score model has no VAE to encode images with');
+    return this.parts.encodeImages(images);
+  }
+
+  dataConditions(b: { captions: string[] | null }): Conditioning {
+    if (!b.captions) throw new TypeError('real images for a text-to-image model need captions');
+    if (!this.parts.encodeTexts) throw new TypeError('this SD score model has no text encoder');
+    return this.parts.encodeTexts(b.captions);
   }
 
   differentiableImages(x: Tensor): Tensor {
@@ -304,6 +319,8 @@ export function loadSDTeacher(file: string, o: SDTeacherOptions): SDScoreModel {
         for (let i = 0; i < latents.shape[0]!; i += decodeChunk) parts.push(sd.decode(latents.narrow(0, i, Math.min(decodeChunk, latents.shape[0]! - i)), { dtype: o.dtype }).to('cpu'));
         return cat(parts);
       }),
+      encodeImages: (images) => sd.encode(images, { dtype: o.dtype }),
+      encodeTexts: (texts) => sd.encodePrompts(texts, { dtype: o.dtype, warn: o.warn }),
       decodeWithGrad: (latents) => tidy(() => sd.vae.decode(latents.div(sd.config.vae.scale_factor), { dtype: o.dtype })),
       save: (unet, out, metadata) => sd.saveSingleFile(out, { unet, metadata: { ...metadata, role: 'generator', prompts: String(o.prompts.length) } }),
       release: () => {
