@@ -19,7 +19,7 @@ export interface LoaderOptions {
   device?: Device;
   seed?: number;
   shuffle?: boolean;
-  /** number of classes of the network's one-hot labels (default: the dataset's) */
+  /** number of classes of the network's one-hot labels (default: the dataset's; 0: labels are not used) */
   numClasses?: number;
 }
 
@@ -57,7 +57,7 @@ export class ImageLoader {
       throw new DatasetError(`${source.name}: RGB images for a network of 1-channel (gray) images; no conversion is made: give gray images (e.g. fashion-mnist), or a 3-channel network`);
     if (source.channels === 1 && this.channels === 3) o.notice?.(`notice: ${source.name} holds gray images; each is repeated to the network's 3 channels`);
     if (this.channels !== 1 && this.channels !== 3) throw new DatasetError(`networks with ${this.channels} channels are not supported by the image loader`);
-    if (source.labels && this.numClasses < source.numClasses)
+    if (source.labels && this.numClasses > 0 && this.numClasses < source.numClasses)
       throw new DatasetError(`${source.name}: has ${source.numClasses} classes but the network takes ${this.numClasses} (label_dim)`);
   }
 

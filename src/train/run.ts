@@ -19,7 +19,7 @@ import { tensor } from '../tensor/create.js';
 import type { Distributed } from '../distributed/context.js';
 import { NonFiniteLossError, RunError } from './errors.js';
 
-export type RunKind = 'teacher' | 'dmd' | 'classifier';
+export type RunKind = 'teacher' | 'dmd' | 'classifier' | 'autoencoder';
 export type Metrics = Record<string, number>;
 
 export interface RunDefinition {
