@@ -8,7 +8,7 @@ CHROOT_TESTS="test/unit test/native/tensor.test.ts test/native/autograd.test.ts 
   test/native/random.test.ts test/native/serialize.test.ts test/native/memory.test.ts test/native/errors.test.ts test/native/distributed.test.ts
   test/native/dmd.test.ts test/native/cli.test.ts test/native/checkpoint.test.ts test/parity.test.ts
   test/native/sd.test.ts test/native/pytorch-files.test.ts test/native/dmd-golden.test.ts test/native/dmd-toy.test.ts test/native/dist-hardening.test.ts
-  test/native/no-cuda-device.test.ts test/native/sd-dmd-train.test.ts test/native/sd-pairs.test.ts test/native/sd-eval.test.ts test/native/clip-score.test.ts test/native/sd-gan.test.ts"
+  test/native/no-cuda-device.test.ts test/native/sd-dmd-train.test.ts test/native/sd-pairs.test.ts test/native/sd-eval.test.ts test/native/clip-score.test.ts test/native/sd-gan.test.ts test/native/sd-teacher.test.ts"
 
 chroot_mounts=()
 chroot_cleanup() { for ((i = ${#chroot_mounts[@]} - 1; i >= 0; i--)); do umount -l "${chroot_mounts[$i]}" 2>/dev/null; done; chroot_mounts=(); }

@@ -29,9 +29,15 @@ import { preset, PRESET_NAMES } from './presets.js';
 import { sampleEDM } from './sampler.js';
 import { parseEDMConfig } from './config.js';
 import { edmLoss } from './loss.js';
+import { trainSDTeacher } from '../sd/teacher.js';
 
 export const TeacherConfigSchema = z.object({
   ...runSettingsShape({ checkpointEvery: 500, metricsEvery: 50 }),
+  mode: z.enum(['edm', 'sd']).default('edm').describe('edm: an EDM pixel-space teacher (class labels); sd: a latent text-to-image teacher of the Stable Diffusion family (captions from --captions, latents of --vae)'),
+  vae: z.string().min(1).optional().describe('--mode sd: the autoencoder of the latent space (dmd autoencoder)'),
+  captions: z.string().min(1).optional().describe('--mode sd: the phrasings per class, JSON Lines with "text" and "class"'),
+  captionDropout: z.number().min(0).max(1).default(0.1).describe('--mode sd: probability of the empty prompt instead of the caption (classifier-free guidance)'),
+  sdConfig: z.record(z.string(), z.unknown()).optional().describe('--mode sd: UNet and text-encoder settings overriding the small defaults, {"unet": {...}, "text": {...}} (config file only)'),
   sampleEvery: sampleEveryField(1000),
   data: z.string().min(1).default('fashion-mnist').describe('dataset: fashion-mnist, a directory of IDX/CIFAR-10 files, an EDM .zip or a PNG folder'),
   preset: z.string().default('fmnist-small').describe(`network preset (${PRESET_NAMES.join(', ')})`),
@@ -61,6 +67,8 @@ export interface TeacherRunResult extends RunResult {
 }
 
 export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void = console.log, o: RunOptions = {}): Promise<TeacherRunResult> {
+  if (cfg.mode === 'sd') return trainSDTeacher(cfg, log, o);
+  if (cfg.vae || cfg.captions || cfg.sdConfig) throw new RangeError('--vae, --captions and --sd-config are for --mode sd (a text-to-image teacher)');
   // data-parallel over the processes of a torchrun/srun/--nproc-per-node job: each reads its slice of
   // the global batch (batch size x processes), gradients are averaged, rank 0 writes
   const { dist, device } = Distributed.forCommand(cfg);
