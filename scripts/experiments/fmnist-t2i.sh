@@ -5,10 +5,8 @@
 # the one-step generator's evaluation on the same held-out phrasings. Every step writes into $OUT; a step
 # whose output exists is skipped, so the script can be re-run after an interruption.
 #
-# Status: not yet run to the end. Its first run (2-core VM) trained the autoencoder (40 kimg, 7.2 min, L1
-# 0.08, latent scale 0.433) and stopped in the teacher step: the small SD UNet took ~4 s per batch of 64
-# (its input/output-level transformer blocks cost ~300 ms each per forward on 8x8 latents, the middle
-# block's ~10 ms), far from the <= 30 min budget; that has to be found and fixed first.
+# Status: a first run (experiments/fmnist-t2i/README.md) with OpenBLAS: autoencoder 7.2 min, teacher (100 kimg)
+# 14.9 min, distillation (400 iterations) 5.8 min. With Debian's reference BLAS the teacher's steps are ~4x slower.
 #
 #   bash scripts/experiments/fmnist-t2i.sh                 # OUT=runs/fmnist-t2i
 #   AE_KIMG=60 TEACHER_KIMG=300 DMD_STEPS=600 bash scripts/experiments/fmnist-t2i.sh
@@ -37,13 +35,22 @@ if [ ! -f "$OUT/teacher-eval.json" ]; then
   dmd eval --teacher "$OUT/teacher/teacher.safetensors" --prompts assets/fmnist-prompts-heldout.jsonl --steps 25 --guidance "$GUIDANCE" \
     --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/teacher-eval.json"
 fi
+if [ ! -f "$OUT/teacher-eval-train.json" ]; then
+  echo "[$(stamp)] teacher evaluation (DDIM 25, guidance $GUIDANCE, training phrasings)"
+  dmd eval --teacher "$OUT/teacher/teacher.safetensors" --prompts assets/fmnist-captions.jsonl --steps 25 --guidance "$GUIDANCE" \
+    --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/teacher-eval-train.json"
+fi
 if [ ! -f "$OUT/dmd/generator.safetensors" ]; then
   echo "[$(stamp)] distillation ($DMD_STEPS iterations)"
   node dist/cli/dmd-train.js --teacher "$OUT/teacher/teacher.safetensors" --prompts assets/fmnist-captions.jsonl --real-guidance "$GUIDANCE" \
-    --steps "$DMD_STEPS" --fake-updates-per-gen 1 --gen-lr 1e-4 --fake-lr 1e-4 --batch-size 32 --ema-decay 0.99 --final-eval 0 --out "$OUT/dmd"
+    --steps "$DMD_STEPS" --fake-updates-per-gen 1 --gen-lr 1e-4 --fake-lr 1e-4 --batch-size 32 --ema-decay 0.99 --final-eval 0 --sample-every 100 --out "$OUT/dmd"
 fi
 if [ ! -f "$OUT/generator-eval.json" ]; then
   echo "[$(stamp)] generator evaluation (one step, held-out phrasings)"
   dmd eval --generator "$OUT/dmd/generator.safetensors" --prompts assets/fmnist-prompts-heldout.jsonl --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/generator-eval.json"
+fi
+if [ ! -f "$OUT/generator-eval-train.json" ]; then
+  echo "[$(stamp)] generator evaluation (one step, training phrasings)"
+  dmd eval --generator "$OUT/dmd/generator.safetensors" --prompts assets/fmnist-captions.jsonl --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/generator-eval-train.json"
 fi
 echo "[$(stamp)] done: $OUT"
