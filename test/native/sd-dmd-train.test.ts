@@ -6,7 +6,8 @@ import test from 'ava';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { totalmem } from 'node:os';
-import { readSafetensors, readSafetensorsHeader, dispose } from '../../src/index.js';
+import { readSafetensors, readSafetensorsHeader, dispose, tidy } from '../../src/index.js';
+import { loadSDTeacher } from '../../src/dmd/models/sd.js';
 import { DMDTrainer } from '../../src/dmd/trainer.js';
 import { StableDiffusion } from '../../src/sd/pipeline.js';
 import { generatorTimestep } from '../../src/sd/checkpoint.js';
@@ -185,4 +186,22 @@ test('the memory estimate: checkpointing and fused attention keep less, a batch 
   const act = t.throws(() => checkMemory({ fixedBytes: mem * 0.5, perSampleBytes: mem }, 1, 'cpu', 'or --activation-checkpointing'));
   t.regex(act!.message, /not even batch 1 fits \(it needs [\d.]+ GiB\): or --activation-checkpointing/);
   t.is(checkMemory({ fixedBytes: 2 ** 20, perSampleBytes: 2 ** 20 }, 2, 'cpu'), null);
+});
+
+test('the sample grids show 8 prompts spread evenly over a longer prompt file (a file sorted by subject shows every subject)', (t) => {
+  const many = Array.from({ length: 16 }, (_, i) => `prompt number ${i}`);
+  const m = loadSDTeacher(teacher, { device: 'cpu', prompts: many });
+  const sd = StableDiffusion.load(teacher);
+  try {
+    tidy(() => {
+      const g = m.gridInputs(0);
+      t.is(g.cond!.shape[0], 8 * 4);
+      const want = sd.encodePrompts([0, 2, 4, 6, 8, 10, 12, 14].map((i) => many[i]!));
+      for (let r = 0; r < 8; r++) t.true(g.cond!.select(0, r * 4).allclose(want.select(0, r), 1e-6, 1e-6), `row ${r}`);
+      dispose([g.z, g.cond]);
+    });
+  } finally {
+    m.dispose();
+    sd.dispose();
+  }
 });

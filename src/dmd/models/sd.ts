@@ -269,7 +269,7 @@ export interface SDTeacherOptions {
   dtype?: ExecutionDType;
   /** activation checkpointing in the trained copies (generator, fake score) */
   checkpointing?: boolean;
-  /** prompts that appear in the sample grids (default: the first 8) */
+  /** how many prompts appear in the sample grids, spread evenly over the file (default 8) */
   gridPrompts?: number;
   warn?: (msg: string) => void;
 }
@@ -299,7 +299,9 @@ export function loadSDTeacher(file: string, o: SDTeacherOptions): SDScoreModel {
     bank = new PromptEmbeddings(sd, o.prompts, { dtype: o.dtype, warn: o.warn });
     const b = bank;
     const shown = Math.min(o.gridPrompts ?? 8, o.prompts.length);
-    grid = keep(sd.encodePrompts(o.prompts.slice(0, shown), { dtype: o.dtype }));
+    // evenly spaced over the file, so that a file sorted by subject shows them all (all of them when <= shown)
+    const rows = Array.from({ length: shown }, (_, i) => o.prompts[Math.floor((i * o.prompts.length) / shown)]!);
+    grid = keep(sd.encodePrompts(rows, { dtype: o.dtype }));
     const g = grid;
     const decodeChunk = 2; // the VAE decoder's activations at 512 px are about 1 GiB per image
     return new SDScoreModel({
