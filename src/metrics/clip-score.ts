@@ -7,7 +7,6 @@
 // end-of-text token, as openai's encode_text does.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { N } from '../native.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { tidy, keep, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -19,6 +18,7 @@ import { readTorchSave, TorchSaveError } from '../io/torchsave.js';
 import { CLIPTextEncoder } from '../sd/clip.js';
 import { CLIPImageEncoder, type CLIPVisionConfig } from '../sd/clip-vision.js';
 import { CLIPTokenizer } from '../sd/tokenizer.js';
+import { TorchScriptModule } from './fid.js';
 import { Tensor as TensorClass } from '../tensor/tensor.js';
 
 export class CLIPScoreError extends Error {
@@ -39,10 +39,9 @@ function readState(file: string): Map<string, Tensor> {
     if (!(e instanceof TorchSaveError)) throw e;
     // openai's released files are TorchScript archives: their weights are the script module's parameters
     try {
-      const m = N.scriptLoad(file, 'cpu');
-      const s = N.scriptState(m);
-      const out = new Map(s.names.map((n, i) => [n, keep(new TensorClass(s.tensors[i]!))] as const));
-      N.moduleDispose(m);
+      const m = new TorchScriptModule(file);
+      const out = new Map([...m.state()].map(([n, t]) => [n, keep(t)] as const));
+      m.dispose();
       return out;
     } catch (e2) {
       throw new CLIPScoreError(`--clip ${file}: neither a state dict nor a TorchScript archive (${e instanceof Error ? e.message : String(e)}; ${e2 instanceof Error ? e2.message : String(e2)})`);

@@ -10,9 +10,8 @@ import { tensor } from '../tensor/create.js';
 import type { Device, ExecutionDType } from '../tensor/device.js';
 import { oneHot } from '../nn/functional.js';
 import { loadImageModel } from '../edm/image-model.js';
-import { CheckpointError } from '../edm/checkpoint.js';
 import { StableDiffusion } from '../sd/pipeline.js';
-import { generatorTimestep, isStableDiffusion } from '../sd/checkpoint.js';
+import { sdModelRole, isStableDiffusion } from '../sd/checkpoint.js';
 import { readPromptRecords, type PromptRecord } from '../sd/prompts.js';
 import type { ImageSpec } from './classifier.js';
 
@@ -88,10 +87,7 @@ function edmSampler(o: EvalSamplerOptions): EvalSampler {
 }
 
 function sdSampler(o: EvalSamplerOptions, file: string): EvalSampler {
-  const t = o.generator !== undefined ? generatorTimestep(file) : null;
-  if (o.generator !== undefined && o.teacher !== undefined) throw new CheckpointError('give either --generator (a one-step generator from dmd-train) or --teacher, not both');
-  if (o.generator !== undefined && t === null) throw new CheckpointError(`${file} is a Stable Diffusion teacher, not a one-step generator from dmd-train; pass it as --teacher (sampled with DDIM)`);
-  if (o.teacher !== undefined && generatorTimestep(file) !== null) throw new CheckpointError(`${file} is a one-step generator from dmd-train, not a teacher; pass it as --generator`);
+  const t = sdModelRole(o, file);
   if (!o.prompts) throw new EvalSamplerError(`${file} is a Stable Diffusion model: give the evaluation prompts with --prompts FILE (one per line, or JSON Lines with "text" and optionally "class")`);
   const records: PromptRecord[] = readPromptRecords(o.prompts);
   const withClass = records.filter((r) => r.class !== undefined).length;

@@ -13,6 +13,12 @@ export class TorchScriptModule extends Module {
     super(N.scriptLoad(file, device));
   }
 
+  /** The script module's parameters and buffers under their dotted names (new tensors aliasing the module's). */
+  state(): Map<string, Tensor> {
+    const s = N.scriptState(this.handle);
+    return new Map(s.names.map((n, i) => [n, new Tensor(s.tensors[i]!)] as const));
+  }
+
   /** Calls a method with positional and keyword arguments; returns the tensor result. */
   call(method: string, args: readonly (Tensor | number | boolean | string | null)[], kwargs: Record<string, Tensor | number | boolean | string | null> = {}): Tensor {
     const conv = (v: Tensor | number | boolean | string | null) => (v instanceof Tensor ? v.handle : v);

@@ -225,6 +225,20 @@ export function generatorTimestep(file: string): number | null {
   }
 }
 
+/**
+ * The conditioning timestep of the SD file named by --generator (which must be a one-step generator from
+ * dmd-train), or null for one named by --teacher (which must not be); both at once is refused.
+ */
+export function sdModelRole(o: { generator?: string | undefined; teacher?: string | undefined }, file: string): number | null {
+  if (o.generator !== undefined && o.teacher !== undefined)
+    throw new SDCheckpointError('give either --generator (a one-step generator from dmd-train) or --teacher (sampled with DDIM), not both');
+  const t = generatorTimestep(file);
+  if (o.generator !== undefined && t === null)
+    throw new SDCheckpointError(`${file} is a Stable Diffusion teacher, not a one-step generator from dmd-train; pass it as --teacher (sampled with DDIM), or give the generator.safetensors of a dmd-train run`);
+  if (o.generator === undefined && t !== null) throw new SDCheckpointError(`${file} is a one-step generator from dmd-train, not a teacher; pass it as --generator`);
+  return t;
+}
+
 /** Whether a path is an SD teacher (single file of SD v1 layout or a diffusers folder) rather than another kind. */
 export function isStableDiffusion(file: string): boolean {
   try {

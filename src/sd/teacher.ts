@@ -31,6 +31,7 @@ import { CLIPTextEncoder } from './clip.js';
 import { CLIPTokenizer } from './tokenizer.js';
 import { StableDiffusion } from './pipeline.js';
 import { readPromptRecords } from './prompts.js';
+import { alphasCumprod } from './schedule.js';
 
 /** What the SD mode of `dmd teacher` reads from its settings (TeacherConfigSchema's sd fields). */
 export interface SDTeacherSettings {
@@ -99,7 +100,7 @@ export async function trainSDTeacher(cfg: SDTeacherSettings & RunSettings & Reco
   const table = keep(noGrad(() => tidy(() => text.forward(tokenizer.batch(all, { contextLength: config.text.context_length }).to(device)))));
   const offsets = phrasings.map((_, c) => phrasings.slice(0, c).reduce((a, p) => a + p.length, 0));
   const loader = new ImageLoader(source, { batchSize: cfg.batchSize, resolution: res, channels: config.vae.ddconfig.in_channels, device, seed: cfg.seed, notice: log });
-  const ac = keep(new StableDiffusion({ config, unet, text, vae, tokenizer }).alphasCumprod.to({ device }));
+  const ac = keep(tidy(() => alphasCumprod(config.schedule).to({ device })));
   const ema = new EMA(emaUnet);
   const opt = new AdamW(unet.parameters(), { lr: cfg.lr, weightDecay: 0 });
   const gen = Generator.create(device, deriveSeed(cfg.seed, 1));
@@ -172,7 +173,8 @@ export async function trainSDTeacher(cfg: SDTeacherSettings & RunSettings & Reco
   } finally {
     dispose([table, ac]);
     opt.dispose();
-    for (const m of [unet, emaUnet, text, vae]) m.dispose();
+    unet.dispose();
+    sampler.dispose(); // the EMA UNet, the text encoder, the autoencoder and the sampler's schedule and empty-prompt cache
   }
 }
 

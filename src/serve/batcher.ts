@@ -87,13 +87,13 @@ export class Batcher {
   }
 
   /**
-   * New requests are refused; queued ones that no batch has taken are refused too (503); the batch
-   * being computed may finish within graceMs (a network call cannot be interrupted: it is waited for).
+   * New requests are refused; queued ones that no batch has taken are refused too (503); resolves when
+   * the batch being computed has finished (a network call cannot be interrupted: it is waited for; the
+   * server gives its clients a grace period of its own).
    */
-  async close(graceMs = 0): Promise<void> {
+  async close(): Promise<void> {
     this.closed = true;
     for (const p of this.queue.splice(0)) p.reject(new ShuttingDown());
-    await Promise.race([this.idle, new Promise((r) => setTimeout(r, graceMs))]);
     await this.idle;
   }
 }

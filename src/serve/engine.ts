@@ -6,9 +6,8 @@
 import { tidy, noGrad, cat, randn, tensor, Generator, type Device } from '../tensor/index.js';
 import { oneHot } from '../nn/functional.js';
 import { loadImageModel } from '../edm/image-model.js';
-import { CheckpointError } from '../edm/checkpoint.js';
 import { StableDiffusion } from '../sd/pipeline.js';
-import { generatorTimestep, isStableDiffusion } from '../sd/checkpoint.js';
+import { sdModelRole, isStableDiffusion } from '../sd/checkpoint.js';
 import { imagePixels, type ImagePixels } from '../data/grid.js';
 
 export interface EngineOptions {
@@ -79,13 +78,7 @@ function edmEngine(o: EngineOptions): Engine {
 }
 
 function sdEngine(o: EngineOptions, file: string): Engine {
-  const t = o.generator !== undefined ? generatorTimestep(file) : null;
-  if (o.generator !== undefined && o.teacher !== undefined)
-    throw new CheckpointError('give either --generator (a one-step generator from dmd-train) or --teacher (sampled with DDIM), not both');
-  if (o.generator !== undefined && t === null)
-    throw new CheckpointError(`${file} is a Stable Diffusion teacher, not a one-step generator from dmd-train; pass it as --teacher (sampled with DDIM), or give the generator.safetensors of a dmd-train run`);
-  if (o.teacher !== undefined && generatorTimestep(file) !== null)
-    throw new CheckpointError(`${file} is a one-step generator from dmd-train, not a teacher; pass it as --generator`);
+  const t = sdModelRole(o, file);
   const sd = StableDiffusion.load(file, { device: o.device });
   const steps = o.steps ?? 25;
   const guidance = o.guidance ?? 7.5;

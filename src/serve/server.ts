@@ -211,7 +211,7 @@ export async function startServer(input: Partial<ServeConfig> | ServeConfig, log
         for (const sock of sockets) sock.destroy();
       };
       const deadline = setTimeout(destroyAll, cfg.shutdownMs);
-      await batcher.close(cfg.shutdownMs);
+      await batcher.close();
       // in-flight answers get what is left of the grace period to reach their clients
       await Promise.race([closed, new Promise((r) => setTimeout(r, cfg.shutdownMs))]);
       destroyAll();

@@ -3,7 +3,7 @@
 // generator from dmd-train; the VAE decodes the latents. One image per prompt, as a grid or a directory.
 import path from 'node:path';
 import { StableDiffusion } from '../../sd/pipeline.js';
-import { generatorTimestep } from '../../sd/checkpoint.js';
+import { sdModelRole } from '../../sd/checkpoint.js';
 import { readPrompts } from '../../sd/prompts.js';
 import { resolveDevice, checkExecutionDType } from '../../tensor/device.js';
 import { tidy, cat, type Tensor } from '../../tensor/index.js';
@@ -41,6 +41,7 @@ export function sampleSD(s: SDSampleSettings): void {
   const prompts = promptsOf(s);
   if (s.guidance !== undefined && s.guidance < 1) throw new RangeError(`--guidance ${s.guidance}: classifier-free guidance must be >= 1 (1 = none)`);
   const file = (s.generator ?? s.teacher)!;
+  const tG = sdModelRole(s, file);
   if (s.out.toLowerCase().endsWith('.png')) ensureParentDir(s.out, '--out');
   else ensureDir(s.out, '--out');
   const sd = StableDiffusion.load(file, { device, config: s.teacherConfig, ema: s.ema });
@@ -48,8 +49,6 @@ export function sampleSD(s: SDSampleSettings): void {
     const size = s.size ?? sd.config.unet.image_size * sd.factor;
     sd.latentSize(size);
     const t0 = performance.now();
-    const tG = s.generator ? generatorTimestep(s.generator) : null;
-    if (s.generator && tG === null) throw new RangeError(`--generator ${s.generator}: not a one-step generator from dmd-train (sample a teacher with --teacher)`);
     let images: Tensor;
     let how: string;
     if (tG !== null) {
