@@ -25,6 +25,8 @@ export interface GoldenRun {
 export interface Golden {
   torchVersion: string;
   cpu: string;
+  /** the BLAS the process had loaded (blasLibrary()); kernels round differently under another */
+  blas: string;
   runs: Record<string, GoldenRun>;
 }
 
@@ -38,6 +40,26 @@ export function cpuModel(): string {
   try {
     const m = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
     return m ? m[1]!.trim() : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Which BLAS this process has loaded, from the libraries mapped into it: Debian's alternatives keep each
+ * implementation of libblas.so.3 in its own directory ("blas" for the reference BLAS, "openblas-openmp",
+ * "openblas-pthread", "blis-openmp", ...); a BLAS linked under another name (MKL) is named by its file.
+ */
+export function blasLibrary(): string {
+  try {
+    const files = new Set(readFileSync('/proc/self/maps', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)[5] ?? '').filter((f) => f.startsWith('/')));
+    const blas = [...files].find((f) => /\/libblas\.so/.test(f));
+    if (blas) {
+      const dir = path.basename(path.dirname(blas));
+      return dir === 'blas' ? 'reference' : dir;
+    }
+    const other = [...files].find((f) => /mkl_|openblas|blis/.test(path.basename(f)));
+    return other ? path.basename(other) : 'unknown';
   } catch {
     return 'unknown';
   }
@@ -68,7 +90,7 @@ export async function runGolden(): Promise<Golden> {
       tr.dispose();
     }
   }
-  return { torchVersion: buildInfo().torchVersion, cpu: cpuModel(), runs };
+  return { torchVersion: buildInfo().torchVersion, cpu: cpuModel(), blas: blasLibrary(), runs };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv.includes('--write')) {

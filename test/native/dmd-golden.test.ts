@@ -1,16 +1,17 @@
 // A seeded DMD run must give bit-identical losses and generator bytes to those recorded before the
-// DMD core was reshaped (test/helpers/dmd-golden.ts). Exact on the libtorch version and CPU model the
-// golden was recorded with; elsewhere kernels may round differently, so the losses are compared to
+// DMD core was reshaped (test/helpers/dmd-golden.ts). Exact on the libtorch version, CPU model and BLAS
+// the golden was recorded with; elsewhere kernels may round differently, so the losses are compared to
 // 1e-4 relative and the generator bytes are not compared (the test says so).
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { GOLDEN_FILE, runGolden, cpuModel, type Golden } from '../helpers/dmd-golden.js';
+import { GOLDEN_FILE, runGolden, cpuModel, blasLibrary, type Golden } from '../helpers/dmd-golden.js';
 import { buildInfo } from '../../src/index.js';
 
 test('seeded DMD runs (pairs + diffusion GAN + EMA + fake:gen 5; fake:gen 1 + CFG + l2) reproduce the recorded golden', async (t) => {
   const want = JSON.parse(readFileSync(GOLDEN_FILE, 'utf8')) as Golden;
-  const exact = want.torchVersion === buildInfo().torchVersion && want.cpu === cpuModel();
-  if (!exact) t.log(`golden recorded with libtorch ${want.torchVersion} on ${want.cpu}; here ${buildInfo().torchVersion} on ${cpuModel()}: comparing to 1e-4 relative`);
+  const here = { torchVersion: buildInfo().torchVersion, cpu: cpuModel(), blas: blasLibrary() };
+  const exact = want.torchVersion === here.torchVersion && want.cpu === here.cpu && want.blas === here.blas;
+  if (!exact) t.log(`golden recorded with libtorch ${want.torchVersion} on ${want.cpu}, BLAS ${want.blas}; here ${here.torchVersion} on ${here.cpu}, BLAS ${here.blas}: comparing to 1e-4 relative`);
   const got = await runGolden();
   t.deepEqual(Object.keys(got.runs), Object.keys(want.runs));
   for (const [name, w] of Object.entries(want.runs)) {
