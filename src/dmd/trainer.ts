@@ -97,7 +97,7 @@ export class DMDTrainer {
     const spec = real.imageSpec;
     // every rank reads the global batch in the same order and keeps its slice: the data are partitioned
     this.data = this.critic?.head
-      ? new ImageLoader(openDataset(cfg.data!), { batchSize: cfg.batchSize * this.dist.size, resolution: spec.img_resolution, channels: spec.img_channels, numClasses: spec.label_dim, device: d, seed: deriveSeed(cfg.seed, 3), notice: this.dist.isMain ? log : undefined })
+      ? new ImageLoader(openDataset(cfg.data!, { resolution: spec.img_resolution }), { batchSize: cfg.batchSize * this.dist.size, resolution: spec.img_resolution, channels: spec.img_channels, numClasses: spec.label_dim, device: d, seed: deriveSeed(cfg.seed, 3), notice: this.dist.isMain ? log : undefined })
       : null;
     const adam = { betas: cfg.betas as [number, number], weightDecay: cfg.weightDecay };
     this.criticParams = this.critic?.parameters() ?? [];

@@ -74,7 +74,7 @@ function autoencoderLoss(vae: AutoencoderKL, x: Tensor, noise: Generator): { rec
 export async function trainAutoencoder(cfg: AutoencoderConfig, log: (s: string) => void = console.log, o: RunOptions = {}): Promise<AutoencoderRunResult> {
   const dist = Distributed.single();
   const device = resolveDevice(cfg.device);
-  const source = openDataset(cfg.data);
+  const source = openDataset(cfg.data, { resolution: cfg.resolution });
   const channels = source.channels === 1 ? 1 : 3;
   const config = autoencoderConfig(cfg, channels);
   if (cfg.resolution % vaeFactor(config)) throw new RangeError(`--resolution ${cfg.resolution} is not a multiple of the downsampling ${vaeFactor(config)} of --ch-mult [${cfg.chMult}]`);

@@ -128,3 +128,19 @@ test('centerCropResize leaves a constant image constant and an image of the targ
   const same = picture(10, 10, 0);
   t.is(centerCropResize(same, 10), same);
 });
+
+test('JPEGs written by libjpeg decode like libjpeg: progressive 4:2:0 colour and one-component gray', (t) => {
+  const fx = path.resolve('test/fixtures/jpeg');
+  for (const [jpg, ref, channels] of [['progressive.jpg', 'progressive.ppm', 3], ['gray.jpg', 'gray.pgm', 1]] as const) {
+    const d = decodeImage(readFileSync(path.join(fx, jpg)), jpg);
+    t.deepEqual([d.width, d.height, d.channels], [37, 29, channels], jpg);
+    const pnm = readFileSync(path.join(fx, ref));
+    const px = pnm.subarray(pnm.length - 37 * 29 * channels);
+    let worst = 0;
+    let sum = 0;
+    px.forEach((v, i) => { const e = Math.abs(v - d.data[i]!); worst = Math.max(worst, e); sum += e; });
+    // libjpeg's float IDCT against jpeg-js's integer one: a few levels at most
+    t.true(worst <= 3 && sum / px.length < 1, `${jpg}: largest difference from libjpeg ${worst}, mean ${sum / px.length}`);
+  }
+  t.throws(() => decodeImage(Buffer.from('not an image at all'), 'x.png'), { message: /x\.png/ });
+});
