@@ -37,6 +37,7 @@ export const TeacherConfigSchema = z.object({
   vae: z.string().min(1).optional().describe('--mode sd: the autoencoder of the latent space (dmd autoencoder)'),
   captions: z.string().min(1).optional().describe('--mode sd: the phrasings per class, JSON Lines with "text" and "class"'),
   captionDropout: z.number().min(0).max(1).default(0.1).describe('--mode sd: probability of the empty prompt instead of the caption (classifier-free guidance)'),
+  trainTextEncoder: z.boolean().default(false).describe('--mode sd: train the CLIP text encoder with the UNet (same optimizer, EMA and gradient clipping) instead of keeping it frozen at its seeded initialisation'),
   sdConfig: z.record(z.string(), z.unknown()).optional().describe('--mode sd: UNet and text-encoder settings overriding the small defaults, {"unet": {...}, "text": {...}} (config file only)'),
   sampleEvery: sampleEveryField(1000),
   data: z.string().min(1).default('fashion-mnist').describe('dataset: fashion-mnist, a directory of IDX/CIFAR-10 files, an EDM .zip or a PNG folder'),
@@ -68,7 +69,7 @@ export interface TeacherRunResult extends RunResult {
 
 export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void = console.log, o: RunOptions = {}): Promise<TeacherRunResult> {
   if (cfg.mode === 'sd') return trainSDTeacher(cfg, log, o);
-  if (cfg.vae || cfg.captions || cfg.sdConfig) throw new RangeError('--vae, --captions and --sd-config are for --mode sd (a text-to-image teacher)');
+  if (cfg.vae || cfg.captions || cfg.sdConfig || cfg.trainTextEncoder) throw new RangeError('--vae, --captions, --train-text-encoder and --sd-config are for --mode sd (a text-to-image teacher)');
   // data-parallel over the processes of a torchrun/srun/--nproc-per-node job: each reads its slice of
   // the global batch (batch size x processes), gradients are averaged, rank 0 writes
   const { dist, device } = Distributed.forCommand(cfg);
@@ -77,7 +78,7 @@ export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void 
   const netConfig = parseEDMConfig({ ...preset(cfg.preset), ...(cfg.network ?? {}) }, '--preset/network');
   const warn = checkBatchMemory(cfg.batchSize, trainingBytesPerImage(netConfig, 8, cfg.dtype), device);
   if (warn) log(`warning: ${warn}`);
-  const source = openDataset(cfg.data);
+  const source = openDataset(cfg.data, { resolution: netConfig.img_resolution });
   if (netConfig.label_dim && !source.labels) throw new DatasetError(`${source.name} has no labels but the network is class-conditional (label_dim ${netConfig.label_dim})`);
   const loader = new ImageLoader(source, { batchSize: cfg.batchSize * dist.size, resolution: netConfig.img_resolution, channels: netConfig.img_channels, numClasses: netConfig.label_dim, device, seed: cfg.seed, notice: dist.isMain ? log : undefined });
   const net = EDMNetwork.create(netConfig, { seed: cfg.seed, device });

@@ -1,8 +1,9 @@
 // `dmd teacher --mode sd`: training a small latent text-to-image teacher of the Stable Diffusion family
 // on class-labelled images with captions made from the class names. Each image is captioned by one of
 // its class's phrasings (drawn per step; the caption is dropped for the empty prompt with probability
-// --caption-dropout, for classifier-free guidance), encoded by a frozen CLIP text encoder kept at its
-// seeded initialisation, and its latent (a trained autoencoder from `dmd autoencoder`, scaled) is noised
+// --caption-dropout, for classifier-free guidance), encoded by a CLIP text encoder that is either frozen at
+// its seeded initialisation (the default: embeddings computed once) or trained with the UNet
+// (--train-text-encoder: same optimizer, EMA and clipping; the written file holds its EMA), and its latent (a trained autoencoder from `dmd autoencoder`, scaled) is noised
 // with SD's DDPM schedule; the UNet learns eps by MSE (ldm's objective) with Adam and an EMA (EDM's
 // half-life in images). A run of train/run.ts; grids show one phrasing per class with DDIM and guidance.
 // The EMA UNet is written with the text encoder and the autoencoder as an SD v1 single file.
@@ -16,7 +17,7 @@ import { resolveDevice } from '../tensor/device.js';
 import { AdamW } from '../nn/optim.js';
 import { foreach } from '../tensor/foreach.js';
 import { EMA, edmEmaBeta } from '../nn/ema.js';
-import { openDataset, DatasetError } from '../data/sources.js';
+import { openDataset, DatasetError, type ImageSource } from '../data/sources.js';
 import { ImageLoader } from '../data/loader.js';
 import { saveGrid } from '../data/grid.js';
 import { Distributed } from '../distributed/context.js';
@@ -40,6 +41,7 @@ export interface SDTeacherSettings {
   vae?: string | undefined;
   captions?: string | undefined;
   captionDropout: number;
+  trainTextEncoder: boolean;
   sdConfig?: Record<string, unknown> | undefined;
   kimg: number;
   batchSize: number;
@@ -80,10 +82,17 @@ export async function trainSDTeacher(cfg: SDTeacherSettings & RunSettings & Reco
   if (!cfg.captions) throw new SDTeacherSetupError('--mode sd needs captions: --captions FILE, JSON Lines with "text" and "class" per phrasing');
   const device = resolveDevice(cfg.device);
   const dist = Distributed.single();
-  const source = openDataset(cfg.data);
-  if (!source.labels) throw new DatasetError(`${source.name} has no class labels to caption its images with`);
-  const phrasings = captionsByClass(cfg.captions, source.numClasses);
   const vae = loadAutoencoder(cfg.vae, { device });
+  let source: ImageSource;
+  let phrasings: string[][];
+  try {
+    source = openDataset(cfg.data, { resolution: vae.config.ddconfig.resolution });
+    if (!source.labels) throw new DatasetError(`${source.name} has no class labels to caption its images with`);
+    phrasings = captionsByClass(cfg.captions, source.numClasses);
+  } catch (e) {
+    vae.dispose();
+    throw e;
+  }
   const f = 2 ** (vae.config.ddconfig.ch_mult.length - 1);
   const res = vae.config.ddconfig.resolution;
   const config: StableDiffusionConfig = parseStableDiffusionConfig({
@@ -91,18 +100,25 @@ export async function trainSDTeacher(cfg: SDTeacherSettings & RunSettings & Reco
     text: { ...SMALL.text, ...((cfg.sdConfig?.text as object) ?? {}) },
     vae: vae.config,
   }, '--sd-config');
-  const text = CLIPTextEncoder.create(config.text, { seed: deriveSeed(cfg.seed, 7), device }).eval().requiresGrad_(false);
+  const trainText = cfg.trainTextEncoder;
+  const text = CLIPTextEncoder.create(config.text, { seed: deriveSeed(cfg.seed, 7), device });
+  const emaText = trainText ? CLIPTextEncoder.create(config.text, { device, init: false }).copyFrom(text).eval().requiresGrad_(false) : text;
+  if (trainText) text.train(); else text.eval().requiresGrad_(false);
   const unet = SDUNet.create(config.unet, { seed: cfg.seed, device });
   const emaUnet = unet.clone().eval().requiresGrad_(false);
   const tokenizer = CLIPTokenizer.load();
-  // every phrasing's embedding (and the empty prompt's, last), computed once by the frozen encoder
+  // every phrasing (and the empty prompt, last) as token rows; a frozen encoder's embeddings computed once
   const all = [...phrasings.flat(), ''];
-  const table = keep(noGrad(() => tidy(() => text.forward(tokenizer.batch(all, { contextLength: config.text.context_length }).to(device)))));
+  const tokens = keep(tidy(() => tokenizer.batch(all, { contextLength: config.text.context_length }).to(device)));
+  const table = trainText ? null : keep(noGrad(() => tidy(() => text.forward(tokens))));
+  const context = (rows: Tensor): Tensor => (table ? table.indexSelect(0, rows) : text.forward(tokens.indexSelect(0, rows)));
   const offsets = phrasings.map((_, c) => phrasings.slice(0, c).reduce((a, p) => a + p.length, 0));
   const loader = new ImageLoader(source, { batchSize: cfg.batchSize, resolution: res, channels: config.vae.ddconfig.in_channels, device, seed: cfg.seed, notice: log });
   const ac = keep(tidy(() => alphasCumprod(config.schedule).to({ device })));
   const ema = new EMA(emaUnet);
-  const opt = new AdamW(unet.parameters(), { lr: cfg.lr, weightDecay: 0 });
+  const textEma = new EMA(emaText);
+  const trained = trainText ? [...unet.parameters(), ...text.parameters()] : unet.parameters();
+  const opt = new AdamW(trained, { lr: cfg.lr, weightDecay: 0 });
   const gen = Generator.create(device, deriveSeed(cfg.seed, 1));
   const cpuGen = Generator.create('cpu', deriveSeed(cfg.seed, 2));
   let step = 0;
@@ -116,13 +132,14 @@ export async function trainSDTeacher(cfg: SDTeacherSettings & RunSettings & Reco
     .value('step', () => step, (v) => { step = v; })
     .value('nimg', () => nimg, (v) => { nimg = v; })
     .value('loader', () => loader.state(), (v) => loader.loadState(v));
+  if (trainText) state.module('text', text).module('text_ema', emaText);
   // the caption of each image: a random phrasing of its class, or the empty prompt (caption dropout)
   const captionRows = (classes: number[]): Tensor => tidy(() => {
     const pick = rand([classes.length], { generator: cpuGen }).toFloat64Array();
     const drop = rand([classes.length], { generator: cpuGen }).toFloat64Array();
     return tensor(classes.map((c, i) => (drop[i]! < cfg.captionDropout ? all.length - 1 : offsets[c]! + Math.floor(pick[i]! * phrasings[c]!.length))), { dtype: 'int64' }).to(device);
   });
-  const sampler = new StableDiffusion({ config, unet: emaUnet, text, vae, tokenizer });
+  const sampler = new StableDiffusion({ config, unet: emaUnet, text: emaText, vae, tokenizer });
   const gridPrompts = phrasings.map((p) => p[0]!);
   const teacherPath = path.join(cfg.out, 'teacher.safetensors');
   const scale = config.vae.scale_factor;
@@ -135,7 +152,7 @@ export async function trainSDTeacher(cfg: SDTeacherSettings & RunSettings & Reco
       position: () => step,
       identity: { ...settingsIdentity(cfg, ['kimg']), sd_config: config },
       config: cfg,
-      info: { device, mode: 'sd', data: source.name, images: source.size, phrasings: all.length - 1, unet_parameters: unet.parameterCount(), text_parameters: text.parameterCount(), latent: [config.vae.embed_dim, res / f, res / f] },
+      info: { device, mode: 'sd', text_encoder: trainText ? 'trained' : 'frozen', data: source.name, images: source.size, phrasings: all.length - 1, unet_parameters: unet.parameterCount(), text_parameters: text.parameterCount(), latent: [config.vae.embed_dim, res / f, res / f] },
       dist,
       finite: ['loss'],
       step: () => {
@@ -147,13 +164,15 @@ export async function trainSDTeacher(cfg: SDTeacherSettings & RunSettings & Reco
           const eps = randn(x0.shape, { generator: gen, device });
           const a = ac.indexSelect(0, t).reshape([-1, 1, 1, 1]);
           const xt = a.sqrt().mul(x0).add(a.rsub(1).sqrt().mul(eps));
-          const l = unet.forward(xt, t, table.indexSelect(0, captionRows(cls))).sub(eps).square().mean();
+          const l = unet.forward(xt, t, context(captionRows(cls))).sub(eps).square().mean();
           opt.zeroGrad();
           l.backward();
-          if (cfg.gradClip > 0) foreach.clipGradNorm_(unet.parameters(), cfg.gradClip);
+          if (cfg.gradClip > 0) foreach.clipGradNorm_(trained, cfg.gradClip);
           opt.step(cfg.lr);
           nimg += cfg.batchSize;
-          ema.update(unet, edmEmaBeta(cfg.batchSize, cfg.emaHalflifeKimg, nimg, cfg.emaRampupRatio));
+          const beta = edmEmaBeta(cfg.batchSize, cfg.emaHalflifeKimg, nimg, cfg.emaRampupRatio);
+          ema.update(unet, beta);
+          if (trainText) textEma.update(text, beta);
           return l.item();
         });
         step += 1;
@@ -166,15 +185,17 @@ export async function trainSDTeacher(cfg: SDTeacherSettings & RunSettings & Reco
       })),
     }, log, o);
     if (r.status === 'done') {
-      sampler.saveSingleFile(teacherPath, { metadata: { role: 'teacher', trained_kimg: String(nimg / 1000), data: cfg.data, captions: path.basename(cfg.captions) } });
-      log(`wrote ${teacherPath} (EMA UNet with the frozen text encoder and the autoencoder, ${(nimg / 1000).toFixed(1)} kimg, ${step} steps)`);
+      sampler.saveSingleFile(teacherPath, { metadata: { role: 'teacher', trained_kimg: String(nimg / 1000), data: cfg.data, captions: path.basename(cfg.captions), text_encoder: trainText ? 'trained' : 'frozen' } });
+      log(`wrote ${teacherPath} (EMA UNet with the ${trainText ? 'EMA of the trained' : 'frozen'} text encoder and the autoencoder, ${(nimg / 1000).toFixed(1)} kimg, ${step} steps)`);
     }
     return { ...r, teacherPath };
   } finally {
-    dispose([table, ac]);
+    dispose([tokens, ac]);
+    if (table) table.dispose();
     opt.dispose();
     unet.dispose();
-    sampler.dispose(); // the EMA UNet, the text encoder, the autoencoder and the sampler's schedule and empty-prompt cache
+    if (trainText) text.dispose();
+    sampler.dispose(); // the EMA UNet, the (EMA) text encoder, the autoencoder and the sampler's schedule and empty-prompt cache
   }
 }
 

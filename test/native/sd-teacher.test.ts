@@ -1,6 +1,7 @@
 // dmd teacher --mode sd: a latent text-to-image teacher of the SD family trained on class-labelled images
 // captioned by class phrasings, in the latent space of a `dmd autoencoder` file, with a frozen seeded text
-// encoder; written as an SD v1 single file that the SD tools (sample, dmd-train) load; bad captions named.
+// encoder or one trained with the UNet (resume bit-exact); written as an SD v1 single file that the SD tools
+// (sample, dmd-train) load; bad captions named.
 import test from 'ava';
 import path from 'node:path';
 import { writeFileSync, readFileSync } from 'node:fs';
@@ -8,6 +9,8 @@ import { TeacherConfigSchema, trainTeacher } from '../../src/edm/teacher.js';
 import { AutoencoderConfigSchema, trainAutoencoder } from '../../src/sd/autoencoder.js';
 import { StableDiffusion } from '../../src/sd/pipeline.js';
 import { readSafetensorsHeader } from '../../src/index.js';
+import { CLIPTextEncoder } from '../../src/sd/clip.js';
+import { deriveSeed } from '../../src/tensor/random.js';
 import { tempDir } from '../helpers/tmp.js';
 import { pngClassFolder } from '../helpers/data.js';
 
@@ -33,10 +36,34 @@ test.serial('trains on captioned latents and writes an SD v1 single file that th
   const sd = StableDiffusion.load(r.teacherPath);
   t.is(sd.config.vae.ddconfig.in_channels, 1);
   t.is(sd.config.vae.scale_factor, ae.scaleFactor);
+  t.is(h.metadata.text_encoder, 'frozen');
+  const init = CLIPTextEncoder.create(sd.config.text, { seed: deriveSeed(TeacherConfigSchema.parse({ out: dir }).seed, 7) }).stateDict();
+  for (const [k, v] of sd.text.stateDict()) t.is(v.sub(init.get(k)!).abs().max().item(), 0, k);
   const x = sd.sample(['a photo of a bag', 'a coat'], { steps: 3, guidance: 2 });
   t.deepEqual(x.shape, [2, 1, 32, 32]);
   x.dispose();
   sd.dispose();
+});
+
+test.serial('--train-text-encoder trains the text encoder with the UNet, writes its EMA and resumes bit-exactly', async (t) => {
+  const ae = await aeReady;
+  const base = { mode: 'sd', vae: ae.file, captions, data, batchSize: 4, lr: 1e-2, sdConfig: tiny, sampleEvery: 1000, metricsEvery: 1, device: 'cpu', emaHalflifeKimg: 0.002, emaRampupRatio: null };
+  const straight = await trainTeacher(TeacherConfigSchema.parse({ ...base, trainTextEncoder: true, out: path.join(dir, 'tt'), kimg: 0.024 }), quiet, { progress: false });
+  await trainTeacher(TeacherConfigSchema.parse({ ...base, trainTextEncoder: true, out: path.join(dir, 'tt-split'), kimg: 0.012, checkpointEvery: 3 }), quiet, { progress: false });
+  const split = await trainTeacher(TeacherConfigSchema.parse({ ...base, trainTextEncoder: true, out: path.join(dir, 'tt-split'), kimg: 0.024, resume: true, checkpointEvery: 3 }), quiet, { progress: false });
+  t.deepEqual(readFileSync(straight.teacherPath), readFileSync(split.teacherPath));
+  t.is(readSafetensorsHeader(straight.teacherPath).metadata.text_encoder, 'trained');
+  // against the seeded initialisation (what a frozen run writes, see the first test): every tensor moved
+  const b = StableDiffusion.load(straight.teacherPath);
+  const a = CLIPTextEncoder.create(b.config.text, { seed: deriveSeed(TeacherConfigSchema.parse({ ...base, out: dir }).seed, 7) });
+  const sa = a.stateDict();
+  const sb = b.text.stateDict();
+  const moved = [...sb.keys()].filter((k) => sb.get(k)!.sub(sa.get(k)!).abs().max().item() > 1e-6);
+  t.true(moved.length >= sb.size - 2, `moved ${moved.length} of ${sb.size}: ${[...sb.keys()].filter((k) => !moved.includes(k)).join(', ')}`);
+  t.true(moved.includes('token_embedding.weight') || moved.some((k) => k.includes('token_embedding')));
+  for (const m of [sa, sb]) for (const v of m.values()) v.dispose();
+  a.dispose();
+  b.dispose();
 });
 
 test.serial('captions without a class, for a class the data lacks, or missing a class are refused naming the file', async (t) => {
