@@ -2,15 +2,18 @@
 // run.json, the start-up line, the periodic FD probe, and, at the end, the exported generator and its
 // evaluation beside the teacher's.
 import path from 'node:path';
-import { deriveSeed } from '../tensor/random.js';
+import { deriveSeed, randn, type Generator } from '../tensor/random.js';
+import { tensor } from '../tensor/create.js';
+import { readPromptRecords } from '../sd/prompts.js';
 import { isCuda } from '../tensor/device.js';
-import { FDProbe } from '../metrics/probe.js';
+import { FDProbe, type ProbeInputs } from '../metrics/probe.js';
 import { finalEvaluation } from '../metrics/final-eval.js';
 import { runTraining, type RunHooks, type RunResult } from '../train/run.js';
 import { settingsIdentity } from '../train/settings.js';
 import { describeMemory, PeakTracker, formatBytes } from '../train/memory.js';
 import { reportHooks, writeReport } from '../report/report.js';
 import type { DMDTrainer } from './trainer.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export interface DMDRunResult extends RunResult {
   /** the exported one-step generator (rank 0 of a complete run), else null */
@@ -37,14 +40,28 @@ export function describeDMD(tr: DMDTrainer): string {
   return `DMD: ${parts.join(', ')}`;
 }
 
+/**
+ * The probe's inputs for a text-to-image teacher: latent noise and the training prompts cycled (sample i
+ * asks for prompt i mod P, as `dmd eval` does), with each prompt's "class" when the file gives one.
+ */
+function promptInputs(tr: DMDTrainer, file: string): (first: number, n: number, g: Generator) => ProbeInputs {
+  const records = readPromptRecords(file);
+  return (first, n, g) => {
+    const idx = Array.from({ length: n }, (_, i) => (first + i) % records.length);
+    return { z: randn([n, ...tr.real.sampleShape], { generator: g }).to(tr.device), cond: tensor(idx, { dtype: 'int64' }), classes: idx.map((i) => records[i]!.class ?? null) };
+  };
+}
+
 /** The full run of a trainer (see DMDTrainer.train). */
 export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { progress?: boolean; hooks?: RunHooks }): Promise<DMDRunResult> {
   const cfg = tr.cfg;
   const main = tr.dist.isMain;
   if (main) log(describeDMD(tr));
   const probe = cfg.evalEvery > 0 && main
-    ? FDProbe.create({ classifier: cfg.classifier, ref: cfg.evalRef, refNum: cfg.evalRefNum, num: cfg.evalNum, seed: deriveSeed(cfg.seed, 14), device: tr.device, config: tr.real.imageSpec })
+    ? FDProbe.create({ classifier: cfg.classifier, ref: cfg.evalRef, refNum: cfg.evalRefNum, num: cfg.evalNum, seed: deriveSeed(cfg.seed, 14), device: tr.device, config: tr.real.imageSpec, inputs: tr.teacher.prompts && promptInputs(tr, tr.teacher.prompts.file) })
     : null;
+  // SD: the probe keeps prompt indices and looks their embeddings up per batch (not held between evaluations)
+  const probeSample = (z: Tensor, cond: Tensor | null): Tensor => tr.real.toImages(tr.generator.sample(z, tr.teacher.prompts ? tr.real.conditionsOf(cond) : cond));
   const memory = main && tr.teacher.memory ? new PeakTracker(tr.device) : null;
   try {
     const r = await runTraining(cfg, {
@@ -67,7 +84,7 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
       step: () => tr.iteration(),
       shown: (m) => ({ ...(m.loss_fake !== undefined && { fake: m.loss_fake }), ...(m.loss_dm !== undefined && { dm: m.loss_dm }), ...(m.loss_reg !== undefined && { reg: m.loss_reg }) }),
       sample: (file) => (memory ? memory.aside(() => tr.sampleGrid(file)) : tr.sampleGrid(file)),
-      evaluate: probe ? { every: cfg.evalEvery, run: () => probe.run((z, labels) => tr.generator.sample(z, labels)) } : undefined,
+      evaluate: probe ? { every: cfg.evalEvery, run: () => probe.run(probeSample) } : undefined,
     }, log, { progress: o.progress, hooks: o.hooks ?? reportHooks(cfg.out) });
     const peak = memory?.peak();
     if (peak) {

@@ -85,13 +85,11 @@ export interface LoadedTeacher {
   prompts?: { file: string; sha256: string; count: number };
 }
 
-/** What an SD teacher cannot be combined with yet, and the prompts it needs; checked before it is loaded. */
+/** The prompts an SD teacher needs and the captions its GAN needs; checked before it is loaded. */
 function checkSDSettings(cfg: DMDConfig, file: string): void {
-  const no = (what: string) => new DMDSetupError(`${what} with a Stable Diffusion teacher (${file}) is not available yet: distil it with distribution matching (the sd15-dmd2 recipe), with regression on --pairs (sd15-dmd) or the GAN on captioned images (sd15-dmd2-gan) if you like`);
   if (!cfg.prompts) throw new DMDSetupError(`--teacher ${file} is a Stable Diffusion model: give the training prompts with --prompts FILE (one per line, or JSON Lines with a "text" field)`);
   if (cfg.gan && cfg.data && !openDataset(cfg.data).captions)
-    throw new DMDSetupError(`--gan with a Stable Diffusion teacher needs captioned real images: --data ${cfg.data} has no captions (give a folder or EDM .zip of PNGs with a .txt caption beside each image)`);
-  if (cfg.evalEvery > 0) throw no('--eval-every');
+    throw new DMDSetupError(`--gan with a Stable Diffusion teacher needs captioned real images: --data ${cfg.data} has no captions (give a folder or EDM .zip of PNG/JPEG images with a .txt caption beside each, or WebDataset .tar shards with captions)`);
 }
 
 /** Loads an SD v1 teacher with its training prompts (see dmd/models/sd.ts). */

@@ -94,6 +94,28 @@ test('dmd-train with an SD teacher ends with the final evaluation on its prompts
   t.true(lines2.some((l) => /^final evaluation skipped: nothing to measure/.test(l)), lines2.join('\n'));
 });
 
+test('--eval-every with an SD teacher: FD and the prompted-class accuracy of fixed noises and cycled prompts, logged while training', async (t) => {
+  const run = async (promptsFile: string, out: string) => {
+    const tr = await DMDTrainer.create({ teacher, prompts: promptsFile, out, steps: 2, batchSize: 2, fakeUpdatesPerGen: 1, warmupSteps: 0, sampleEvery: 100, checkpointEvery: 100, finalEval: 0, evalEvery: 1, evalNum: 6, evalRef: ref, evalRefNum: 12, classifier: cls, device: 'cpu' }, quiet);
+    await tr.train(quiet, { progress: false });
+    tr.dispose();
+    return readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).filter((l) => 'FD-tiny' in l);
+  };
+  const evals = await run(prompts, path.join(dir, 'probe'));
+  t.deepEqual(evals.map((l) => l.step), [1, 2]);
+  for (const l of evals) {
+    t.true(Number.isFinite(l['FD-tiny']!) && l['FD-tiny']! >= 0);
+    t.true(Number.isInteger(Math.round(l.eval_accuracy! * 6 * 1e9) / 1e9), `accuracy ${l.eval_accuracy} is a count of 6`);
+  }
+  t.not(evals[0]!['FD-tiny'], evals[1]!['FD-tiny']); // the generator moved between the two
+  // prompts without classes: FD only
+  const plain = path.join(dir, 'plain-probe.txt');
+  writeFileSync(plain, names.map((n) => `a photo of a ${n}`).join('\n'));
+  const evals2 = await run(plain, path.join(dir, 'probe-plain'));
+  t.is(evals2.length, 2);
+  t.false('eval_accuracy' in evals2[0]!);
+});
+
 test('--clip adds the CLIP score: the mean of 100 * max(cos, 0) over the samples and their prompts; without --ref when it is all that is asked for', async (t) => {
   // the CLIP ViT of the parity fixture (openai's code, random weights) with a full-size vocabulary for CLIP's tokenizer
   const fx = readSafetensors(path.join(ROOT, 'test/fixtures/clip/clip-vit-tiny.safetensors')).tensors;
