@@ -37,14 +37,61 @@ export interface Batch {
   captions: string[] | null;
 }
 
+/**
+ * The order a dataset is read in: a seeded permutation per epoch (identity without shuffling), batches
+ * taken in turn, the last partial batch of an epoch dropped. The position (epoch, offset) is what a
+ * checkpoint keeps.
+ */
+export class EpochOrder {
+  private epoch = 0;
+  private position = 0;
+  private order: Int32Array | null = null;
+
+  constructor(readonly size: number, readonly batchSize: number, private readonly seed = 0, private readonly shuffle = true) {}
+
+  state(): LoaderState {
+    return { epoch: this.epoch, position: this.position };
+  }
+
+  loadState(s: LoaderState): void {
+    this.epoch = s.epoch;
+    this.position = s.position;
+    this.order = null;
+  }
+
+  private permutation(): Int32Array {
+    if (!this.order) {
+      if (!this.shuffle) {
+        this.order = Int32Array.from({ length: this.size }, (_, i) => i);
+      } else {
+        const g = Generator.create('cpu', deriveSeed(this.seed, this.epoch));
+        const p = randperm(this.size, { generator: g, dtype: 'int32' });
+        this.order = Int32Array.from(p.data() as Int32Array);
+        p.dispose();
+      }
+    }
+    return this.order;
+  }
+
+  /** The dataset indices of the next batch (epochs wrap). */
+  next(): number[] {
+    if (this.position + this.batchSize > this.size) {
+      this.epoch += 1;
+      this.position = 0;
+      this.order = null;
+    }
+    const indices = Array.from(this.permutation().subarray(this.position, this.position + this.batchSize));
+    this.position += this.batchSize;
+    return indices;
+  }
+}
+
 export class ImageLoader {
   readonly batchSize: number;
   readonly resolution: number;
   readonly channels: number;
   readonly numClasses: number;
-  private epoch = 0;
-  private position = 0;
-  private order: Int32Array | null = null;
+  private readonly order: EpochOrder;
 
   constructor(readonly source: ImageSource, private readonly o: LoaderOptions) {
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${o.batchSize}`);
@@ -59,6 +106,7 @@ export class ImageLoader {
     if (this.channels !== 1 && this.channels !== 3) throw new DatasetError(`networks with ${this.channels} channels are not supported by the image loader`);
     if (source.labels && this.numClasses > 0 && this.numClasses < source.numClasses)
       throw new DatasetError(`${source.name}: has ${source.numClasses} classes but the network takes ${this.numClasses} (label_dim)`);
+    this.order = new EpochOrder(source.size, o.batchSize, o.seed ?? 0, o.shuffle !== false);
   }
 
   get batchesPerEpoch(): number {
@@ -66,40 +114,16 @@ export class ImageLoader {
   }
 
   state(): LoaderState {
-    return { epoch: this.epoch, position: this.position };
+    return this.order.state();
   }
 
   loadState(s: LoaderState): void {
-    this.epoch = s.epoch;
-    this.position = s.position;
-    this.order = null;
-  }
-
-  private permutation(): Int32Array {
-    if (!this.order) {
-      if (this.o.shuffle === false) {
-        this.order = Int32Array.from({ length: this.source.size }, (_, i) => i);
-      } else {
-        const g = Generator.create('cpu', deriveSeed(this.o.seed ?? 0, this.epoch));
-        const p = randperm(this.source.size, { generator: g, dtype: 'int32' });
-        this.order = Int32Array.from(p.data() as Int32Array);
-        p.dispose();
-      }
-    }
-    return this.order;
+    this.order.loadState(s);
   }
 
   /** The next batch (epochs wrap; the last partial batch of an epoch is dropped). */
   next(): Batch {
-    if (this.position + this.batchSize > this.source.size) {
-      this.epoch += 1;
-      this.position = 0;
-      this.order = null;
-    }
-    const perm = this.permutation();
-    const indices = Array.from(perm.subarray(this.position, this.position + this.batchSize));
-    this.position += this.batchSize;
-    return this.batch(indices);
+    return this.batch(this.order.next());
   }
 
   /** A batch of specific dataset indices. */

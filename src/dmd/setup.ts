@@ -9,6 +9,7 @@ import { pathSha256 } from '../util/fs.js';
 import { isStableDiffusion } from '../sd/checkpoint.js';
 import { readPrompts } from '../sd/prompts.js';
 import { openDataset } from '../data/sources.js';
+import { isLatentsDir } from '../sd/latents.js';
 import { formatZodError } from '../util/zod.js';
 import { checkMemory, type MemoryEstimate } from '../train/memory.js';
 import { dmdMemoryEstimate } from './memory.js';
@@ -88,8 +89,8 @@ export interface LoadedTeacher {
 /** The prompts an SD teacher needs and the captions its GAN needs; checked before it is loaded. */
 function checkSDSettings(cfg: DMDConfig, file: string): void {
   if (!cfg.prompts) throw new DMDSetupError(`--teacher ${file} is a Stable Diffusion model: give the training prompts with --prompts FILE (one per line, or JSON Lines with a "text" field)`);
-  if (cfg.gan && cfg.data && !openDataset(cfg.data).captions)
-    throw new DMDSetupError(`--gan with a Stable Diffusion teacher needs captioned real images: --data ${cfg.data} has no captions (give a folder or EDM .zip of PNG/JPEG images with a .txt caption beside each, or WebDataset .tar shards with captions)`);
+  if (cfg.gan && cfg.data && !isLatentsDir(cfg.data) && !openDataset(cfg.data).captions)
+    throw new DMDSetupError(`--gan with a Stable Diffusion teacher needs captioned real images: --data ${cfg.data} has no captions (give a folder or EDM .zip of PNG/JPEG images with a .txt caption beside each, WebDataset .tar shards with captions, or their latents from dmd latents)`);
 }
 
 /** Loads an SD v1 teacher with its training prompts (see dmd/models/sd.ts). */

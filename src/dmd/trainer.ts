@@ -15,8 +15,7 @@ import { foreach } from '../tensor/foreach.js';
 import type { Device } from '../tensor/device.js';
 import { AdamW } from '../nn/optim.js';
 import { warmup } from '../nn/schedule.js';
-import { ImageLoader } from '../data/loader.js';
-import { openDataset } from '../data/sources.js';
+import { openRealData, type RealData } from './real-data.js';
 import { saveGrid } from '../data/grid.js';
 import type { RunHooks } from '../train/run.js';
 import { readScalars } from '../train/metrics.js';
@@ -50,8 +49,8 @@ export class DMDTrainer {
   /** real score, fake score and GAN head; null for regression only (no fake score is trained) */
   readonly critic: Critic | null;
   readonly regression: RegressionTerm | null;
-  /** real images of the GAN, read as global batches of which each process keeps its slice */
-  readonly data: ImageLoader | null;
+  /** real samples of the GAN (images, or latents of `dmd latents`), read as global batches of which each process keeps its slice */
+  readonly data: RealData | null;
   readonly optG: AdamW;
   readonly optF: AdamW | null;
   /** every draw of an iteration (conditioning, z, noise levels, noise) */
@@ -94,10 +93,9 @@ export class DMDTrainer {
       ? new RegressionTerm({ ...cfg, pairs: cfg.pairs }, { path: this.teacher.path, sha256: this.teacher.fromFile ? this.teacher.sha256 : null, sampleShape: real.sampleShape, conditionDim: real.conditionDim, prompts: this.teacher.prompts }, this.pairsRng, this.rng, d)
       : null;
     this.critic = cfg.lambdaDm > 0 || cfg.gan ? new Critic(real, this.schedule, this.rng, cfg) : null;
-    const spec = real.imageSpec;
     // every rank reads the global batch in the same order and keeps its slice: the data are partitioned
     this.data = this.critic?.head
-      ? new ImageLoader(openDataset(cfg.data!, { resolution: spec.img_resolution }), { batchSize: cfg.batchSize * this.dist.size, resolution: spec.img_resolution, channels: spec.img_channels, numClasses: spec.label_dim, device: d, seed: deriveSeed(cfg.seed, 3), notice: this.dist.isMain ? log : undefined })
+      ? openRealData(cfg.data!, { real, teacher: this.teacher, globalBatch: cfg.batchSize * this.dist.size, seed: cfg.seed, device: d, notice: this.dist.isMain ? log : undefined })
       : null;
     const adam = { betas: cfg.betas as [number, number], weightDecay: cfg.weightDecay };
     this.criticParams = this.critic?.parameters() ?? [];
@@ -197,7 +195,7 @@ export class DMDTrainer {
     let total = m.loss_fake;
     if (critic.head && this.data) {
       const b = this.data.next();
-      const real = { x: this.rng.slice(this.real.dataSamples(b.images), cfg.batchSize), cond: this.rng.slice(this.real.dataConditions(b), cfg.batchSize) };
+      const real = { x: this.rng.slice(b.x, cfg.batchSize), cond: this.rng.slice(b.cond, cfg.batchSize) };
       const gan = critic.ganHeadLoss(real, { x: xd, cond });
       m.loss_gan_head = gan.loss;
       m.d_real = gan.dReal;
@@ -238,7 +236,7 @@ export class DMDTrainer {
   }
 
   dispose(): void {
-    for (const m of [this.real, this.critic, this.generator, this.regression]) m?.dispose();
+    for (const m of [this.real, this.critic, this.generator, this.regression, this.data]) m?.dispose();
     this.optG.dispose();
     this.optF?.dispose();
     this.schedule.dispose();
