@@ -10,12 +10,12 @@ import type { Tensor } from '../tensor/tensor.js';
 import { tidy, dispose, keep } from '../tensor/scope.js';
 import { tensor, cat } from '../tensor/create.js';
 import type { Device } from '../tensor/device.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { readShardedManifest, shardComplete } from '../io/sharded.js';
 import { Progress } from '../train/progress.js';
-import { pathSha256, ensureDir, readRegularFile, atomicWrite } from '../util/fs.js';
+import { pathSha256, ensureDir, atomicWrite } from '../util/fs.js';
 import { fields } from '../util/fields.js';
 import { resolveDevice } from '../tensor/device.js';
-import { formatZodError } from '../util/zod.js';
 import { foreach } from '../tensor/foreach.js';
 import { openDataset } from '../data/sources.js';
 import { ImageLoader, EpochOrder, type LoaderState } from '../data/loader.js';
@@ -63,38 +63,15 @@ export function isLatentsDir(spec: string | undefined): boolean {
   return spec !== undefined && existsSync(path.join(spec, MANIFEST));
 }
 
+const KIND = { name: MANIFEST, what: 'latents', items: 'images', command: 'dmd latents --teacher T --data IMAGES', error: LatentsError };
+
 export function readLatentsManifest(dir: string): LatentsManifest {
-  const file = path.join(dir, MANIFEST);
-  if (!existsSync(file)) throw new LatentsError(`${dir}: no ${MANIFEST} (make it with 'dmd latents --teacher T --data IMAGES --out ${dir}')`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readRegularFile(file, 'latents manifest', 64 * 2 ** 20).toString('utf8'));
-  } catch (e) {
-    throw new LatentsError(`${file}: unreadable (${e instanceof Error ? e.message : String(e)}); re-run 'dmd latents --out ${dir}' with its settings to repair it`);
-  }
-  const r = LatentsManifestSchema.safeParse(raw);
-  if (!r.success) throw new LatentsError(`${file}: not a valid dmd-torch latents manifest (${formatZodError(r.error)})`);
-  let next = 0;
-  for (const sh of r.data.shards) {
-    if (sh.start !== next) throw new LatentsError(`${file}: shard ${sh.file} starts at ${sh.start}, expected ${next} (the manifest was edited or damaged)`);
-    next += sh.count;
-  }
-  if (next !== r.data.count) throw new LatentsError(`${file}: its shards hold ${next} images but it says count ${r.data.count} (the manifest was edited or damaged)`);
-  return r.data;
+  return readShardedManifest(dir, LatentsManifestSchema, KIND);
 }
 
 const captionsFile = (shard: string) => shard.replace(/\.safetensors$/, '.captions.json');
 
-/** A shard is complete when its safetensors file (written last, atomically) holds its count of latents. */
-function shardComplete(dir: string, s: LatentsManifest['shards'][number]): boolean {
-  const f = path.join(dir, s.file);
-  if (!existsSync(f)) return false;
-  try {
-    return readSafetensorsHeader(f).entries.some((e) => e.name === 'latents' && e.shape[0] === s.count);
-  } catch {
-    return false;
-  }
-}
+const complete = (dir: string, s: LatentsManifest['shards'][number]) => shardComplete(dir, s, 'latents');
 
 /** Encodes (or completes) a latents directory. */
 export async function makeLatents(cfg: LatentsConfig, log: (s: string) => void = console.log): Promise<LatentsManifest> {
@@ -127,7 +104,7 @@ export async function makeLatents(cfg: LatentsConfig, log: (s: string) => void =
       if (diff.length) throw new LatentsError(`${cfg.out} holds latents made with other settings (${diff.join(', ')} differ); use another --out or the same settings to resume`);
       m = old;
     }
-    for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
+    for (const sh of m.shards) sh.complete = complete(cfg.out, sh);
     const save = () => atomicWrite(path.join(cfg.out, MANIFEST), `${JSON.stringify(m, null, 1)}\n`, 'latents manifest');
     const left = m.shards.filter((s) => !s.complete);
     if (left.length < m.shards.length) log(`resuming: ${m.shards.length - left.length} of ${m.shards.length} shards already complete`);
@@ -192,7 +169,7 @@ export class LatentLoader {
       throw new LatentsError(`${dir}: latents encoded with the VAE of ${m.teacher.file}, not of this run's teacher ${o.expect.teacherFile}; encode the images with 'dmd latents --teacher ${o.expect.teacherFile}'`);
     if (m.latentShape.join() !== o.expect.latentShape.join())
       throw new LatentsError(`${dir}: latents of shape [${m.latentShape}] (${m.resolution} px), the run generates [${o.expect.latentShape}]; encode at the run's resolution with 'dmd latents --resolution'`);
-    const bad = m.shards.filter((s) => !shardComplete(dir, s));
+    const bad = m.shards.filter((s) => !complete(dir, s));
     if (bad.length) throw new LatentsError(`${dir}: ${bad.length} shard(s) incomplete (first ${bad[0]!.file}); finish them with 'dmd latents' and the same settings`);
     if (m.count < o.batchSize) throw new LatentsError(`${dir}: ${m.count} images, fewer than one batch of ${o.batchSize}`);
     const parts: Tensor[] = [];

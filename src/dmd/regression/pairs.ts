@@ -13,12 +13,12 @@ import { randn, randint, Generator, deriveSeed } from '../../tensor/random.js';
 import { arange, cat } from '../../tensor/create.js';
 import { cuda } from '../../tensor/cuda.js';
 import type { Device } from '../../tensor/device.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors } from '../../io/safetensors.js';
+import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
+import { readShardedManifest, shardComplete } from '../../io/sharded.js';
 import { Progress } from '../../train/progress.js';
-import { pathSha256, ensureDir, readRegularFile, atomicWrite } from '../../util/fs.js';
+import { pathSha256, ensureDir, atomicWrite } from '../../util/fs.js';
 import { fields, distributedShape, withoutLaunch } from '../../util/fields.js';
 import { Distributed } from '../../distributed/context.js';
-import { formatZodError } from '../../util/zod.js';
 import { foreach } from '../../tensor/foreach.js';
 import { defaultTeacherPath } from '../../edm/default-teacher.js';
 import { openPairsTeacher, type PairsTeacher } from './pair-teachers.js';
@@ -74,37 +74,10 @@ export class PairsError extends Error {
 }
 
 export function readPairsManifest(dir: string): PairsManifest {
-  const file = path.join(dir, 'pairs.json');
-  if (!existsSync(file)) throw new PairsError(`${dir}: no pairs.json (make the dataset with 'dmd pairs --out ${dir}')`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readRegularFile(file, 'pairs manifest', 64 * 2 ** 20).toString('utf8'));
-  } catch (e) {
-    throw new PairsError(`${file}: unreadable (${e instanceof Error ? e.message : String(e)}); re-run 'dmd pairs --out ${dir}' with its settings to repair it`);
-  }
-  const r = PairsManifestSchema.safeParse(raw);
-  if (!r.success) throw new PairsError(`${file}: not a valid dmd-torch pairs manifest (${formatZodError(r.error)})`);
-  const m = r.data;
-  let next = 0;
-  for (const sh of m.shards) {
-    if (sh.start !== next) throw new PairsError(`${file}: shard ${sh.file} starts at ${sh.start}, expected ${next} (the manifest was edited or damaged)`);
-    next += sh.count;
-  }
-  if (next !== m.count) throw new PairsError(`${file}: its shards hold ${next} pairs but it says count ${m.count} (the manifest was edited or damaged)`);
-  return m;
+  return readShardedManifest(dir, PairsManifestSchema, { name: 'pairs.json', what: 'pairs', items: 'pairs', command: 'dmd pairs', error: PairsError });
 }
 
-/** A shard file exists (written atomically) with its count of pairs. */
-function shardComplete(dir: string, s: PairsManifest['shards'][number]): boolean {
-  const f = path.join(dir, s.file);
-  if (!existsSync(f)) return false;
-  try {
-    const h = readSafetensorsHeader(f);
-    return h.entries.some((e) => e.name === 'y' && e.shape[0] === s.count);
-  } catch {
-    return false;
-  }
-}
+const shardDone = (dir: string, s: PairsManifest['shards'][number]) => shardComplete(dir, s, 'y');
 
 /** The manifest for these settings: a fresh one, or the one in cfg.out when it was made with the same settings (refused otherwise). */
 function openManifest(cfg: PairsConfig, teacher: { file: string; sha256: string }, t: PairsTeacher): PairsManifest {
@@ -170,7 +143,7 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
     dist.agree('dmd pairs settings', { ...withoutLaunch(cfg, ['out', 'device', 'batchSize', 'teacher', 'prompts']), teacher_sha256: sha, prompts_sha256: t.prompts?.sha256 ?? null, out: path.resolve(cfg.out) });
     const m = openManifest(cfg, { file: teacherFile, sha256: sha }, t);
     const saveManifest = () => { if (main) atomicWrite(path.join(cfg.out, 'pairs.json'), `${JSON.stringify(m, null, 1)}\n`, 'pairs manifest'); };
-    for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
+    for (const sh of m.shards) sh.complete = shardDone(cfg.out, sh);
     const left = m.shards.filter((sh) => !sh.complete);
     if (left.length < m.shards.length) log(`resuming: ${m.shards.length - left.length} of ${m.shards.length} shards already complete`);
     saveManifest();
@@ -186,7 +159,7 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
     }
     if (dist.enabled) {
       dist.barrier();
-      for (const sh of m.shards) sh.complete = shardComplete(cfg.out, sh);
+      for (const sh of m.shards) sh.complete = shardDone(cfg.out, sh);
       saveManifest();
       dist.destroy();
     }
@@ -209,7 +182,7 @@ export class PairsDataset {
     this.manifest = readPairsManifest(dir);
     const m = this.manifest;
     const k = conditionCount(m);
-    const bad = m.shards.filter((s) => !shardComplete(dir, s));
+    const bad = m.shards.filter((s) => !shardDone(dir, s));
     if (bad.length) throw new PairsError(`${dir}: ${bad.length} shard(s) incomplete (first ${bad[0]!.file}); finish them with 'dmd pairs' and the same settings`);
     const zs: Tensor[] = [], ys: Tensor[] = [], ls: Tensor[] = [];
     try {
