@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # The Fashion-MNIST text-to-image pipeline, end to end on a CPU: a KL autoencoder (dmd autoencoder), a
-# latent text-to-image teacher of the SD family on captions made from the class names (dmd teacher --mode
-# sd), its evaluation with DDIM and guidance on held-out phrasings, a DMD distillation of it (dmd-train) and
-# the one-step generator's evaluation on the same held-out phrasings. Every step writes into $OUT; a step
-# whose output exists is skipped, so the script can be re-run after an interruption.
+# latent text-to-image teacher of the SD family on captions made from the class names with its text
+# encoder trained alongside (dmd teacher --mode sd --train-text-encoder), the teacher's evaluation with
+# DDIM and guidance on held-out and on training phrasings, two distillations of it run side by side with
+# one thread each (dmd-train: distribution matching alone, and DMD's distribution matching + regression
+# on teacher pairs), and each one-step generator's evaluation on the same phrasings. Every step writes
+# into $OUT; a step whose output exists is skipped, so the script can be re-run after an interruption.
+# Results and timings: experiments/fmnist-t2i/README.md.
 #
-# Status: a first run (experiments/fmnist-t2i/README.md) with OpenBLAS: autoencoder 7.2 min, teacher (100 kimg)
-# 14.9 min, distillation (400 iterations) 5.8 min. With Debian's reference BLAS the teacher's steps are ~4x slower.
-#
-#   bash scripts/experiments/fmnist-t2i.sh                 # OUT=runs/fmnist-t2i
-#   AE_KIMG=60 TEACHER_KIMG=300 DMD_STEPS=600 bash scripts/experiments/fmnist-t2i.sh
+#   bash scripts/experiments/fmnist-t2i.sh                       # OUT=runs/fmnist-t2i
+#   TEACHER_KIMG=200 DMD_STEPS=1200 bash scripts/experiments/fmnist-t2i.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/fmnist-t2i}
-AE_KIMG=${AE_KIMG:-60}
-TEACHER_KIMG=${TEACHER_KIMG:-300}
-DMD_STEPS=${DMD_STEPS:-600}
+AE_KIMG=${AE_KIMG:-40}
+TEACHER_KIMG=${TEACHER_KIMG:-100}
+DMD_STEPS=${DMD_STEPS:-800}
 GUIDANCE=${GUIDANCE:-3}
-NUM=${NUM:-2000}
+NUM=${NUM:-1000}
+CAPTIONS=assets/fmnist-captions.jsonl
+HELDOUT=assets/fmnist-prompts-heldout.jsonl
 dmd() { node dist/cli/dmd.js "$@"; }
 stamp() { date -u +%H:%M:%S; }
 mkdir -p "$OUT"
@@ -27,30 +29,33 @@ if [ ! -f "$OUT/ae/autoencoder.safetensors" ]; then
 fi
 if [ ! -f "$OUT/teacher/teacher.safetensors" ]; then
   echo "[$(stamp)] teacher ($TEACHER_KIMG kimg)"
-  dmd teacher --mode sd --vae "$OUT/ae/autoencoder.safetensors" --captions assets/fmnist-captions.jsonl --data fashion-mnist \
+  dmd teacher --mode sd --vae "$OUT/ae/autoencoder.safetensors" --captions "$CAPTIONS" --train-text-encoder --data fashion-mnist \
     --out "$OUT/teacher" --kimg "$TEACHER_KIMG" --batch-size 64 --lr 5e-4 --sample-every 100000
 fi
-if [ ! -f "$OUT/teacher-eval.json" ]; then
-  echo "[$(stamp)] teacher evaluation (DDIM 25, guidance $GUIDANCE, held-out phrasings)"
-  dmd eval --teacher "$OUT/teacher/teacher.safetensors" --prompts assets/fmnist-prompts-heldout.jsonl --steps 25 --guidance "$GUIDANCE" \
-    --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/teacher-eval.json"
-fi
-if [ ! -f "$OUT/teacher-eval-train.json" ]; then
-  echo "[$(stamp)] teacher evaluation (DDIM 25, guidance $GUIDANCE, training phrasings)"
-  dmd eval --teacher "$OUT/teacher/teacher.safetensors" --prompts assets/fmnist-captions.jsonl --steps 25 --guidance "$GUIDANCE" \
-    --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/teacher-eval-train.json"
-fi
-if [ ! -f "$OUT/dmd/generator.safetensors" ]; then
-  echo "[$(stamp)] distillation ($DMD_STEPS iterations)"
-  node dist/cli/dmd-train.js --teacher "$OUT/teacher/teacher.safetensors" --prompts assets/fmnist-captions.jsonl --real-guidance "$GUIDANCE" \
-    --steps "$DMD_STEPS" --fake-updates-per-gen 1 --gen-lr 1e-4 --fake-lr 1e-4 --batch-size 32 --ema-decay 0.99 --final-eval 0 --sample-every 100 --out "$OUT/dmd"
-fi
-if [ ! -f "$OUT/generator-eval.json" ]; then
-  echo "[$(stamp)] generator evaluation (one step, held-out phrasings)"
-  dmd eval --generator "$OUT/dmd/generator.safetensors" --prompts assets/fmnist-prompts-heldout.jsonl --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/generator-eval.json"
-fi
-if [ ! -f "$OUT/generator-eval-train.json" ]; then
-  echo "[$(stamp)] generator evaluation (one step, training phrasings)"
-  dmd eval --generator "$OUT/dmd/generator.safetensors" --prompts assets/fmnist-captions.jsonl --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/generator-eval-train.json"
-fi
+evaluate() { # name, model flag, model file, extra flags...
+  local name=$1 flag=$2 file=$3; shift 3
+  for set in heldout train; do
+    local prompts=$HELDOUT; [ "$set" = train ] && prompts=$CAPTIONS
+    if [ ! -f "$OUT/$name-eval-$set.json" ]; then
+      echo "[$(stamp)] $name evaluation ($set phrasings)"
+      dmd eval "$flag" "$file" --prompts "$prompts" "$@" --num "$NUM" --ref fashion-mnist:test --ref-num 5000 --out "$OUT/$name-eval-$set.json"
+    fi
+  done
+}
+evaluate teacher --teacher "$OUT/teacher/teacher.safetensors" --steps 25 --guidance "$GUIDANCE"
+distil() { # name, extra flags...
+  local name=$1; shift
+  if [ ! -f "$OUT/$name/generator.safetensors" ]; then
+    echo "[$(stamp)] distillation $name ($DMD_STEPS iterations, one thread)"
+    DMD_NUM_THREADS=1 OMP_NUM_THREADS=1 node dist/cli/dmd-train.js --teacher "$OUT/teacher/teacher.safetensors" --prompts "$CAPTIONS" --real-guidance "$GUIDANCE" \
+      --steps "$DMD_STEPS" --fake-updates-per-gen 1 --gen-lr 1e-4 --fake-lr 1e-4 --batch-size 32 --ema-decay 0.99 --final-eval 0 --sample-every 200 \
+      --out "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1
+    echo "[$(stamp)] distillation $name done"
+  fi
+}
+distil dm &
+distil dmd --pairs auto &
+wait
+evaluate dm --generator "$OUT/dm/generator.safetensors"
+evaluate dmd --generator "$OUT/dmd/generator.safetensors"
 echo "[$(stamp)] done: $OUT"

@@ -2,7 +2,12 @@
 // settings, and that flags and --config always win over a recipe.
 import test from 'ava';
 import { DMDConfigSchema } from '../../src/dmd/config.js';
-import { applyRecipe, RECIPES } from '../../src/dmd/recipes.js';
+import { applyRecipe, RECIPES, BUNDLED_T2I_TEACHER, BUNDLED_T2I_PAIRS } from '../../src/dmd/recipes.js';
+import { BUNDLED_T2I_TEACHER_URL } from '../../src/sd/bundled-teacher.js';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { symlinkSync, copyFileSync } from 'node:fs';
+import { tempDir } from '../helpers/tmp.js';
 import { resolveConfig } from '../../src/cli/options.js';
 
 const resolve = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, applyRecipe);
@@ -100,4 +105,21 @@ test("--recipe sd15-dmd2-gan is DMD2's stage 2 for SD v1.5: the GAN on captioned
   t.is(c.fakeUpdatesPerGen, 10);
   t.is(c.realGuidance, 1.75);
   t.is(c.lambdaReg, 0);
+});
+
+test('the bundled text-to-image teacher (through any path to it) gets its own defaults; a copy elsewhere or another recipe does not', (t) => {
+  const bundled = fileURLToPath(BUNDLED_T2I_TEACHER_URL);
+  const dir = tempDir();
+  const link = path.join(dir, 'linked.safetensors');
+  symlinkSync(bundled, link);
+  for (const teacher of [bundled, path.relative(process.cwd(), bundled), link]) {
+    const c = resolve({ teacher, prompts: 'assets/fmnist-prompts.txt' });
+    for (const [k, v] of Object.entries(BUNDLED_T2I_TEACHER)) t.deepEqual(c[k as keyof typeof c], v, `${teacher}: ${k}`);
+    t.is(c.pairs, BUNDLED_T2I_PAIRS ? 'auto' : undefined);
+  }
+  t.is(resolve({ teacher: bundled, prompts: 'p.txt', 'real-guidance': 2 }).realGuidance, 2);
+  const copy = path.join(dir, 'copy.safetensors');
+  copyFileSync(bundled, copy);
+  t.is(resolve({ teacher: copy, prompts: 'p.txt' }).realGuidance, 1);
+  t.is(resolve({ teacher: bundled, prompts: 'p.txt', recipe: 'sd15-dmd2' }).fakeUpdatesPerGen, 10);
 });
