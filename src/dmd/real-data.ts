@@ -35,8 +35,8 @@ export function openRealData(spec: string, o: { real: ScoreModel; teacher: { pat
       dispose: () => l.dispose(),
     };
   }
-  const spec_ = real.imageSpec;
-  const loader = new ImageLoader(openDataset(spec, { resolution: spec_.img_resolution }), { batchSize: o.globalBatch, resolution: spec_.img_resolution, channels: spec_.img_channels, numClasses: spec_.label_dim, device: o.device, seed, notice: o.notice });
+  const img = real.imageSpec;
+  const loader = new ImageLoader(openDataset(spec, { resolution: img.img_resolution }), { batchSize: o.globalBatch, resolution: img.img_resolution, channels: img.img_channels, numClasses: img.label_dim, device: o.device, seed, notice: o.notice });
   return {
     next: () => {
       const b = loader.next();

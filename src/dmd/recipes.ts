@@ -62,8 +62,6 @@ export const BUNDLED_TEACHER: Partial<DMDConfig> = { fakeUpdatesPerGen: 1, steps
  * held-out phrasings where distribution matching alone gave 1.62x (mode collapse: recall 0.26 vs 0.65).
  */
 export const BUNDLED_T2I_TEACHER: Partial<DMDConfig> = { realGuidance: 3, fakeUpdatesPerGen: 1, steps: 800, batchSize: 32, emaDecay: 0.99 };
-/** whether the default recipe regresses the bundled text-to-image teacher's generator onto automatically made pairs */
-export const BUNDLED_T2I_PAIRS = true;
 
 /**
  * Fills the settings a recipe defines and the input leaves unset (an undefined value counts as unset).
@@ -81,6 +79,6 @@ export function applyRecipe(input: Record<string, unknown>, o: { teacherInMemory
   const bundledT2I = name === 'default' && typeof input.teacher === 'string' && !o.teacherInMemory && isBundledTextToImageTeacher(input.teacher);
   const out: Record<string, unknown> = { ...input };
   for (const [key, value] of Object.entries({ ...RECIPES[name], ...(bundled ? BUNDLED_TEACHER : {}), ...(bundledT2I ? BUNDLED_T2I_TEACHER : {}) })) out[key] ??= value;
-  if ((bundled || (bundledT2I && BUNDLED_T2I_PAIRS)) && out.pairs === undefined && out.lambdaReg !== 0) out.pairs = 'auto';
+  if ((bundled || bundledT2I) && out.pairs === undefined && out.lambdaReg !== 0) out.pairs = 'auto';
   return out;
 }
