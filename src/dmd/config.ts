@@ -43,6 +43,8 @@ export const DMDConfigSchema = z.object({
   warmupSteps: z.number().int().min(0).default(100).describe('linear learning-rate warm-up (iterations)'),
   gradClip: z.number().min(0).default(10).describe('global gradient-norm clipping (0 = off)'),
   fakeUpdatesPerGen: z.number().int().positive().default(5).describe('two time-scale ratio: fake-score updates per generator update (DMD2: 5, DMD: 1; the default recipe with the bundled teacher: 1)'),
+  dmStart: z.number().int().min(0).default(0).describe('iterations of regression alone (no fake score, no GAN) before distribution matching begins: cheap early progress on the pairs, distribution matching after it; needs --pairs'),
+  fakeWarmup: z.number().int().min(0).default(0).describe('fake-score updates on samples of the fixed generator when distribution matching begins (after --dm-start), so that its first gradients come from a fake score that has learned the generator'),
   regression: z.enum(REGRESSION_LOSSES).default('pseudo-huber').describe('regression loss on the pairs (DMD: lpips, which needs --lpips weights)'),
   lambdaReg: z.number().min(0).default(0.25).describe('weight of the regression loss'),
   lpips: z.string().min(1).optional().describe("LPIPS VGG weights, needed for --regression lpips: a directory holding torchvision's vgg16-397923af.pth and LPIPS v0.1 vgg.pth, the two paths joined by a comma, or the file scripts/convert-lpips.py writes"),

@@ -31,6 +31,8 @@ export function describeDMD(tr: DMDTrainer): string {
     cfg.lambdaDm > 0 ? `distribution matching x${cfg.lambdaDm}, fake:gen ${cfg.fakeUpdatesPerGen}:1` : 'no distribution matching',
     tr.regression ? `regression ${cfg.regression} x${cfg.lambdaReg} on ${tr.regression.size} pairs` : 'no regression loss (no --pairs)',
   ];
+  if (cfg.dmStart > 0) parts.push(`regression alone for the first ${cfg.dmStart} iterations`);
+  if (cfg.fakeWarmup > 0) parts.push(`then ${cfg.fakeWarmup} iterations of fake-score warm-up`);
   const head = tr.critic?.head;
   if (head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${head.channels}-channel bottleneck, real images ${cfg.data})`);
   if (tr.ema) parts.push(`EMA ${cfg.emaDecay}`);

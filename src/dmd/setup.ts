@@ -41,6 +41,10 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
     throw new DMDSetupError('--recipe sd15-dmd regresses onto teacher pairs: give --pairs DIR (dmd pairs --teacher T --prompts P --out DIR) or --pairs auto');
   if (cfg.lambdaDm === 0 && !(cfg.pairs && cfg.lambdaReg > 0) && !cfg.gan)
     throw new DMDSetupError('--lambda-dm 0 leaves no loss for the generator: give --pairs (regression only) or --gan');
+  if (cfg.dmStart > 0 && !(cfg.pairs && cfg.lambdaReg > 0))
+    throw new DMDSetupError(`--dm-start ${cfg.dmStart} trains by regression alone first, which needs --pairs (and --lambda-reg > 0)`);
+  if ((cfg.dmStart > 0 || cfg.fakeWarmup > 0) && cfg.lambdaDm === 0 && !cfg.gan)
+    throw new DMDSetupError('--dm-start and --fake-warmup schedule distribution matching, which --lambda-dm 0 turns off');
   return cfg;
 }
 

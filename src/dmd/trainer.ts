@@ -124,11 +124,29 @@ export class DMDTrainer {
   get ema(): ScoreModel | null { return this.generator.ema; }
   get labelDim(): number { return this.real.conditionDim; }
 
-  /** One iteration: the generator turn every fakeUpdatesPerGen-th iteration, the fake-score turn always (when there is a fake score). */
+  /**
+   * The phase of an iteration: regression alone before --dm-start, then --fake-warmup updates of the
+   * fake score alone, then DMD proper (the generator turn every fakeUpdatesPerGen-th iteration from its start).
+   */
+  phase(step = this.step): 'regression' | 'fake-warmup' | 'dmd' {
+    if (step < this.cfg.dmStart) return 'regression';
+    return step < this.cfg.dmStart + this.cfg.fakeWarmup ? 'fake-warmup' : 'dmd';
+  }
+
+  /**
+   * One iteration. DMD proper: the generator turn every fakeUpdatesPerGen-th iteration, the fake-score
+   * turn always (when there is a fake score); the regression phase has only the generator's turn
+   * (regression alone), the fake-score warm-up only the fake score's. The fake score's learning-rate
+   * warm-up counts from its first update.
+   */
   iteration(): StepMetrics {
     const cfg = this.cfg;
-    const generatorTurn = !this.critic || this.step % cfg.fakeUpdatesPerGen === 0;
+    const phase = this.phase();
+    const dmdStart = cfg.dmStart + cfg.fakeWarmup;
+    const generatorTurn = phase === 'regression' || (phase === 'dmd' && (!this.critic || (this.step - dmdStart) % cfg.fakeUpdatesPerGen === 0));
+    const fakeTurn = !!this.critic && phase !== 'regression';
     const scale = this.lrScale(this.step + 1);
+    const fakeScale = this.lrScale(this.step + 1 - cfg.dmStart);
     const out = tidy(() => {
       const m: Record<string, Tensor> = {};
       const B = cfg.batchSize;
@@ -136,10 +154,10 @@ export class DMDTrainer {
       const z = this.rng.randn([B, ...this.real.sampleShape]);
       const t0 = performance.now();
       let x: Tensor | null;
-      if (generatorTurn) x = this.generatorTurn(z, cond, scale, m);
+      if (generatorTurn) x = this.generatorTurn(z, cond, scale, m, phase === 'regression');
       else x = noGrad(() => this.generator.forward(z, cond));
       const t1 = performance.now();
-      if (this.critic) this.fakeScoreTurn(x!, cond, scale, m);
+      if (fakeTurn) this.fakeScoreTurn(x!, cond, fakeScale, m);
       this.turnSeconds.generator = generatorTurn ? (t1 - t0) / 1000 : 0;
       this.turnSeconds.fakeScore = (performance.now() - t1) / 1000;
       return m;
@@ -150,11 +168,12 @@ export class DMDTrainer {
 
   /**
    * The generator's update: distribution matching, regression and the GAN generator term, back-propagated
-   * with the critic frozen. Returns G's samples (null when there is no critic to train on them).
+   * with the critic frozen (`regressionOnly`: the regression phase). Returns G's samples (null when no
+   * critic trains on them).
    */
-  private generatorTurn(z: Tensor, cond: Conditioning, scale: number, m: Record<string, Tensor>): Tensor | null {
+  private generatorTurn(z: Tensor, cond: Conditioning, scale: number, m: Record<string, Tensor>, regressionOnly = false): Tensor | null {
     const cfg = this.cfg;
-    const critic = this.critic;
+    const critic = regressionOnly ? null : this.critic;
     const x = critic ? this.generator.forward(z, cond) : null;
     const backward = () => {
       const terms: Tensor[] = [];
