@@ -1,0 +1,333 @@
+// Budget curves of the distillation recipes on the bundled Fashion-MNIST teacher, with diagnostics of the
+// distribution-matching term (src/dmd/diagnostics.ts) along the way (experiments/fmnist-budget).
+//
+//   npx tsx scripts/experiments/fmnist-budget.ts train ID [--steps N] [--every E]   # a resumable dmd-train run, a checkpoint every E iterations
+//   npx tsx scripts/experiments/fmnist-budget.ts eval ID                            # FD/precision/recall of G and its EMA + diagnostics at each new checkpoint
+//   npx tsx scripts/experiments/fmnist-budget.ts calibrate [ID,...]                 # seconds per iteration of each recipe with all threads, alone on the machine
+//   npx tsx scripts/experiments/fmnist-budget.ts report                             # experiments/fmnist-budget: results.md, curves.json, PNG plots
+//
+// Runs go two at a time with one libtorch thread each (DMD_NUM_THREADS=1); their time axis is the
+// iterations times the calibrated seconds per iteration of the same recipe with both threads alone, so
+// the curves read in minutes of a 2-core machine running one job. Everything lives in --out (runs/budget).
+import { existsSync, readFileSync, readdirSync, writeFileSync, appendFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { DMDTrainer, tidy, dispose, noGrad, randn, Generator, loadEDM, defaultTeacherPath, edmSample, karrasSteps, evaluate, EvalConfigSchema, getNumThreads, buildInfo, type DMDConfig } from '../../src/index.js';
+import { CheckpointStore } from '../../src/train/checkpoints.js';
+import { dmDiagnostics, type DMDiagnostics } from '../../src/dmd/diagnostics.js';
+import { PairsDataset } from '../../src/dmd/regression/pairs.js';
+import { resolveAutoPairs } from '../../src/dmd/regression/auto-pairs.js';
+import { ensureDir, atomicWrite } from '../../src/util/fs.js';
+import { denoiser } from '../../src/edm/guidance.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import type { ScoreModel } from '../../src/dmd/score-model.js';
+
+const argv = process.argv.slice(2);
+const opt = (n: string, d: string) => { const i = argv.indexOf(`--${n}`); return i >= 0 ? argv[i + 1]! : d; };
+const [mode, id] = argv;
+const out = path.resolve(opt('out', 'runs/budget'));
+const publish = path.resolve(opt('publish', 'experiments/fmnist-budget'));
+const log = (s: string) => console.log(`[budget] ${s}`);
+
+interface Preset {
+  label: string;
+  dmd: Partial<DMDConfig> & Record<string, unknown>;
+  /** a phased run (dmStart): take its regression phase from this regression-only run's checkpoint */
+  branchFrom?: string;
+  /** the calibrated run whose seconds per iteration this run's (DMD-phase) iterations cost (default: its own) */
+  costAs?: string;
+}
+const reg = { pairs: 'auto' } as const;
+export const PRESETS: Record<string, Preset> = {
+  reg: { label: 'regression only', dmd: { ...reg, lambdaDm: 0 } },
+  'dmd-1': { label: 'DMD: DM + regression, fake:gen 1 (the default recipe)', dmd: { ...reg, fakeUpdatesPerGen: 1 } },
+  'dmd-5': { label: 'DMD: DM + regression, fake:gen 5', dmd: { ...reg, fakeUpdatesPerGen: 5 } },
+  'dm-5': { label: 'DM only, fake:gen 5', dmd: { fakeUpdatesPerGen: 5, lambdaReg: 0 } },
+  'dmd-1-reg0.025': { label: 'DMD, fake:gen 1, regression weight 0.025 (a tenth)', dmd: { ...reg, fakeUpdatesPerGen: 1, lambdaReg: 0.025 }, costAs: 'dmd-1' },
+  'reg600-dm10-5': { label: 'regression alone for 600 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
+  'reg2400-dm10-5': { label: 'regression alone for 2400 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
+  'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branchFrom: 'reg', costAs: 'dmd-5' },
+  'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
+};
+// settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
+const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metricsEvery: 10, finalEval: 0, keepCheckpoints: 10000 } as const;
+
+function preset(name: string | undefined): Preset {
+  const p = name ? PRESETS[name] : undefined;
+  if (!p) throw new Error(`unknown run '${name}'; one of ${Object.keys(PRESETS).join(', ')}`);
+  return p;
+}
+const runDir = (name: string) => path.join(out, name, 'run');
+const curveFile = (name: string) => path.join(out, name, 'curve.jsonl');
+
+async function settings(name: string, extra: Record<string, unknown> = {}): Promise<Partial<DMDConfig> & Record<string, unknown>> {
+  const p = preset(name);
+  return resolveAutoPairs({ ...shared, ...p.dmd, out: runDir(name), ...extra } as Partial<DMDConfig>, log) as Promise<Partial<DMDConfig> & Record<string, unknown>>;
+}
+
+/**
+ * A phased run (--dm-start S) branched off the regression-only run at its checkpoint S: the regression
+ * phase of a phased run is exactly a regression-only run (test/native/dmd-phases.test.ts), so its
+ * generator, EMA, optimizer and random streams are taken from there and the fresh fake score and its
+ * optimizer from the new trainer; the run then continues from iteration S.
+ */
+function branchFrom(tr: DMDTrainer, from: string): void {
+  const S = tr.cfg.dmStart;
+  const c = new CheckpointStore(path.join(runDir(from), 'checkpoints'), 10000, 'checkpoint', false).list().find((k) => k.step === S);
+  if (!c) throw new Error(`the ${from} run has no checkpoint at iteration ${S} (--dm-start) to branch from`);
+  const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
+  tidy(() => {
+    const own = tr.state.snapshot();
+    const tensors = new Map(ck.tensors);
+    for (const [k, v] of own.tensors) if (k.startsWith('fake/') || k.startsWith('optF/')) tensors.set(k, v);
+    tr.state.restore({ ...ck, tensors, meta: { ...ck.meta, values: { ...ck.meta.values, 'optF.step': own.values['optF.step'] } } });
+  });
+  for (const t of ck.tensors.values()) t.dispose();
+  log(`branched off ${from} at iteration ${S}`);
+}
+
+async function train(name: string): Promise<void> {
+  const p = preset(name);
+  const steps = Number(opt('steps', '2400'));
+  const every = Number(opt('every', '200'));
+  const cfg = await settings(name, { steps, checkpointEvery: every, resume: true });
+  const tr = new DMDTrainer(cfg, log);
+  if (p.branchFrom && !new CheckpointStore(path.join(runDir(name), 'checkpoints'), 10000, 'checkpoint', false).list().length) branchFrom(tr, p.branchFrom);
+  log(`${name}: ${tr.describe()}; ${getNumThreads()} threads`);
+  await tr.train(log, { progress: false });
+  tr.dispose();
+}
+
+interface CurvePoint {
+  step: number;
+  genUpdates: number;
+  /** wall seconds of training in this run (one thread, another run beside it) */
+  seconds: number;
+  G: Record<string, number>;
+  ema: Record<string, number> | null;
+  diagnostics: DMDiagnostics | null;
+  /**
+   * mean l2 distance of G's (and the EMA's) output to the teacher's Heun-18 ODE output from the same
+   * noise, on 64 noises of the pairs (trained on) and 64 fresh ones: the regression's generalisation gap
+   */
+  odeDistance?: { G: { pairs: number; fresh: number }; ema: { pairs: number; fresh: number } | null };
+}
+
+function metricsAt(name: string): Map<number, Record<string, number>> {
+  const f = path.join(runDir(name), 'metrics.jsonl');
+  const m = new Map<number, Record<string, number>>();
+  if (!existsSync(f)) return m;
+  for (const line of readFileSync(f, 'utf8').trim().split('\n')) {
+    const r = JSON.parse(line) as Record<string, number>;
+    m.set(r.step!, r);
+  }
+  return m;
+}
+
+function readCurve(name: string): CurvePoint[] {
+  const f = curveFile(name);
+  return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as CurvePoint) : [];
+}
+
+async function evalRun(name: string): Promise<void> {
+  const curve = readCurve(name);
+  const done = new Set(curve.map((c) => c.step));
+  const store = new CheckpointStore(path.join(runDir(name), 'checkpoints'), 10000, 'checkpoint', false);
+  const todo = store.list().filter((c) => !done.has(c.step));
+  // points evaluated before the ODE-distance probe existed get it added
+  const backfill = store.list().filter((c) => curve.some((p) => p.step === c.step && !p.odeDistance));
+  if (!todo.length && !backfill.length) return log(`${name}: every checkpoint evaluated`);
+  const cfg = await settings(name, { steps: 1e9 });
+  const tr = new DMDTrainer(cfg, () => {});
+  const probePairs = new PairsDataset(((await resolveAutoPairs({ ...shared, pairs: 'auto' }, () => {})).pairs) as string);
+  const metrics = metricsAt(name);
+  // the generalisation probe: 64 pair noises with their targets, 64 fresh noises with the teacher's ODE outputs
+  const probe = tidy(() => {
+    const pb = probePairs.batch(64, Generator.create('cpu', 4321), 'cpu');
+    const cond = tr.real.conditionsOf(pb.index);
+    const z = randn(pb.z.shape, { generator: Generator.create('cpu', 8765) });
+    const teacherNet = loadEDM(defaultTeacherPath());
+    const y = noGrad(() => edmSample(denoiser(teacherNet), z, cond, karrasSteps(18)).x.to('float32'));
+    teacherNet.dispose();
+    return { pz: pb.z, py: pb.y, cond: cond!, z, y };
+  });
+  const odeDistance = (net: ScoreModel) => tidy(() => {
+    const d = (a: Tensor, b: Tensor) => a.sub(b).square().sum([1, 2, 3]).sqrt().mean().item();
+    return { pairs: d(net.generate(probe.pz, probe.cond, tr.generator.level), probe.py), fresh: d(net.generate(probe.z, probe.cond, tr.generator.level), probe.y) };
+  });
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-'));
+  const evalFile = async (file: string) => {
+    const r = await evaluate(EvalConfigSchema.parse({ generator: file, num: 1000, refNum: 10000, seed: 0, device: 'cpu', batchSize: 250, out: path.join(tmp, 'metrics.json') }), () => {}, { single: true });
+    const pick = ['FD-fmnist', 'precision', 'recall', 'classifier_accuracy_on_samples'];
+    return Object.fromEntries(pick.map((k) => [k, r[k] as number]));
+  };
+  for (const c of backfill) {
+    const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
+    tr.state.restore(ck);
+    for (const t of ck.tensors.values()) t.dispose();
+    const p = curve.find((q) => q.step === c.step)!;
+    p.odeDistance = noGrad(() => ({ G: odeDistance(tr.G), ema: tr.ema ? odeDistance(tr.ema) : null }));
+    log(`${name} @ ${c.step}: |G(z) - ODE(z)| (EMA) pairs ${(p.odeDistance.ema ?? p.odeDistance.G).pairs.toFixed(3)} fresh ${(p.odeDistance.ema ?? p.odeDistance.G).fresh.toFixed(3)} (added)`);
+  }
+  if (backfill.length) atomicWrite(curveFile(name), curve.map((p) => `${JSON.stringify(p)}\n`).join(''));
+  for (const c of todo) {
+    const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
+    tr.state.restore(ck);
+    for (const t of ck.tensors.values()) t.dispose();
+    tr.exportGenerator(path.join(tmp, 'G.safetensors'), 'G');
+    const G = await evalFile(path.join(tmp, 'G.safetensors'));
+    let ema: Record<string, number> | null = null;
+    if (tr.ema) {
+      tr.exportGenerator(path.join(tmp, 'ema.safetensors'), 'ema');
+      ema = await evalFile(path.join(tmp, 'ema.safetensors'));
+    }
+    const diagnostics = tr.critic
+      ? dmDiagnostics({ generator: tr.generator, critic: tr.critic, pairs: probePairs, schedule: tr.schedule }, { ...tr.cfg, lambdaReg: tr.cfg.lambdaReg || 0.25, regression: tr.cfg.regression })
+      : null;
+    const m = metrics.get(c.step);
+    const { dmStart: S, fakeWarmup: W, fakeUpdatesPerGen: fg } = tr.cfg;
+    const genUpdates = tr.critic ? Math.min(c.step, S) + Math.ceil(Math.max(c.step - S - W, 0) / fg) : c.step;
+    const ode = noGrad(() => ({ G: odeDistance(tr.G), ema: tr.ema ? odeDistance(tr.ema) : null }));
+    const point: CurvePoint = { step: c.step, genUpdates, seconds: m?.seconds ?? NaN, G, ema, diagnostics, odeDistance: ode };
+    appendFileSync(curveFile(name), `${JSON.stringify(point)}\n`);
+    const d = diagnostics ? `; fake/real ${diagnostics.levels.map((l) => l.fakeOverReal.toFixed(2)).join(' ')}; |DM|/|reg| ${diagnostics.levels.map((l) => l.normRatio.toFixed(3)).join(' ')}; cos ${diagnostics.levels.map((l) => l.cosine.toFixed(2)).join(' ')}; weights cos ${diagnostics.weightsCosine.toFixed(3)} ratio ${diagnostics.weightsNormRatio.toFixed(3)}` : '';
+    const o = ode.ema ?? ode.G;
+    log(`${name} @ ${c.step}: FD G ${G['FD-fmnist']!.toFixed(3)}${ema ? `, EMA ${ema['FD-fmnist']!.toFixed(3)}` : ''}; |G(z) - ODE(z)| (EMA) pairs ${o.pairs.toFixed(3)} fresh ${o.fresh.toFixed(3)}${d}`);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  dispose(probe);
+  probePairs.dispose();
+  tr.dispose();
+}
+
+async function calibrate(names: string[]): Promise<void> {
+  const file = path.join(ensureDir(out, '--out'), 'calibration.json');
+  const cal = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  for (const name of names) {
+    const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-cal-'));
+    // 'fake-warmup': iterations of the fake score alone (the phase after --dm-start)
+    const cfg = name === 'fake-warmup' ? await settings('dmd-5', { out: tmp, steps: 1e9, fakeWarmup: 1e8 }) : await settings(name, { out: tmp, steps: 1e9 });
+    const tr = new DMDTrainer(cfg, () => {});
+    const warm = 5, n = Number(opt('iterations', '30'));
+    for (let i = 0; i < warm; i++) tr.iteration();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) tr.iteration();
+    const s = (performance.now() - t0) / 1000 / n;
+    cal[name] = { secondsPerIteration: s, threads: getNumThreads(), iterations: n, cpu: os.cpus()[0]?.model, torch: buildInfo().torchVersion };
+    log(`${name}: ${s.toFixed(3)} s/iteration (${getNumThreads()} threads)`);
+    tr.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+    atomicWrite(file, `${JSON.stringify(cal, null, 1)}\n`);
+  }
+}
+
+// ---- report --------------------------------------------------------------------------------------
+
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
+
+interface Series { name: string; points: [number, number][]; dashed?: boolean }
+
+/** A line chart as SVG (axes, ticks, legend), rendered to PNG by headless Chromium. */
+function chart(file: string, title: string, xLabel: string, yLabel: string, series: Series[], o: { yMin?: number; yMax?: number; hline?: { y: number; label: string }[] } = {}): void {
+  const W = 900, H = 520, L = 70, R = 260, T = 40, B = 50;
+  // points outside [yMin, yMax] are left out (the tables have them)
+  series = series.map((s) => ({ ...s, points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && y <= (o.yMax ?? Infinity) && y >= (o.yMin ?? -Infinity)) }));
+  const all = series.flatMap((s) => s.points);
+  if (!all.length) return;
+  const x1 = Math.max(...all.map(([x]) => x)) * 1.02;
+  const ys = all.map(([, y]) => y).concat((o.hline ?? []).map((h) => h.y));
+  const y0 = o.yMin ?? Math.min(0, ...ys), y1 = o.yMax ?? Math.max(...ys) * 1.05;
+  const px = (x: number) => L + (x / x1) * (W - L - R);
+  const py = (y: number) => H - B - ((Math.min(y, y1) - y0) / (y1 - y0)) * (H - T - B);
+  const tick = (hi: number) => { const raw = hi / 6; const p = 10 ** Math.floor(Math.log10(raw)); return [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw)!; };
+  const parts: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="13"><rect width="100%" height="100%" fill="white"/>`];
+  parts.push(`<text x="${L}" y="24" font-size="16">${title}</text>`);
+  const tx = tick(x1), ty = tick(y1 - y0);
+  for (let x = 0; x <= x1; x += tx) parts.push(`<line x1="${px(x)}" y1="${T}" x2="${px(x)}" y2="${H - B}" stroke="#eee"/><text x="${px(x)}" y="${H - B + 16}" text-anchor="middle">${+x.toFixed(3)}</text>`);
+  for (let y = Math.ceil(y0 / ty) * ty; y <= y1; y += ty) parts.push(`<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" stroke="#eee"/><text x="${L - 6}" y="${py(y) + 4}" text-anchor="end">${+y.toFixed(3)}</text>`);
+  parts.push(`<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`);
+  parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${xLabel}</text><text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${yLabel}</text>`);
+  for (const h of o.hline ?? []) parts.push(`<line x1="${L}" y1="${py(h.y)}" x2="${W - R}" y2="${py(h.y)}" stroke="#555" stroke-dasharray="2 4"/><text x="${W - R - 4}" y="${py(h.y) - 4}" text-anchor="end" fill="#555">${h.label}</text>`);
+  series.forEach((s, i) => {
+    const c = COLORS[i % COLORS.length];
+    const pts = s.points;
+    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" ${s.dashed ? 'stroke-dasharray="6 4"' : ''} points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
+    for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${c}"/>`);
+    parts.push(`<line x1="${W - R + 14}" y1="${T + 10 + i * 20}" x2="${W - R + 40}" y2="${T + 10 + i * 20}" stroke="${c}" stroke-width="2" ${s.dashed ? 'stroke-dasharray="6 4"' : ''}/><text x="${W - R + 46}" y="${T + 14 + i * 20}">${s.name}</text>`);
+  });
+  parts.push('</svg>');
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'chart-'));
+  const svg = path.join(tmp, 'chart.svg');
+  writeFileSync(svg, parts.join('\n'));
+  execFileSync('chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', `--window-size=${W},${H}`, `--screenshot=${file}`, `file://${svg}`], { stdio: 'ignore' });
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
+ * Minutes of a 2-core machine running the run alone, from the calibrated seconds per iteration of each
+ * phase: regression (reg), fake-score warm-up, and the recipe itself (or the run it costs as).
+ */
+function minutesOf(name: string, cal: Record<string, { secondsPerIteration: number }>): (step: number) => number {
+  const p = PRESETS[name];
+  const S = (p?.dmd.dmStart as number | undefined) ?? 0;
+  const W = (p?.dmd.fakeWarmup as number | undefined) ?? 0;
+  const c = (k: string) => cal[k]?.secondsPerIteration ?? NaN;
+  const own = c(p?.costAs ?? name);
+  return (step) => (Math.min(step, S) * (S ? c('reg') : 0) + Math.min(Math.max(step - S, 0), W) * (W ? c('fake-warmup') : 0) + Math.max(step - S - W, 0) * own) / 60;
+}
+
+function report(): void {
+  ensureDir(publish, '--publish');
+  const calFile = path.join(out, 'calibration.json');
+  const cal = existsSync(calFile) ? (JSON.parse(readFileSync(calFile, 'utf8')) as Record<string, { secondsPerIteration: number }>) : {};
+  const names = readdirSync(out).filter((n) => existsSync(curveFile(n)));
+  const rows: string[] = [];
+  const curves: Record<string, unknown> = {};
+  const fdSeries: Series[] = [];
+  for (const name of names) {
+    const pts = readCurve(name).sort((a, b) => a.step - b.step);
+    const minutes = minutesOf(name, cal);
+    const spi = cal[PRESETS[name]?.costAs ?? name]?.secondsPerIteration;
+    curves[name] = { label: PRESETS[name]?.label ?? name, secondsPerIteration: spi ?? null, points: pts.map((p) => ({ ...p, minutes: minutes(p.step) })) };
+    fdSeries.push({ name: `${name} (EMA)`, points: pts.map((p) => [minutes(p.step), (p.ema ?? p.G)['FD-fmnist']!]) });
+    for (const p of pts) {
+      const f = (r: Record<string, number> | null, k: string) => (r ? r[k]!.toFixed(3) : '–');
+      const o = p.odeDistance ? p.odeDistance.ema ?? p.odeDistance.G : null;
+      rows.push(`| ${name} | ${p.step} | ${p.genUpdates} | ${minutes(p.step).toFixed(1)} | ${f(p.G, 'FD-fmnist')} | ${f(p.ema, 'FD-fmnist')} | ${f(p.ema ?? p.G, 'precision')} | ${f(p.ema ?? p.G, 'recall')} | ${f(p.ema ?? p.G, 'classifier_accuracy_on_samples')} | ${o ? `${o.pairs.toFixed(2)} / ${o.fresh.toFixed(2)}` : '–'} |`);
+    }
+  }
+  writeFileSync(path.join(publish, 'curves.json'), `${JSON.stringify({ calibration: cal, curves }, null, 1)}\n`);
+  writeFileSync(
+    path.join(publish, 'results.md'),
+    ['| run | iterations | G updates | minutes (2 threads) | FD G | FD EMA | precision (EMA) | recall (EMA) | accuracy (EMA) | to the ODE output, pair / fresh noise (EMA) |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n') + '\n',
+  );
+  chart(path.join(publish, 'fd-vs-minutes.png'), 'FD-fmnist of the EMA generator against training time', 'minutes of training on 2 cores (pairs not included)', 'FD-fmnist', fdSeries, { yMin: 0.4, yMax: 1.2, hline: [{ y: 0.53, label: 'teacher (Heun 18)' }, { y: 0.636, label: '1.2x teacher' }] });
+  const odeSeries = names.flatMap((name) => {
+    const pts = readCurve(name).filter((p) => p.odeDistance).sort((a, b) => a.step - b.step);
+    const m = minutesOf(name, cal);
+    const e = (p: CurvePoint) => p.odeDistance!.ema ?? p.odeDistance!.G;
+    return pts.length ? [{ name: `${name}: pair noise`, dashed: true, points: pts.map((p) => [m(p.step), e(p).pairs] as [number, number]) }, { name: `${name}: fresh noise`, points: pts.map((p) => [m(p.step), e(p).fresh] as [number, number]) }] : [];
+  });
+  chart(path.join(publish, 'ode-distance.png'), "mean |G(z) - teacher ODE(z)| of the EMA generator", 'minutes of training on 2 cores (pairs not included)', 'l2 distance (32x32 image in [-1, 1])', odeSeries);
+  for (const name of names) {
+    const pts = readCurve(name).filter((p) => p.diagnostics).sort((a, b) => a.step - b.step);
+    if (!pts.length) continue;
+    const K = pts[0]!.diagnostics!.levels.length;
+    const lv = (k: number) => `sigma ${pts[0]!.diagnostics!.levels[k]!.level.toPrecision(2)}`;
+    const per = (f: (l: DMDiagnostics['levels'][number]) => number): Series[] => Array.from({ length: K }, (_, k) => ({ name: lv(k), points: pts.map((p) => [p.step, f(p.diagnostics!.levels[k]!)] as [number, number]) }));
+    chart(path.join(publish, `${name}-fake-tracking.png`), `${name}: fake score's denoising loss / teacher's, on generator samples`, 'iteration', 'fake / teacher', per((l) => l.fakeOverReal), { hline: [{ y: 1, label: 'no better than the teacher' }] });
+    chart(path.join(publish, `${name}-dm-vs-reg.png`), `${name}: |DM gradient| / |regression gradient| (samples)`, 'iteration', 'norm ratio', [...per((l) => l.normRatio), { name: 'in G\'s weights', dashed: true, points: pts.map((p) => [p.step, p.diagnostics!.weightsNormRatio]) }]);
+    chart(path.join(publish, `${name}-dm-cosine.png`), `${name}: cosine of DM and regression gradients`, 'iteration', 'cosine', [...per((l) => l.cosine), { name: 'in G\'s weights', dashed: true, points: pts.map((p) => [p.step, p.diagnostics!.weightsCosine]) }]);
+  }
+  log(`wrote ${publish}`);
+}
+
+if (mode === 'train') await train(id!);
+else if (mode === 'eval') await evalRun(id!);
+else if (mode === 'calibrate') await calibrate(id ? id.split(',') : [...Object.keys(PRESETS).filter((n) => !PRESETS[n]!.costAs), 'fake-warmup']);
+else if (mode === 'report') report();
+else {
+  console.error('usage: fmnist-budget.ts train|eval ID | calibrate [IDS] | report');
+  process.exit(2);
+}
