@@ -5,8 +5,8 @@
 //
 //   npx tsx scripts/experiments/toy-dm.ts [--iterations 1500] [--out experiments/fmnist-budget/toy-dm.md]
 import { writeFileSync } from 'node:fs';
-import { tidy, noGrad, randn, Generator, AdamW, DMDTrainer, edmSample, karrasSteps, dispose, type Tensor } from '../../src/index.js';
-import { ToyScoreModel, mixtureSamples } from '../../test/helpers/toy-score-model.js';
+import { tidy, noGrad, randn, Generator, DMDTrainer, edmSample, karrasSteps, dispose } from '../../src/index.js';
+import { ToyScoreModel, mixtureSamples, trainToyTeacher, energyDistance } from '../../test/helpers/toy-score-model.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 
 const argv = process.argv.slice(2);
@@ -14,37 +14,9 @@ const opt = (n: string, d: string) => { const i = argv.indexOf(`--${n}`); return
 const iterations = Number(opt('iterations', '1500'));
 const out = opt('out', 'experiments/fmnist-budget/toy-dm.md');
 
-function energyDistance(a: Tensor, b: Tensor): number {
-  return tidy(() => {
-    const x = a.reshape([a.shape[0]!, 2]);
-    const y = b.reshape([b.shape[0]!, 2]);
-    const d = (p: Tensor, q: Tensor) => p.unsqueeze(1).sub(q.unsqueeze(0)).square().sum([2]).add(1e-12).sqrt().mean().item();
-    return 2 * d(x, y) - d(x, x) - d(y, y);
-  });
-}
-
 // the teacher: EDM's denoising objective on the mixture, as in test/native/dmd-toy.test.ts
 const teacher = ToyScoreModel.create(64, 0);
-{
-  const gen = Generator.create('cpu', 1);
-  teacher.requiresGrad_(true);
-  const opt = new AdamW(teacher.parameters(), { lr: 3e-3, weightDecay: 0 });
-  const D = teacher.score();
-  for (let i = 0; i < 800; i++) {
-    tidy(() => {
-      const x = mixtureSamples(256, gen);
-      const sigma = randn([256], { generator: gen }).mul(1.2).sub(1.2).exp();
-      const noisy = x.add(randn([256, 2, 1, 1], { generator: gen }).mul(sigma.reshape([-1, 1, 1, 1])));
-      const w = sigma.square().add(0.25).div(sigma.mul(0.5).square()).reshape([-1, 1, 1, 1]);
-      const loss = w.mul(D(noisy, sigma, null).sub(x).square()).mean();
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-    });
-  }
-  opt.dispose();
-  teacher.requiresGrad_(false).eval();
-}
+trainToyTeacher(teacher, 800);
 const g = Generator.create('cpu', 5);
 const z = randn([600, 2, 1, 1], { generator: g }).keep();
 const teacherSamples = noGrad(() => edmSample(teacher.score(), z, null, karrasSteps(18)).x).keep();

@@ -1,7 +1,7 @@
 // A score model that is not an EDM network: a 2-D MLP denoiser written with plain tensor ops and
 // autograd (no native module), EDM-preconditioned, for a mixture of Gaussians. It implements the DMD
 // score-model interface, so the same DMDTrainer distils it; samples are [N, 2, 1, 1] ("2-channel 1x1 images").
-import { Tensor, tidy, keep, noGrad, randn, cat, full, dispose, F, Generator, type ExecutionDType, type Device } from '../../src/index.js';
+import { Tensor, tidy, keep, noGrad, randn, cat, full, dispose, F, Generator, AdamW, type ExecutionDType, type Device } from '../../src/index.js';
 import { EDMNoiseSchedule } from '../../src/dmd/models/edm.js';
 import type { Conditioning, GeneratorLevelSettings, ScheduleSettings, ScoreModel } from '../../src/dmd/score-model.js';
 import type { ImageSpec } from '../../src/metrics/classifier.js';
@@ -111,4 +111,36 @@ export class ToyScoreModel implements ScoreModel {
   }
   parameterCount(): number { return this.parameters().reduce((a, p) => a + p.numel, 0); }
   dispose(): void { dispose([...this.params.values()]); }
+}
+
+/** Trains a toy model as a teacher: EDM's denoising objective on mixture samples (ln sigma ~ N(-1.2, 1.2^2)), then frozen. */
+export function trainToyTeacher(model: ToyScoreModel, steps: number): void {
+  const gen = Generator.create('cpu', 1);
+  model.requiresGrad_(true);
+  const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0 });
+  const D = model.score();
+  for (let i = 0; i < steps; i++) {
+    tidy(() => {
+      const x = mixtureSamples(256, gen);
+      const sigma = randn([256], { generator: gen }).mul(1.2).sub(1.2).exp();
+      const noisy = x.add(randn([256, 2, 1, 1], { generator: gen }).mul(sigma.reshape([-1, 1, 1, 1])));
+      const w = sigma.square().add(0.25).div(sigma.mul(0.5).square()).reshape([-1, 1, 1, 1]);
+      const loss = w.mul(D(noisy, sigma, null).sub(x).square()).mean();
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+    });
+  }
+  opt.dispose();
+  model.requiresGrad_(false).eval();
+}
+
+/** Energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between two [N, 2, 1, 1] sample sets. */
+export function energyDistance(a: Tensor, b: Tensor): number {
+  return tidy(() => {
+    const x = a.reshape([a.shape[0]!, 2]);
+    const y = b.reshape([b.shape[0]!, 2]);
+    const d = (p: Tensor, q: Tensor) => p.unsqueeze(1).sub(q.unsqueeze(0)).square().sum([2]).add(1e-12).sqrt().mean().item();
+    return 2 * d(x, y) - d(x, x) - d(y, y);
+  });
 }

@@ -4,46 +4,14 @@
 // generator's samples must move to the teacher's distribution: their energy distance to the teacher's
 // (Heun) samples falls well below the undistilled generator's.
 import test from 'ava';
-import { tidy, noGrad, randn, Generator, AdamW, DMDTrainer, edmSample, karrasSteps, dispose, type Tensor } from '../../src/index.js';
-import { ToyScoreModel, mixtureSamples } from '../helpers/toy-score-model.js';
+import { noGrad, randn, Generator, DMDTrainer, edmSample, karrasSteps, dispose } from '../../src/index.js';
+import { ToyScoreModel, mixtureSamples, trainToyTeacher, energyDistance } from '../helpers/toy-score-model.js';
 import { tempDir } from '../helpers/tmp.js';
-
-/** Energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between two [N, 2, 1, 1] sample sets. */
-function energyDistance(a: Tensor, b: Tensor): number {
-  return tidy(() => {
-    const x = a.reshape([a.shape[0]!, 2]);
-    const y = b.reshape([b.shape[0]!, 2]);
-    const d = (p: Tensor, q: Tensor) => p.unsqueeze(1).sub(q.unsqueeze(0)).square().sum([2]).add(1e-12).sqrt().mean().item();
-    return 2 * d(x, y) - d(x, x) - d(y, y);
-  });
-}
-
-/** EDM's denoising objective on mixture samples (ln sigma ~ N(-1.2, 1.2^2)). */
-function trainTeacher(model: ToyScoreModel, steps: number): void {
-  const gen = Generator.create('cpu', 1);
-  model.requiresGrad_(true);
-  const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0 });
-  const D = model.score();
-  for (let i = 0; i < steps; i++) {
-    tidy(() => {
-      const x = mixtureSamples(256, gen);
-      const sigma = randn([256], { generator: gen }).mul(1.2).sub(1.2).exp();
-      const noisy = x.add(randn([256, 2, 1, 1], { generator: gen }).mul(sigma.reshape([-1, 1, 1, 1])));
-      const w = sigma.square().add(0.25).div(sigma.mul(0.5).square()).reshape([-1, 1, 1, 1]);
-      const loss = w.mul(D(noisy, sigma, null).sub(x).square()).mean();
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-    });
-  }
-  opt.dispose();
-  model.requiresGrad_(false).eval();
-}
 
 test('DMD distils a non-EDM score model (2-D MLP on a Gaussian mixture): one-step samples move to the teacher distribution', (t) => {
   const teacher = ToyScoreModel.create(64, 0);
   const t0 = performance.now();
-  trainTeacher(teacher, 800);
+  trainToyTeacher(teacher, 800);
   const teacherSeconds = (performance.now() - t0) / 1000;
   const g = Generator.create('cpu', 5);
   const z = randn([600, 2, 1, 1], { generator: g }).keep();
