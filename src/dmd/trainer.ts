@@ -1,12 +1,10 @@
 // The DMD trainer (DMD, Yin et al. 2024; DMD2's two time-scale update rule and GAN option) over any
-// teacher family (score-model.ts). An iteration is DMD's two turns:
-// - the generator turn (every fakeUpdatesPerGen-th iteration): the one-step generator G (generator.ts)
-//   moves along the distribution-matching gradient of the critic (critic.ts: real score minus fake
-//   score), plus the regression term on teacher pairs (regression/) and DMD2's GAN term, with the
-//   critic frozen;
-// - the fake-score turn (every iteration): the fake score learns to denoise G's detached samples, and
-//   the GAN head to tell them from real data.
-// `train()` is a run of train/run.ts (checkpoints, exact resume, grids, metrics, evaluations).
+// teacher family (score-model.ts). An iteration has DMD's two turns, as phases.ts schedules them:
+// - the generator turn: the one-step generator G (generator.ts) moves along the distribution-matching
+//   gradient of the critic (critic.ts: real minus fake score), plus the regression term on teacher
+//   pairs (regression/) and DMD2's GAN term, with the critic frozen;
+// - the fake-score turn: the fake score learns to denoise G's detached samples, the GAN head to tell
+//   them from real data. `train()` is a run of train/run.ts (checkpoints, resume, grids, evaluations).
 import { Tensor } from '../tensor/tensor.js';
 import { tidy, dispose } from '../tensor/scope.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -32,6 +30,7 @@ import { RankRandom } from './rng.js';
 import { parseDMDSettings, joinRun, loadTeacher, runFingerprint, DMDSetupError, type LoadedTeacher } from './setup.js';
 import type { Conditioning, NoiseSchedule, ScoreModel } from './score-model.js';
 import { describeDMD, trainDMD, type DMDRunResult } from './run.js';
+import { phaseOf, turnsOf, type DMDPhase } from './phases.js';
 
 export { DMDSetupError };
 export type { DMDRunResult } from './run.js';
@@ -124,27 +123,13 @@ export class DMDTrainer {
   get ema(): ScoreModel | null { return this.generator.ema; }
   get labelDim(): number { return this.real.conditionDim; }
 
-  /**
-   * The phase of an iteration: regression alone before --dm-start, then --fake-warmup updates of the
-   * fake score alone, then DMD proper (the generator turn every fakeUpdatesPerGen-th iteration from its start).
-   */
-  phase(step = this.step): 'regression' | 'fake-warmup' | 'dmd' {
-    if (step < this.cfg.dmStart) return 'regression';
-    return step < this.cfg.dmStart + this.cfg.fakeWarmup ? 'fake-warmup' : 'dmd';
-  }
+  /** The phase of an iteration (phases.ts). */
+  phase(step = this.step): DMDPhase { return phaseOf(step, this.cfg); }
 
-  /**
-   * One iteration. DMD proper: the generator turn every fakeUpdatesPerGen-th iteration, the fake-score
-   * turn always (when there is a fake score); the regression phase has only the generator's turn
-   * (regression alone), the fake-score warm-up only the fake score's. The fake score's learning-rate
-   * warm-up counts from its first update.
-   */
+  /** One iteration: its turns as phases.ts schedules them; the fake score's lr warm-up counts from its first update. */
   iteration(): StepMetrics {
     const cfg = this.cfg;
-    const phase = this.phase();
-    const dmdStart = cfg.dmStart + cfg.fakeWarmup;
-    const generatorTurn = phase === 'regression' || (phase === 'dmd' && (!this.critic || (this.step - dmdStart) % cfg.fakeUpdatesPerGen === 0));
-    const fakeTurn = !!this.critic && phase !== 'regression';
+    const { phase, generator: generatorTurn, fake: fakeTurn } = turnsOf(this.step, cfg, !!this.critic);
     const scale = this.lrScale(this.step + 1);
     const fakeScale = this.lrScale(this.step + 1 - cfg.dmStart);
     const out = tidy(() => {
@@ -153,9 +138,7 @@ export class DMDTrainer {
       const cond = this.real.randomConditions(B, (lo, hi, n) => this.rng.randint(lo, hi, n));
       const z = this.rng.randn([B, ...this.real.sampleShape]);
       const t0 = performance.now();
-      let x: Tensor | null;
-      if (generatorTurn) x = this.generatorTurn(z, cond, scale, m, phase === 'regression');
-      else x = noGrad(() => this.generator.forward(z, cond));
+      const x = generatorTurn ? this.generatorTurn(z, cond, scale, m, phase === 'regression') : noGrad(() => this.generator.forward(z, cond));
       const t1 = performance.now();
       if (fakeTurn) this.fakeScoreTurn(x!, cond, fakeScale, m);
       this.turnSeconds.generator = generatorTurn ? (t1 - t0) / 1000 : 0;
@@ -167,9 +150,8 @@ export class DMDTrainer {
   }
 
   /**
-   * The generator's update: distribution matching, regression and the GAN generator term, back-propagated
-   * with the critic frozen (`regressionOnly`: the regression phase). Returns G's samples (null when no
-   * critic trains on them).
+   * The generator's update: distribution matching, regression and the GAN term, back-propagated with the
+   * critic frozen (`regressionOnly`: the regression phase). Returns G's samples (null: no critic).
    */
   private generatorTurn(z: Tensor, cond: Conditioning, scale: number, m: Record<string, Tensor>, regressionOnly = false): Tensor | null {
     const cfg = this.cfg;
