@@ -8,12 +8,12 @@
 //   noise level; and in the generator's weights (what the optimizer sees), with the levels drawn as
 //   training draws them.
 import type { Tensor } from '../tensor/tensor.js';
-import { tidy, dispose } from '../tensor/scope.js';
+import { tidy } from '../tensor/scope.js';
 import { noGrad, autograd } from '../tensor/autograd.js';
 import { Generator, randint, randn } from '../tensor/random.js';
-import { full } from '../tensor/create.js';
+import { cat, full } from '../tensor/create.js';
 import { dmGradient, dmSurrogateLoss } from './losses.js';
-import { regressionLoss } from './regression/losses.js';
+import { regressionLoss, type RegressionLoss } from './regression/losses.js';
 import type { Critic } from './critic.js';
 import type { OneStepGenerator } from './generator.js';
 import type { PairsDataset } from './regression/pairs.js';
@@ -22,7 +22,7 @@ import type { NoiseSchedule } from './score-model.js';
 export interface DMDiagnosticsSettings {
   lambdaDm: number;
   lambdaReg: number;
-  regression: 'l2' | 'l1' | 'pseudo-huber' | 'lpips';
+  regression: RegressionLoss;
   minStepPercent: number;
   maxStepPercent: number;
 }
@@ -47,9 +47,9 @@ export interface DMDiagnostics {
 }
 
 /**
- * Measures the diagnostics on `n` probe pairs (a run without regression is compared with the regression
- * gradient it would have at weight `lambdaReg`) (drawn with `seed`, the same every call) at `levels`
- * table indices spread evenly over the distribution-matching range. Changes no weights.
+ * Measures the diagnostics on `n` probe pairs (drawn with `seed`, the same every call) at `levels` table
+ * indices spread evenly over the distribution-matching range. A run without regression is compared with
+ * the regression gradient it would have at weight `lambdaReg`. Changes no weights.
  */
 export function dmDiagnostics(
   parts: { generator: OneStepGenerator; critic: Critic; pairs: PairsDataset; schedule: NoiseSchedule },
@@ -97,14 +97,10 @@ export function dmDiagnostics(
     });
     const gd = autograd.grad(dmSurrogateLoss(xg, dmGrad).mul(s.lambdaDm), params, { retainGraph: true, allowUnused: true });
     const gr = autograd.grad(regressionLoss(s.regression, xg, pb.y).mul(s.lambdaReg), params, { allowUnused: true });
-    let dot = 0, nd = 0, nr = 0;
-    for (let i = 0; i < params.length; i++) {
-      const a = gd[i], c = gr[i];
-      if (a) nd += a.square().sum().item();
-      if (c) nr += c.square().sum().item();
-      if (a && c) dot += a.mul(c).sum().item();
-    }
-    dispose([...gd, ...gr].filter((t): t is Tensor => t !== null));
+    // each gradient as one flat vector (a parameter a term does not reach counts as zeros)
+    const flat = (gs: (Tensor | null)[]) => cat(gs.map((g, i) => (g ?? params[i]!.zerosLike()).reshape([-1])));
+    const [a, c] = [flat(gd), flat(gr)];
+    const [dot, nd, nr] = [a.mul(c).sum().item(), a.square().sum().item(), c.square().sum().item()];
     return { levels, weightsCosine: dot / Math.sqrt(nd * nr + 1e-30), weightsNormRatio: Math.sqrt(nd / (nr + 1e-30)) };
   });
 }
