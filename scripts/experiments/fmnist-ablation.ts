@@ -67,7 +67,7 @@ const methods: Method[] = [
   { id: 'dm-1', label: 'distribution matching only, fake:gen 1', dmd: { fakeUpdatesPerGen: 1 } },
   { id: 'dm-5', label: 'distribution matching only, fake:gen 5', dmd: { fakeUpdatesPerGen: 5 } },
   { id: 'dmd-l2', label: 'DMD: DM + regression (l2), fake:gen 1', dmd: { fakeUpdatesPerGen: 1, ...reg('l2') }, needsPairs: true },
-  { id: 'dmd-ph', label: 'DMD: DM + regression (pseudo-huber), fake:gen 1 (the default recipe, here at 1000 iterations and without EMA)', dmd: { fakeUpdatesPerGen: 1, ...reg('pseudo-huber') }, needsPairs: true },
+  { id: 'dmd-ph', label: "DMD: DM + regression (pseudo-huber), fake:gen 1 (DMD's combination, the default recipe before the budget curves; here at 1000 iterations and without EMA)", dmd: { fakeUpdatesPerGen: 1, ...reg('pseudo-huber') }, needsPairs: true },
   { id: 'dmd2', label: 'DMD2: fake:gen 5 + GAN on real data', dmd: { fakeUpdatesPerGen: 5, ...gan, emaDecay: 0.95 } },
   { id: 'dmd2-ema', label: 'DMD2, its EMA generator (decay 0.95 per generator update)', dmd: null, emaOf: 'dmd2' },
   { id: 'dmd2-reg', label: 'DMD2 + regression (pseudo-huber)', dmd: { fakeUpdatesPerGen: 5, ...gan, ...reg('pseudo-huber'), emaDecay: 0.95 }, needsPairs: true },

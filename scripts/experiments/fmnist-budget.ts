@@ -4,6 +4,7 @@
 //   npx tsx scripts/experiments/fmnist-budget.ts train ID [--steps N] [--every E]   # a resumable dmd-train run, a checkpoint every E iterations
 //   npx tsx scripts/experiments/fmnist-budget.ts eval ID                            # FD/precision/recall of G and its EMA + diagnostics at each new checkpoint
 //   npx tsx scripts/experiments/fmnist-budget.ts calibrate [ID,...]                 # seconds per iteration of each recipe with all threads, alone on the machine
+//   npx tsx scripts/experiments/fmnist-budget.ts compare RUN@STEP ... [--num 5000 --seeds 0,1]  # the EMA generators with more samples and seeds (compare.json)
 //   npx tsx scripts/experiments/fmnist-budget.ts report                             # experiments/fmnist-budget: results.md, curves.json, PNG plots
 //
 // Runs go two at a time with one libtorch thread each (DMD_NUM_THREADS=1); their time axis is the
@@ -48,6 +49,7 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-dm10-5': { label: 'regression alone for 600 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg2400-dm10-5': { label: 'regression alone for 2400 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branchFrom: 'reg', costAs: 'dmd-5' },
+  'reg-2048': { label: 'regression only, 2048 pairs', dmd: { ...reg, autoPairs: 2048, lambdaDm: 0 }, costAs: 'reg' },
   'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
 };
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
@@ -104,7 +106,8 @@ interface CurvePoint {
   genUpdates: number;
   /** wall seconds of training in this run (one thread, another run beside it) */
   seconds: number;
-  G: Record<string, number>;
+  /** null when evaluated with --ema-only */
+  G: Record<string, number> | null;
   ema: Record<string, number> | null;
   diagnostics: DMDiagnostics | null;
   /**
@@ -134,7 +137,10 @@ async function evalRun(name: string): Promise<void> {
   const curve = readCurve(name);
   const done = new Set(curve.map((c) => c.step));
   const store = new CheckpointStore(path.join(runDir(name), 'checkpoints'), 10000, 'checkpoint', false);
-  const todo = store.list().filter((c) => !done.has(c.step));
+  // --at 2400,3000: only these checkpoints; --ema-only: skip G's own evaluation where an EMA exists
+  const at = opt('at', '') ? new Set(opt('at', '').split(',').map(Number)) : null;
+  const emaOnly = argv.includes('--ema-only');
+  const todo = store.list().filter((c) => !done.has(c.step) && (!at || at.has(c.step)));
   // points evaluated before the ODE-distance probe existed get it added
   const backfill = store.list().filter((c) => curve.some((p) => p.step === c.step && !p.odeDistance));
   if (!todo.length && !backfill.length) return log(`${name}: every checkpoint evaluated`);
@@ -175,8 +181,11 @@ async function evalRun(name: string): Promise<void> {
     const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
     tr.state.restore(ck);
     for (const t of ck.tensors.values()) t.dispose();
-    tr.exportGenerator(path.join(tmp, 'G.safetensors'), 'G');
-    const G = await evalFile(path.join(tmp, 'G.safetensors'));
+    let G: Record<string, number> | null = null;
+    if (!emaOnly || !tr.ema) {
+      tr.exportGenerator(path.join(tmp, 'G.safetensors'), 'G');
+      G = await evalFile(path.join(tmp, 'G.safetensors'));
+    }
     let ema: Record<string, number> | null = null;
     if (tr.ema) {
       tr.exportGenerator(path.join(tmp, 'ema.safetensors'), 'ema');
@@ -193,12 +202,45 @@ async function evalRun(name: string): Promise<void> {
     appendFileSync(curveFile(name), `${JSON.stringify(point)}\n`);
     const d = diagnostics ? `; fake/real ${diagnostics.levels.map((l) => l.fakeOverReal.toFixed(2)).join(' ')}; |DM|/|reg| ${diagnostics.levels.map((l) => l.normRatio.toFixed(3)).join(' ')}; cos ${diagnostics.levels.map((l) => l.cosine.toFixed(2)).join(' ')}; weights cos ${diagnostics.weightsCosine.toFixed(3)} ratio ${diagnostics.weightsNormRatio.toFixed(3)}` : '';
     const o = ode.ema ?? ode.G;
-    log(`${name} @ ${c.step}: FD G ${G['FD-fmnist']!.toFixed(3)}${ema ? `, EMA ${ema['FD-fmnist']!.toFixed(3)}` : ''}; |G(z) - ODE(z)| (EMA) pairs ${o.pairs.toFixed(3)} fresh ${o.fresh.toFixed(3)}${d}`);
+    log(`${name} @ ${c.step}: FD G ${G ? G['FD-fmnist']!.toFixed(3) : '–'}${ema ? `, EMA ${ema['FD-fmnist']!.toFixed(3)}` : ''}; |G(z) - ODE(z)| (EMA) pairs ${o.pairs.toFixed(3)} fresh ${o.fresh.toFixed(3)}${d}`);
   }
   rmSync(tmp, { recursive: true, force: true });
   dispose(probe);
   probePairs.dispose();
   tr.dispose();
+}
+
+/**
+ * The decisive comparisons with less evaluation noise: the EMA generators of RUN@STEP, ... each scored on
+ * --num samples (default 5000) for each of --seeds (default 0,1), into compare.json (appended).
+ */
+async function compare(specs: string[]): Promise<void> {
+  const num = Number(opt('num', '5000'));
+  const seeds = opt('seeds', '0,1').split(',').map(Number);
+  const file = path.join(out, 'compare.json');
+  const all = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as unknown[]) : [];
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-cmp-'));
+  for (const spec of specs) {
+    const [name, stepText] = spec.split('@');
+    const step = Number(stepText);
+    const c = new CheckpointStore(path.join(runDir(name!), 'checkpoints'), 10000, 'checkpoint', false).list().find((k) => k.step === step);
+    if (!c) throw new Error(`${name} has no checkpoint at ${step}`);
+    const tr = new DMDTrainer(await settings(name!, { steps: 1e9 }), () => {});
+    const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
+    tr.state.restore(ck);
+    for (const t of ck.tensors.values()) t.dispose();
+    tr.exportGenerator(path.join(tmp, 'ema.safetensors'), tr.ema ? 'ema' : 'G');
+    tr.dispose();
+    for (const seed of seeds) {
+      const r = await evaluate(EvalConfigSchema.parse({ generator: path.join(tmp, 'ema.safetensors'), num, refNum: 10000, seed, device: 'cpu', batchSize: 250, out: path.join(tmp, 'metrics.json') }), () => {}, { single: true });
+      const minutes = minutesOf(name!, existsSync(path.join(out, 'calibration.json')) ? JSON.parse(readFileSync(path.join(out, 'calibration.json'), 'utf8')) : {})(step);
+      const row = { run: name, step, minutes, num, seed, 'FD-fmnist': r['FD-fmnist'], precision: r.precision, recall: r.recall };
+      all.push(row);
+      atomicWrite(file, `${JSON.stringify(all, null, 1)}\n`);
+      log(`${spec} (${minutes.toFixed(1)} min), ${num} samples, seed ${seed}: FD ${(r['FD-fmnist'] as number).toFixed(4)}`);
+    }
+  }
+  rmSync(tmp, { recursive: true, force: true });
 }
 
 async function calibrate(names: string[]): Promise<void> {
@@ -290,7 +332,7 @@ function report(): void {
     const minutes = minutesOf(name, cal);
     const spi = cal[PRESETS[name]?.costAs ?? name]?.secondsPerIteration;
     curves[name] = { label: PRESETS[name]?.label ?? name, secondsPerIteration: spi ?? null, points: pts.map((p) => ({ ...p, minutes: minutes(p.step) })) };
-    fdSeries.push({ name: `${name} (EMA)`, points: pts.map((p) => [minutes(p.step), (p.ema ?? p.G)['FD-fmnist']!]) });
+    fdSeries.push({ name: `${name} (EMA)`, points: pts.map((p) => [minutes(p.step), (p.ema ?? p.G)!['FD-fmnist']!]) });
     for (const p of pts) {
       const f = (r: Record<string, number> | null, k: string) => (r ? r[k]!.toFixed(3) : '–');
       const o = p.odeDistance ? p.odeDistance.ema ?? p.odeDistance.G : null;
@@ -327,7 +369,8 @@ if (mode === 'train') await train(id!);
 else if (mode === 'eval') await evalRun(id!);
 else if (mode === 'calibrate') await calibrate(id ? id.split(',') : [...Object.keys(PRESETS).filter((n) => !PRESETS[n]!.costAs), 'fake-warmup']);
 else if (mode === 'report') report();
+else if (mode === 'compare') await compare(argv.slice(1).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--')));
 else {
-  console.error('usage: fmnist-budget.ts train|eval ID | calibrate [IDS] | report');
+  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | report');
   process.exit(2);
 }

@@ -3,6 +3,7 @@
 // teachers on GPUs. A recipe only fills settings the user did not give (flags and --config win).
 import type { DMDConfig } from './config.js';
 import { isBundledTextToImageTeacher } from '../sd/bundled-teacher.js';
+import { planBudget, DEFAULT_BUDGET_MINUTES } from './budget.js';
 
 export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2', 'sd15-dmd2-gan', 'sd15-dmd'] as const;
 export type RecipeName = (typeof RECIPE_NAMES)[number];
@@ -47,13 +48,20 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
 };
 
 /**
- * What the default recipe sets for the bundled Fashion-MNIST teacher: DMD's fake:gen 1 (with regression
- * on auto pairs, below), 600 iterations and an EMA generator of decay 0.99 per update. On a 2-core CPU
- * that is ~16 min of training plus ~4 min to make the pairs on the first run; the tuning runs in
- * experiments/fmnist-default found longer runs only slightly better (1000 iterations without EMA:
- * FD 0.748 in 27 min) and lr 2e-4 or batch 16 no better than this (README, "Distillation quality").
+ * What the default recipe sets for the bundled Fashion-MNIST teacher: the plan of --budget (20 minutes
+ * unless given, src/dmd/budget.ts) with an EMA generator of decay 0.99 per update. At 20 minutes of a
+ * 2-core CPU that is regression alone on the cached pairs, which the budget curves of
+ * experiments/fmnist-budget found better than any distribution-matching recipe at that budget (DMD at
+ * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.70); from CROSSING_MINUTES on it is
+ * regression to its plateau followed by distribution matching.
  */
-export const BUNDLED_TEACHER: Partial<DMDConfig> = { fakeUpdatesPerGen: 1, steps: 600, emaDecay: 0.99 };
+export function bundledTeacherSettings(input: Record<string, unknown>): Partial<DMDConfig> {
+  const minutes = typeof input.budget === 'number' ? input.budget : DEFAULT_BUDGET_MINUTES;
+  const plan = planBudget(minutes);
+  // without regression (--lambda-reg 0) only the plan's length and EMA apply: DMD with fake:gen 1
+  if (input.lambdaReg === 0) return { steps: plan.steps, emaDecay: plan.emaDecay, fakeUpdatesPerGen: 1 };
+  return plan;
+}
 
 /**
  * What the default recipe sets for the bundled text-to-image teacher (assets/fmnist-t2i-teacher.safetensors,
@@ -65,7 +73,7 @@ export const BUNDLED_T2I_TEACHER: Partial<DMDConfig> = { realGuidance: 3, fakeUp
 
 /**
  * Fills the settings a recipe defines and the input leaves unset (an undefined value counts as unset).
- * The default recipe with the bundled teacher adds BUNDLED_TEACHER (BUNDLED_T2I_TEACHER for the bundled
+ * The default recipe with the bundled teacher adds bundledTeacherSettings (BUNDLED_T2I_TEACHER for the bundled
  * text-to-image one) and regression on teacher pairs made once and cached (`pairs: 'auto'`) unless
  * regression is off: DMD's own combination, which the
  * Fashion-MNIST ablation (README, experiments/fmnist-ablation) found best among the distribution-matching
@@ -78,7 +86,7 @@ export function applyRecipe(input: Record<string, unknown>, o: { teacherInMemory
   const bundled = name === 'default' && input.teacher === undefined && !o.teacherInMemory;
   const bundledT2I = name === 'default' && typeof input.teacher === 'string' && !o.teacherInMemory && isBundledTextToImageTeacher(input.teacher);
   const out: Record<string, unknown> = { ...input };
-  for (const [key, value] of Object.entries({ ...RECIPES[name], ...(bundled ? BUNDLED_TEACHER : {}), ...(bundledT2I ? BUNDLED_T2I_TEACHER : {}) })) out[key] ??= value;
+  for (const [key, value] of Object.entries({ ...RECIPES[name], ...(bundled ? bundledTeacherSettings(input) : {}), ...(bundledT2I ? BUNDLED_T2I_TEACHER : {}) })) out[key] ??= value;
   if ((bundled || bundledT2I) && out.pairs === undefined && out.lambdaReg !== 0) out.pairs = 'auto';
   return out;
 }

@@ -27,7 +27,7 @@ export function describeDMD(tr: DMDTrainer): string {
     `teacher ${path.basename(tr.teacher.path)} (${tr.real.describe()}; ${tr.real.parameterCount()} params)`,
     ...(tr.teacher.prompts ? [`${tr.teacher.prompts.count} prompts from ${path.basename(tr.teacher.prompts.file)}${cfg.realGuidance !== 1 ? `, real guidance ${cfg.realGuidance}` : ''}`] : []),
     `generator at ${tr.real.describeLevel(tr.generator.level)}`,
-    `${cfg.steps} iterations, batch ${cfg.batchSize}`,
+    `${cfg.steps} iterations${cfg.budget !== undefined ? ` (planned for --budget ${cfg.budget} min of a 2-core CPU)` : ''}, batch ${cfg.batchSize}`,
     cfg.lambdaDm > 0 ? `distribution matching x${cfg.lambdaDm}, fake:gen ${cfg.fakeUpdatesPerGen}:1` : 'no distribution matching',
     tr.regression ? `regression ${cfg.regression} x${cfg.lambdaReg} on ${tr.regression.size} pairs` : 'no regression loss (no --pairs)',
   ];

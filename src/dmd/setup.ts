@@ -30,6 +30,8 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
   const parsed = DMDConfigSchema.strict().safeParse(applyRecipe(config, o));
   if (!parsed.success) throw new DMDSetupError(`invalid DMD settings: ${formatZodError(parsed.error)}`);
   const cfg = parsed.data;
+  if (cfg.budget !== undefined && (cfg.recipe !== 'default' || config.teacher !== undefined || o.teacherInMemory))
+    throw new DMDSetupError(`--budget plans the default recipe of the bundled teacher from its measured costs; with ${cfg.recipe !== 'default' ? `--recipe ${cfg.recipe}` : 'your own teacher'} give --steps instead`);
   // before any network is loaded: the trainer's constructor cannot make the pairs (DMDTrainer.create does)
   if (cfg.pairs === 'auto') throw new DMDSetupError("--pairs auto must be resolved before the trainer is built: use await DMDTrainer.create(settings) (dmd-train does), or give a pairs directory");
   if (cfg.minStepPercent > cfg.maxStepPercent) throw new DMDSetupError('--min-step-percent must not exceed --max-step-percent');

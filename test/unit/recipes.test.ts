@@ -9,21 +9,60 @@ import path from 'node:path';
 import { symlinkSync, copyFileSync } from 'node:fs';
 import { tempDir } from '../helpers/tmp.js';
 import { resolveConfig } from '../../src/cli/options.js';
+import { planBudget, BUNDLED_COSTS, CROSSING_MINUTES, PHASED_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM } from '../../src/dmd/budget.js';
+import { parseDMDSettings } from '../../src/dmd/setup.js';
 
 const resolve = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, applyRecipe);
 
-test('no flags (the bundled teacher): DMD with fake:gen 1 and regression on automatically made pairs, no GAN', (t) => {
+test('no flags (the bundled teacher): the 20-minute plan, regression alone on automatically made pairs with an EMA generator', (t) => {
   const c = resolve({});
   t.is(c.recipe, 'default');
-  t.is(c.fakeUpdatesPerGen, 1);
   t.is(c.pairs, 'auto');
   t.is(c.regression, 'pseudo-huber');
   t.is(c.lambdaReg, 0.25);
-  t.is(c.lambdaDm, 1);
+  t.is(c.lambdaDm, 0);
   t.false(c.gan);
   t.is(c.genLr, 1e-4);
-  t.is(c.steps, 600);
-  t.is(c.emaDecay, 0.99);
+  t.deepEqual([c.dmStart, c.fakeWarmup, c.emaDecay], [0, 0, 0.99]);
+  // 20 minutes of the reference CPU, less the pairs and the final evaluation, at its regression speed
+  const { pairsSeconds, finalEvalSeconds, regression } = BUNDLED_COSTS;
+  t.is(c.steps, Math.floor((20 * 60 - pairsSeconds - finalEvalSeconds) / regression));
+  t.true(c.steps * regression + pairsSeconds + finalEvalSeconds <= 20 * 60);
+});
+
+test('--budget plans regression alone below the crossing, then regression to its plateau, a fake-score warm-up and DMD at fake:gen 5', (t) => {
+  const short = resolve({ budget: CROSSING_MINUTES - 1 });
+  t.is(short.lambdaDm, 0);
+  t.is(short.dmStart, 0);
+  t.true(short.steps > resolve({}).steps);
+  const long = resolve({ budget: 120 });
+  t.is(long.dmStart, PHASED_DM_START);
+  t.is(long.fakeWarmup, PHASED_FAKE_WARMUP);
+  t.is(long.fakeUpdatesPerGen, 5);
+  t.is(long.lambdaDm, PHASED_LAMBDA_DM);
+  t.is(long.pairs, 'auto');
+  t.is(long.emaDecay, 0.99);
+  // every second of the 120 minutes is planned, within one iteration
+  const c = BUNDLED_COSTS;
+  const used = c.pairsSeconds + c.finalEvalSeconds + PHASED_DM_START * c.regression + PHASED_FAKE_WARMUP * c.fakeWarmup + (long.steps - PHASED_DM_START - PHASED_FAKE_WARMUP) * c.dmd;
+  t.true(used <= 120 * 60 && used > 120 * 60 - c.dmd, `${used}`);
+  // flags still win over the plan
+  const own = resolve({ budget: 120, steps: 3000, 'lambda-dm': 2 });
+  t.is(own.steps, 3000);
+  t.is(own.lambdaDm, 2);
+  t.is(own.dmStart, PHASED_DM_START);
+  // turning regression off keeps the plan's length and the EMA, with DMD's fake:gen 1
+  const noReg = resolve({ 'lambda-reg': 0 });
+  t.is(noReg.pairs, undefined);
+  t.is(noReg.lambdaDm, 1);
+  t.is(noReg.fakeUpdatesPerGen, 1);
+  t.is(noReg.steps, planBudget(20).steps);
+  t.throws(() => resolve({ budget: 3 }), { message: /--budget 3 is too short: making the pairs and evaluating take 4\.6 min of it; give at least \d+ minutes, or --steps/ });
+});
+
+test('--budget is refused with a teacher or recipe it was not measured for', (t) => {
+  t.throws(() => parseDMDSettings({ teacher: 'edm.pt', budget: 60, pairs: 'runs/pairs' }), { message: /--budget plans the default recipe of the bundled teacher.*with your own teacher give --steps instead/ });
+  t.throws(() => parseDMDSettings({ recipe: 'dmd2', budget: 60 }), { message: /with --recipe dmd2 give --steps instead/ });
 });
 
 test('a user teacher with the default recipe gets the schema defaults: no pairs are made for it', (t) => {

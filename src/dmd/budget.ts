@@ -1,0 +1,50 @@
+// --budget: the bundled Fashion-MNIST teacher's default recipe planned for a number of minutes of a
+// 2-core CPU, from the costs and the budget curves measured in experiments/fmnist-budget. Below the
+// crossing point, regression alone on the cached teacher pairs is the best use of the time; past it,
+// regression runs to its plateau, the fake score warms up on the fixed generator, and distribution
+// matching (fake:gen 5, weighted so that it is comparable with the regression) takes over.
+import type { DMDConfig } from './config.js';
+
+/** Seconds of each part of a run with the bundled teacher on the reference machine (2-core x86 VM, libtorch 1.13.1 CPU). */
+export const BUNDLED_COSTS = {
+  /** making the 1024 Heun-18 pairs of --pairs auto (first run only; cached after it) */
+  pairsSeconds: 258,
+  /** the final evaluation of 1000 samples */
+  finalEvalSeconds: 20,
+  /** one iteration of regression alone */
+  regression: 0.58,
+  /** one fake-score warm-up iteration */
+  fakeWarmup: 0.69,
+  /** one DMD iteration at fake:gen 5 */
+  dmd: 1.02,
+} as const;
+
+/** The default budget of the no-flag run (minutes). */
+export const DEFAULT_BUDGET_MINUTES = 20;
+/** Budgets from this one on (minutes) get the phased recipe: below it regression alone scores better at equal time. */
+export const CROSSING_MINUTES = 40;
+/** The regression phase of the phased recipe: where regression alone reaches its plateau on 1024 pairs. */
+export const PHASED_DM_START = 2400;
+export const PHASED_FAKE_WARMUP = 150;
+/** distribution matching's weight in the phased recipe: its gradient then has 0.4-1x the regression's norm in the generator's weights */
+export const PHASED_LAMBDA_DM = 10;
+
+export type BudgetPlan = Pick<DMDConfig, 'steps' | 'lambdaDm' | 'dmStart' | 'fakeWarmup' | 'fakeUpdatesPerGen' | 'emaDecay'>;
+
+export class BudgetError extends Error {
+  readonly code = 'ERR_DMD_BUDGET';
+}
+
+/** The iteration counts that fill `minutes` of the reference machine (pairs and the final evaluation included). */
+export function planBudget(minutes: number): BudgetPlan {
+  const c = BUNDLED_COSTS;
+  const seconds = minutes * 60 - c.pairsSeconds - c.finalEvalSeconds;
+  const minimum = (c.pairsSeconds + c.finalEvalSeconds + 200 * c.regression) / 60;
+  if (!(seconds >= 200 * c.regression)) throw new BudgetError(`--budget ${minutes} is too short: making the pairs and evaluating take ${((c.pairsSeconds + c.finalEvalSeconds) / 60).toFixed(1)} min of it; give at least ${Math.ceil(minimum)} minutes, or --steps`);
+  if (minutes < CROSSING_MINUTES) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };
+  const dmSeconds = seconds - PHASED_DM_START * c.regression - PHASED_FAKE_WARMUP * c.fakeWarmup;
+  return {
+    steps: PHASED_DM_START + PHASED_FAKE_WARMUP + Math.floor(dmSeconds / c.dmd),
+    lambdaDm: PHASED_LAMBDA_DM, dmStart: PHASED_DM_START, fakeWarmup: PHASED_FAKE_WARMUP, fakeUpdatesPerGen: 5, emaDecay: 0.99,
+  };
+}
