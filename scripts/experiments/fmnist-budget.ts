@@ -310,12 +310,15 @@ function chart(file: string, title: string, xLabel: string, yLabel: string, seri
  * Minutes of a 2-core machine running the run alone, from the calibrated seconds per iteration of each
  * phase: regression (reg), fake-score warm-up, and the recipe itself (or the run it costs as).
  */
+/** a run's preset; NAME-run1 is an earlier run of preset NAME kept for comparison (its points restored from the published curves) */
+const presetOf = (name: string): Preset | undefined => PRESETS[name.replace(/-run1$/, '')];
+
 function minutesOf(name: string, cal: Record<string, { secondsPerIteration: number }>): (step: number) => number {
-  const p = PRESETS[name];
+  const p = presetOf(name);
   const S = (p?.dmd.dmStart as number | undefined) ?? 0;
   const W = (p?.dmd.fakeWarmup as number | undefined) ?? 0;
   const c = (k: string) => cal[k]?.secondsPerIteration ?? NaN;
-  const own = c(p?.costAs ?? name);
+  const own = c(p?.costAs ?? name.replace(/-run1$/, ''));
   return (step) => (Math.min(step, S) * (S ? c('reg') : 0) + Math.min(Math.max(step - S, 0), W) * (W ? c('fake-warmup') : 0) + Math.max(step - S - W, 0) * own) / 60;
 }
 
@@ -330,8 +333,9 @@ function report(): void {
   for (const name of names) {
     const pts = readCurve(name).sort((a, b) => a.step - b.step);
     const minutes = minutesOf(name, cal);
-    const spi = cal[PRESETS[name]?.costAs ?? name]?.secondsPerIteration;
-    curves[name] = { label: PRESETS[name]?.label ?? name, secondsPerIteration: spi ?? null, points: pts.map((p) => ({ ...p, minutes: minutes(p.step) })) };
+    const p = presetOf(name);
+    const spi = cal[p?.costAs ?? name.replace(/-run1$/, '')]?.secondsPerIteration;
+    curves[name] = { label: p ? `${p.label}${name.endsWith('-run1') ? ' (an earlier run of the same settings)' : ''}` : name, secondsPerIteration: spi ?? null, points: pts.map((p) => ({ ...p, minutes: minutes(p.step) })) };
     fdSeries.push({ name: `${name} (EMA)`, points: pts.map((p) => [minutes(p.step), (p.ema ?? p.G)!['FD-fmnist']!]) });
     for (const p of pts) {
       const f = (r: Record<string, number> | null, k: string) => (r ? r[k]!.toFixed(3) : '–');
