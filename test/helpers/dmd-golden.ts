@@ -2,8 +2,12 @@
 // test/fixtures/golden/dmd-golden.json: the DMD core may be reshaped, but a seeded run must give
 // bit-identical numbers. `tsx test/helpers/dmd-golden.ts --write` records the current code's values
 // (done once, on the code before a refactor); test/native/dmd-golden.test.ts compares against them.
+// Machines that report the same CPU model name can still round differently (a VM's "AMD EPYC" may be
+// a Zen 3 with AVX2 or a Zen 4 with AVX-512, and libtorch picks its kernels by vector ISA), so the same
+// runs may also be recorded on another one with `--write-variant` (dmd-golden.<isa>.json, from code whose
+// DMD core is unchanged since the golden): a run must then equal one of the recordings bit for bit.
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildInfo, setNumThreads } from '../../src/index.js';
@@ -25,6 +29,10 @@ export interface GoldenRun {
 export interface Golden {
   torchVersion: string;
   cpu: string;
+  /** the vector ISA libtorch's kernels use on the recording machine (variants; the original golden predates the field) */
+  isa?: string;
+  /** /proc/cpuinfo's family and model of the recording machine (variants) */
+  cpuId?: string;
   /** the BLAS the process had loaded (blasLibrary()); kernels round differently under another */
   blas: string;
   runs: Record<string, GoldenRun>;
@@ -65,6 +73,34 @@ export function blasLibrary(): string {
   }
 }
 
+/** The recordings: the golden and its variants from other machines (see the file's head). */
+export function goldenRecordings(): { file: string; golden: Golden }[] {
+  const dir = path.dirname(GOLDEN_FILE);
+  const files = [GOLDEN_FILE, ...readdirSync(dir).filter((f) => /^dmd-golden\..+\.json$/.test(f)).sort().map((f) => path.join(dir, f))];
+  return files.map((file) => ({ file, golden: JSON.parse(readFileSync(file, 'utf8')) as Golden }));
+}
+
+/** The widest vector ISA libtorch 1.13's CPU kernels dispatch to on this machine (as ATen decides it from the CPU's flags). */
+export function cpuIsa(): string {
+  try {
+    const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(/\s+/));
+    if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => flags.has(f))) return 'avx512';
+    if (flags.has('avx2') && flags.has('fma')) return 'avx2';
+    return 'default';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function cpuId(): string {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    return `family ${/^cpu family\s*:\s*(\d+)/m.exec(info)?.[1] ?? '?'} model ${/^model\s*:\s*(\d+)/m.exec(info)?.[1] ?? '?'}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
 export async function runGolden(): Promise<Golden> {
   const dir = tempDir('dmd-golden-');
   const teacher = tinyTeacher(dir);
@@ -99,4 +135,12 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   mkdirSync(path.dirname(GOLDEN_FILE), { recursive: true });
   writeFileSync(GOLDEN_FILE, `${JSON.stringify(g, null, 1)}\n`);
   console.log(`wrote ${GOLDEN_FILE}: ${Object.entries(g.runs).map(([k, r]) => `${k} (${r.metrics.length} records, generator ${r.generatorSha256.slice(0, 12)})`).join(', ')}`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv.includes('--write-variant')) {
+  setNumThreads(1);
+  const g = { ...(await runGolden()), isa: cpuIsa(), cpuId: cpuId() };
+  const file = GOLDEN_FILE.replace(/\.json$/, `.${g.isa}.json`);
+  writeFileSync(file, `${JSON.stringify(g, null, 1)}\n`);
+  console.log(`wrote ${file}`);
 }
