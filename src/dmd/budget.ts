@@ -4,6 +4,7 @@
 // regression runs until it has nearly levelled off, the fake score warms up on the fixed generator, and distribution
 // matching (fake:gen 5, weighted so that it is comparable with the regression) takes over.
 import type { DMDConfig } from './config.js';
+import type { DMDPhase } from './phases.js';
 
 /** Seconds of each part of a run with the bundled teacher on the reference machine (2-core x86 VM, libtorch 1.13.1 CPU). */
 export const BUNDLED_COSTS = {
@@ -47,4 +48,41 @@ export function planBudget(minutes: number): BudgetPlan {
     steps: PHASED_DM_START + PHASED_FAKE_WARMUP + Math.floor(dmSeconds / c.dmd),
     lambdaDm: PHASED_LAMBDA_DM, dmStart: PHASED_DM_START, fakeWarmup: PHASED_FAKE_WARMUP, fakeUpdatesPerGen: 5, emaDecay: 0.99,
   };
+}
+
+/**
+ * The budget (minutes) a run was planned for: the default recipe with the bundled teacher, its length
+ * set by the plan (not by --steps); null for any other run.
+ */
+export function plannedMinutes(cfg: Pick<DMDConfig, 'recipe' | 'teacher' | 'budget' | 'steps'>, teacherInMemory = false): number | null {
+  if (cfg.recipe !== 'default' || cfg.teacher !== undefined || teacherInMemory) return null;
+  const minutes = cfg.budget ?? DEFAULT_BUDGET_MINUTES;
+  try {
+    return planBudget(minutes).steps === cfg.steps ? minutes : null;
+  } catch {
+    return null;
+  }
+}
+
+const PHASE_COST: Record<DMDPhase, number> = { regression: BUNDLED_COSTS.regression, 'fake-warmup': BUNDLED_COSTS.fakeWarmup, dmd: BUNDLED_COSTS.dmd };
+
+/**
+ * What to tell the user of a planned run once its iterations are timed on this machine: null within 20%
+ * of the reference machine's speed, else how long the run will take here and the budget that fits the
+ * minutes asked for (the whole plan, pairs and evaluation included, is taken to scale alike).
+ */
+export function budgetSpeedNotice(minutes: number, phase: DMDPhase, secondsPerIteration: number): string | null {
+  const reference = PHASE_COST[phase];
+  const ratio = secondsPerIteration / reference;
+  if (ratio <= 1.2 && ratio >= 1 / 1.2) return null;
+  const took = `--budget ${minutes}: this machine takes ${secondsPerIteration.toFixed(2)} s per ${phase} iteration where the plan assumes ${reference} s (a 2-core reference VM), so the run will take about ${Math.round(minutes * ratio)} minutes`;
+  const fit = Math.floor(minutes / ratio);
+  let fits: string;
+  try {
+    planBudget(fit);
+    fits = `--budget ${fit} fits ${minutes} minutes here`;
+  } catch {
+    fits = `${minutes} minutes here are too short for a plan; give --steps`;
+  }
+  return `${took}; ${fits} (the plan's quality figures are per iteration, not per minute)`;
 }

@@ -42,6 +42,7 @@ export const DMDConfigSchema = z.object({
   betas: z.array(z.number().min(0).lt(1)).length(2).default([0.9, 0.999]).describe('AdamW betas'),
   weightDecay: z.number().min(0).default(0.01).describe('AdamW weight decay'),
   warmupSteps: z.number().int().min(0).default(100).describe('linear learning-rate warm-up (iterations)'),
+  lrDecay: z.number().int().min(0).default(0).describe("iterations at the end of the run over which the generator's learning rate falls linearly to 0 (warm-up, constant, decay); 0 = constant after the warm-up"),
   gradClip: z.number().min(0).default(10).describe('global gradient-norm clipping (0 = off)'),
   fakeUpdatesPerGen: z.number().int().positive().default(5).describe('two time-scale ratio: fake-score updates per generator update (DMD2: 5, DMD: 1; the default recipe with the bundled teacher: 1)'),
   dmStart: z.number().int().min(0).default(0).describe('iterations of regression alone (no fake score, no GAN) before distribution matching begins: cheap early progress on the pairs, distribution matching after it; needs --pairs'),

@@ -13,6 +13,8 @@ import { settingsIdentity } from '../train/settings.js';
 import { describeMemory, PeakTracker, formatBytes } from '../train/memory.js';
 import { reportHooks, writeReport } from '../report/report.js';
 import type { DMDTrainer } from './trainer.js';
+import type { DMDPhase } from './phases.js';
+import { plannedMinutes, budgetSpeedNotice } from './budget.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface DMDRunResult extends RunResult {
@@ -23,11 +25,12 @@ export interface DMDRunResult extends RunResult {
 /** A one-line summary of the recipe (printed at start-up). */
 export function describeDMD(tr: DMDTrainer): string {
   const cfg = tr.cfg;
+  const planned = plannedMinutes(cfg, !tr.teacher.fromFile);
   const parts = [
     `teacher ${path.basename(tr.teacher.path)} (${tr.real.describe()}; ${tr.real.parameterCount()} params)`,
     ...(tr.teacher.prompts ? [`${tr.teacher.prompts.count} prompts from ${path.basename(tr.teacher.prompts.file)}${cfg.realGuidance !== 1 ? `, real guidance ${cfg.realGuidance}` : ''}`] : []),
     `generator at ${tr.real.describeLevel(tr.generator.level)}`,
-    `${cfg.steps} iterations${cfg.budget !== undefined ? ` (planned for --budget ${cfg.budget} min of a 2-core CPU)` : ''}, batch ${cfg.batchSize}`,
+    `${cfg.steps} iterations${planned !== null ? ` (planned for --budget ${planned} min of a 2-core CPU)` : ''}, batch ${cfg.batchSize}`,
     cfg.lambdaDm > 0 ? `distribution matching x${cfg.lambdaDm}, fake:gen ${cfg.fakeUpdatesPerGen}:1` : 'no distribution matching',
     tr.regression ? `regression ${cfg.regression} x${cfg.lambdaReg} on ${tr.regression.size} pairs` : 'no regression loss (no --pairs)',
   ];
@@ -35,6 +38,7 @@ export function describeDMD(tr: DMDTrainer): string {
   if (cfg.fakeWarmup > 0) parts.push(`then ${cfg.fakeWarmup} iterations of fake-score warm-up`);
   const head = tr.critic?.head;
   if (head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${head.channels}-channel bottleneck, real images ${cfg.data})`);
+  if (cfg.lrDecay > 0) parts.push(`generator lr ${cfg.genLr} falling linearly to 0 over the last ${cfg.lrDecay} iterations`);
   if (tr.ema) parts.push(`EMA ${cfg.emaDecay}`);
   if (tr.teacher.memory) parts.push(`estimated peak memory per process ${describeMemory(tr.teacher.memory, cfg.batchSize)}`);
   parts.push(`${tr.device} ${cfg.dtype}${isCuda(tr.device) ? `, TF32 ${cfg.tf32 ? 'on' : 'off'}` : ''}${cfg.deterministic ? ', deterministic kernels' : ''}`);
@@ -65,6 +69,8 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
   // SD: the probe keeps prompt indices and looks their embeddings up per batch (not held between evaluations)
   const probeSample = (z: Tensor, cond: Tensor | null): Tensor => tr.real.toImages(tr.generator.sample(z, tr.teacher.prompts ? tr.real.conditionsOf(cond) : cond));
   const memory = main && tr.teacher.memory ? new PeakTracker(tr.device) : null;
+  const planned = main ? plannedMinutes(cfg, !tr.teacher.fromFile) : null;
+  const speed = planned !== null ? budgetSpeedCheck(planned, tr, log) : null;
   try {
     const r = await runTraining(cfg, {
       kind: 'dmd',
@@ -72,7 +78,8 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
       total: cfg.steps,
       state: tr.state,
       position: () => tr.step,
-      identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'prompts']), teacher_sha256: tr.teacher.sha256, ...(tr.teacher.prompts && { prompts_sha256: tr.teacher.prompts.sha256 }) },
+      // --lr-decay 0 is left out so that runs started before the option existed still resume
+      identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'prompts', ...(cfg.lrDecay === 0 ? ['lrDecay'] : [])]), teacher_sha256: tr.teacher.sha256, ...(tr.teacher.prompts && { prompts_sha256: tr.teacher.prompts.sha256 }) },
       config: cfg,
       info: {
         device: tr.device, dtype: cfg.dtype, tf32: isCuda(tr.device) ? cfg.tf32 : 'n/a (CPU)', deterministic: cfg.deterministic, teacher: tr.teacher.path, teacher_sha256: tr.teacher.sha256,
@@ -83,7 +90,11 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
       // identical weights on every rank is an invariant: rank 0's are broadcast at the start and after a resume
       start: () => tr.dist.broadcastModules([tr.G, tr.critic?.fake ?? null, tr.critic?.head ?? null, tr.ema]),
       finite: ['loss_dm', 'loss_reg', 'loss_fake', 'loss_gan_gen', 'loss_gan_head'],
-      step: () => tr.iteration(),
+      step: () => {
+        const m = tr.iteration();
+        speed?.();
+        return m;
+      },
       shown: (m) => ({ ...(m.loss_fake !== undefined && { fake: m.loss_fake }), ...(m.loss_dm !== undefined && { dm: m.loss_dm }), ...(m.loss_reg !== undefined && { reg: m.loss_reg }) }),
       sample: (file) => (memory ? memory.aside(() => tr.sampleGrid(file)) : tr.sampleGrid(file)),
       evaluate: probe ? { every: cfg.evalEvery, run: () => probe.run(probeSample) } : undefined,
@@ -97,6 +108,30 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
   } finally {
     probe?.dispose();
   }
+}
+
+/**
+ * For a run planned by --budget: times iterations 6 to 30 of this process's run and, once, says so when
+ * this machine is far from the speed the plan assumed (budget.ts).
+ */
+function budgetSpeedCheck(minutes: number, tr: DMDTrainer, log: (s: string) => void): () => void {
+  const first = 5;
+  const last = 30;
+  let n = 0;
+  let t0 = 0;
+  let phase: DMDPhase | null = null;
+  // what an iteration costs: a run without a critic (regression only) is in no DMD phase
+  const kind = (step?: number): DMDPhase => (tr.critic ? tr.phase(step) : 'regression');
+  return () => {
+    n += 1;
+    if (n === first) {
+      t0 = performance.now();
+      phase = kind();
+    } else if (n === last && phase === kind(tr.step - 1)) {
+      const note = budgetSpeedNotice(minutes, phase, (performance.now() - t0) / 1000 / (last - first));
+      if (note) log(note);
+    }
+  };
 }
 
 /** Exports the generator and evaluates it beside the teacher's figures (rank 0, after a complete run). */

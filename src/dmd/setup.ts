@@ -38,6 +38,7 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
   if (cfg.sigmaMin >= cfg.sigmaMax) throw new DMDSetupError(`--sigma-min (${cfg.sigmaMin}) must be below --sigma-max (${cfg.sigmaMax})`);
   if (cfg.regression === 'lpips' && cfg.pairs && !cfg.lpips)
     throw new DMDSetupError("--regression lpips needs LPIPS weights: pass --lpips <dir with torchvision's vgg16-397923af.pth and LPIPS's vgg.pth>, or choose --regression l2|l1|pseudo-huber");
+  if (cfg.lrDecay > cfg.steps) throw new DMDSetupError(`--lr-decay ${cfg.lrDecay} is longer than the run (--steps ${cfg.steps}): give at most --steps iterations`);
   if (cfg.gan && !cfg.data) throw new DMDSetupError('--gan needs real images: pass --data (e.g. fashion-mnist)');
   if (cfg.recipe === 'sd15-dmd' && !cfg.pairs)
     throw new DMDSetupError('--recipe sd15-dmd regresses onto teacher pairs: give --pairs DIR (dmd pairs --teacher T --prompts P --out DIR) or --pairs auto');

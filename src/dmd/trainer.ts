@@ -12,7 +12,7 @@ import { Generator, deriveSeed } from '../tensor/random.js';
 import { foreach } from '../tensor/foreach.js';
 import type { Device } from '../tensor/device.js';
 import { AdamW } from '../nn/optim.js';
-import { warmup } from '../nn/schedule.js';
+import { warmup, withLinearDecay, type Schedule } from '../nn/schedule.js';
 import { openRealData, type RealData } from './real-data.js';
 import { saveGrid } from '../data/grid.js';
 import type { RunHooks } from '../train/run.js';
@@ -63,7 +63,7 @@ export class DMDTrainer {
   readonly turnSeconds = { generator: 0, fakeScore: 0 };
   private trained = false;
   private readonly criticParams: Tensor[];
-  private readonly lrScale: (step: number) => number;
+  private readonly lrScale: { gen: Schedule; fake: Schedule }; // by 1-based iteration; gen with --lr-decay's fall
   /** the sample grids' noise and conditioning, and the grid's columns */
   private readonly fixed: { z: Tensor; cond: Conditioning; columns?: number };
 
@@ -100,7 +100,8 @@ export class DMDTrainer {
     this.criticParams = this.critic?.parameters() ?? [];
     this.optG = new AdamW(this.generator.parameters(), { lr: cfg.genLr, ...adam });
     this.optF = this.critic ? new AdamW(this.criticParams, { lr: cfg.fakeLr, ...adam }) : null;
-    this.lrScale = warmup(cfg.warmupSteps);
+    const rise = warmup(cfg.warmupSteps);
+    this.lrScale = { gen: withLinearDecay(rise, cfg.steps, cfg.lrDecay), fake: rise };
     this.fixed = real.gridInputs(deriveSeed(cfg.seed, 13));
     this.state = this.checkpointState();
   }
@@ -130,8 +131,8 @@ export class DMDTrainer {
   iteration(): StepMetrics {
     const cfg = this.cfg;
     const { phase, generator: generatorTurn, fake: fakeTurn } = turnsOf(this.step, cfg, !!this.critic);
-    const scale = this.lrScale(this.step + 1);
-    const fakeScale = this.lrScale(this.step + 1 - cfg.dmStart);
+    const scale = this.lrScale.gen(this.step + 1);
+    const fakeScale = this.lrScale.fake(this.step + 1 - cfg.dmStart);
     const out = tidy(() => {
       const m: Record<string, Tensor> = {};
       const B = cfg.batchSize;

@@ -74,6 +74,25 @@ test.serial('a phased run resumed across both boundaries is bit-exact, and its m
   a.dispose();
 });
 
+test.serial("--lr-decay: the generator's learning rate falls linearly to 0 over the run's last iterations, the fake score's does not", async (t) => {
+  await pairsReady;
+  const out = path.join(dir, 'decay');
+  const tr = new DMDTrainer({ ...base, pairs: pairsDir, out, steps: 8, lrDecay: 4, fakeUpdatesPerGen: 1 }, quiet);
+  t.regex(tr.describe(), /generator lr 0\.0001 falling linearly to 0 over the last 4 iterations/);
+  const lrs = { G: [] as number[], F: [] as number[] };
+  for (const [k, opt] of [['G', tr.optG], ['F', tr.optF!]] as const) {
+    const step = opt.step.bind(opt);
+    opt.step = (lr?: number) => { lrs[k].push(lr!); step(lr!); };
+  }
+  const seen: number[] = [];
+  for (let i = 0; i < 8; i++) seen.push(tr.iteration().lr_scale!);
+  t.deepEqual(seen, [0.5, 1, 1, 1, 1, 0.75, 0.5, 0.25]);
+  t.deepEqual(lrs.G, seen.map((s) => tr.cfg.genLr * s));
+  t.deepEqual(lrs.F, [0.5, 1, 1, 1, 1, 1, 1, 1].map((s) => tr.cfg.fakeLr * s), 'the fake score keeps its rate');
+  tr.dispose();
+  t.throws(() => new DMDTrainer({ ...base, pairs: pairsDir, out: path.join(dir, 'decay-bad'), steps: 8, lrDecay: 9 }, quiet), { instanceOf: DMDSetupError, message: /--lr-decay 9 is longer than the run \(--steps 8\)/ });
+});
+
 test('phase settings that leave a phase without its loss are refused', async (t) => {
   await pairsReady;
   const err = (o: Record<string, unknown>) => t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'bad'), steps: 10, ...o }, quiet), { instanceOf: DMDSetupError });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { dtypeCode, dtypeFromCode, DTYPES, ELEMENT_SIZE, viewBytes, isFloating } from '../../src/tensor/dtype.js';
 import { checkDevice, isDevice } from '../../src/tensor/device.js';
-import { warmup, edmRampup } from '../../src/nn/schedule.js';
+import { warmup, edmRampup, withLinearDecay } from '../../src/nn/schedule.js';
 
 test('dtype codes round-trip and sizes are right', (t) => {
   for (const d of DTYPES) t.is(dtypeFromCode(dtypeCode(d)), d);
@@ -35,4 +35,10 @@ test('schedules', (t) => {
   t.is(w(100), 1);
   t.is(warmup(0)(0), 1);
   t.is(edmRampup(10)(5000), 0.5);
+  // warm-up 2, 8 steps, the last 4 falling to 1/4 (1-based steps): the last step still moves
+  t.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map(withLinearDecay(warmup(2), 8, 4)), [0.5, 1, 1, 1, 1, 0.75, 0.5, 0.25]);
+  t.is(withLinearDecay(w, 8, 0), w);
+  t.is(withLinearDecay(warmup(0), 8, 8)(1), 1);
+  t.is(withLinearDecay(warmup(0), 8, 4)(9), 0, 'past the end of the run: 0');
+  t.throws(() => withLinearDecay(w, 8, -1), { instanceOf: RangeError });
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { symlinkSync, copyFileSync } from 'node:fs';
 import { tempDir } from '../helpers/tmp.js';
 import { resolveConfig } from '../../src/cli/options.js';
-import { planBudget, BUNDLED_COSTS, CROSSING_MINUTES, PHASED_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM } from '../../src/dmd/budget.js';
+import { planBudget, plannedMinutes, budgetSpeedNotice, BUNDLED_COSTS, CROSSING_MINUTES, PHASED_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM } from '../../src/dmd/budget.js';
 import { parseDMDSettings } from '../../src/dmd/setup.js';
 
 const resolve = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, applyRecipe);
@@ -161,4 +161,19 @@ test('the bundled text-to-image teacher (through any path to it) gets its own de
   copyFileSync(bundled, copy);
   t.is(resolve({ teacher: copy, prompts: 'p.txt' }).realGuidance, 1);
   t.is(resolve({ teacher: bundled, prompts: 'p.txt', recipe: 'sd15-dmd2' }).fakeUpdatesPerGen, 10);
+});
+
+test('a planned run knows its budget, and says how long it will take on a machine far from the reference speed', (t) => {
+  t.is(plannedMinutes(resolve({})), 20);
+  t.is(plannedMinutes(resolve({ budget: 60 })), 60);
+  t.is(plannedMinutes(resolve({ steps: 100 })), null, '--steps overrides the plan');
+  t.is(plannedMinutes(resolve({}), true), null, 'a teacher given in memory');
+  t.is(plannedMinutes(resolve({ recipe: 'dmd2' })), null);
+  const { regression, dmd } = BUNDLED_COSTS;
+  t.is(budgetSpeedNotice(20, 'regression', regression * 1.15), null, 'within 20% of the reference');
+  t.is(budgetSpeedNotice(20, 'regression', regression / 1.15), null);
+  t.is(budgetSpeedNotice(20, 'regression', 0.88),
+    `--budget 20: this machine takes 0.88 s per regression iteration where the plan assumes ${regression} s (a 2-core reference VM), so the run will take about 30 minutes; --budget 13 fits 20 minutes here (the plan's quality figures are per iteration, not per minute)`);
+  t.regex(budgetSpeedNotice(60, 'dmd', dmd / 2)!, /about 30 minutes; --budget 120 fits 60 minutes here/);
+  t.regex(budgetSpeedNotice(8, 'regression', regression * 2)!, /about 16 minutes; 8 minutes here are too short for a plan; give --steps/);
 });
