@@ -50,6 +50,8 @@ export const PRESETS: Record<string, Preset> = {
   'reg2400-dm10-5': { label: 'regression alone for 2400 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg-2048': { label: 'regression only, 2048 pairs', dmd: { ...reg, autoPairs: 2048, lambdaDm: 0 }, costAs: 'reg' },
+  'reg2400-dmd2-10-5': { label: 'regression alone for 2400 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM and GAN x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 3e-2, data: 'fashion-mnist' }, branchFrom: 'reg', costAs: 'dmd2-reg' },
+  'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
 };
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
@@ -71,8 +73,8 @@ async function settings(name: string, extra: Record<string, unknown> = {}): Prom
 /**
  * A phased run (--dm-start S) branched off the regression-only run at its checkpoint S: the regression
  * phase of a phased run is exactly a regression-only run (test/native/dmd-phases.test.ts), so its
- * generator, EMA, optimizer and random streams are taken from there and the fresh fake score and its
- * optimizer from the new trainer; the run then continues from iteration S.
+ * generator, EMA, optimizer and random streams are taken from there and the fresh fake score, GAN head
+ * and their optimizer from the new trainer; the run then continues from iteration S.
  */
 function branchFrom(tr: DMDTrainer, from: string): void {
   const S = tr.cfg.dmStart;
@@ -82,7 +84,7 @@ function branchFrom(tr: DMDTrainer, from: string): void {
   tidy(() => {
     const own = tr.state.snapshot();
     const tensors = new Map(ck.tensors);
-    for (const [k, v] of own.tensors) if (k.startsWith('fake/') || k.startsWith('optF/')) tensors.set(k, v);
+    for (const [k, v] of own.tensors) if (/^(fake|head|optF)\//.test(k)) tensors.set(k, v);
     tr.state.restore({ ...ck, tensors, meta: { ...ck.meta, values: { ...ck.meta.values, 'optF.step': own.values['optF.step'] } } });
   });
   for (const t of ck.tensors.values()) t.dispose();
