@@ -50,12 +50,17 @@ export function planBudget(minutes: number): BudgetPlan {
   };
 }
 
+/** Whether settings are the default recipe of the bundled Fashion-MNIST teacher: the only run --budget plans. */
+export function isBundledDefault(recipe: unknown, teacher: unknown, teacherInMemory = false): boolean {
+  return (recipe ?? 'default') === 'default' && teacher === undefined && !teacherInMemory;
+}
+
 /**
  * The budget (minutes) a run was planned for: the default recipe with the bundled teacher, its length
  * set by the plan (not by --steps); null for any other run.
  */
 export function plannedMinutes(cfg: Pick<DMDConfig, 'recipe' | 'teacher' | 'budget' | 'steps'>, teacherInMemory = false): number | null {
-  if (cfg.recipe !== 'default' || cfg.teacher !== undefined || teacherInMemory) return null;
+  if (!isBundledDefault(cfg.recipe, cfg.teacher, teacherInMemory)) return null;
   const minutes = cfg.budget ?? DEFAULT_BUDGET_MINUTES;
   try {
     return planBudget(minutes).steps === cfg.steps ? minutes : null;

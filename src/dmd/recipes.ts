@@ -3,7 +3,7 @@
 // teachers on GPUs. A recipe only fills settings the user did not give (flags and --config win).
 import type { DMDConfig } from './config.js';
 import { isBundledTextToImageTeacher } from '../sd/bundled-teacher.js';
-import { planBudget, DEFAULT_BUDGET_MINUTES } from './budget.js';
+import { planBudget, isBundledDefault, DEFAULT_BUDGET_MINUTES } from './budget.js';
 
 export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2', 'sd15-dmd2-gan', 'sd15-dmd'] as const;
 export type RecipeName = (typeof RECIPE_NAMES)[number];
@@ -83,7 +83,7 @@ export const BUNDLED_T2I_TEACHER: Partial<DMDConfig> = { realGuidance: 3, fakeUp
 export function applyRecipe(input: Record<string, unknown>, o: { teacherInMemory?: boolean } = {}): Record<string, unknown> {
   const name = (input.recipe ?? 'default') as RecipeName;
   if (!RECIPE_NAMES.includes(name)) return input; // the schema reports the bad value
-  const bundled = name === 'default' && input.teacher === undefined && !o.teacherInMemory;
+  const bundled = isBundledDefault(name, input.teacher, o.teacherInMemory);
   const bundledT2I = name === 'default' && typeof input.teacher === 'string' && !o.teacherInMemory && isBundledTextToImageTeacher(input.teacher);
   const out: Record<string, unknown> = { ...input };
   for (const [key, value] of Object.entries({ ...RECIPES[name], ...(bundled ? bundledTeacherSettings(input) : {}), ...(bundledT2I ? BUNDLED_T2I_TEACHER : {}) })) out[key] ??= value;

@@ -17,6 +17,7 @@ import { settingsIdentity } from '../train/settings.js';
 import { Distributed } from '../distributed/context.js';
 import { DMDConfigSchema, type DMDConfig } from './config.js';
 import { applyRecipe } from './recipes.js';
+import { isBundledDefault } from './budget.js';
 import { loadEDMTeacher } from './models/edm.js';
 import { loadSDTeacher } from './models/sd.js';
 import type { ScoreModel } from './score-model.js';
@@ -30,7 +31,7 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
   const parsed = DMDConfigSchema.strict().safeParse(applyRecipe(config, o));
   if (!parsed.success) throw new DMDSetupError(`invalid DMD settings: ${formatZodError(parsed.error)}`);
   const cfg = parsed.data;
-  if (cfg.budget !== undefined && (cfg.recipe !== 'default' || config.teacher !== undefined || o.teacherInMemory))
+  if (cfg.budget !== undefined && !isBundledDefault(cfg.recipe, config.teacher, o.teacherInMemory))
     throw new DMDSetupError(`--budget plans the default recipe of the bundled teacher from its measured costs; with ${cfg.recipe !== 'default' ? `--recipe ${cfg.recipe}` : 'your own teacher'} give --steps instead`);
   // before any network is loaded: the trainer's constructor cannot make the pairs (DMDTrainer.create does)
   if (cfg.pairs === 'auto') throw new DMDSetupError("--pairs auto must be resolved before the trainer is built: use await DMDTrainer.create(settings) (dmd-train does), or give a pairs directory");
