@@ -3,11 +3,13 @@
 # trixie chroot with Debian's CUDA PyTorch (libtorch-cuda-dev 2.6, CUDA 12.4 from nvidia-cuda-dev and
 # nvidia-cuda-toolkit, NCCL from libnccl-dev, the driver's libcuda1), where the README's install command
 # (`npm install`) builds the addon in CUDA mode with the NCCL backend; the node-gyp build of binding.gyp
-# is made too. scripts/check-addon.mjs confirms that libtorch_cuda and NCCL are linked, then the CPU
-# test selection runs through the CUDA-built addon (a CUDA build without a device must behave exactly
-# like a CPU build), with the GPU tests, which must skip saying "CUDA build, no device visible".
+# is made too. scripts/check-addon.mjs confirms that libtorch_cuda and NCCL are linked, then the tests of
+# what a CUDA build changes (CUDA_CHROOT_TESTS) run through the CUDA-built addon (without a device it
+# must behave exactly like a CPU build), with the GPU tests, which must skip saying "CUDA build, no
+# device visible".
 #
-#   sudo bash scripts/test-cuda-build.sh            # CHROOT_TESTS of scripts/lib/chroot.sh + test/gpu
+#   sudo bash scripts/test-cuda-build.sh            # CUDA_CHROOT_TESTS of scripts/lib/chroot.sh (includes test/gpu)
+#   sudo bash scripts/test-cuda-build.sh all        # CHROOT_TESTS + test/gpu, the libtorch 2.x selection
 #   sudo bash scripts/test-cuda-build.sh test/unit  # these ava files or folders
 #   DMD_CUDA_GYP=0 ...                              # leave out the node-gyp build (about 10 min on 2 cores)
 #
@@ -33,7 +35,8 @@ log=${TMPDIR:-/tmp}/dmd-cuda-build
 mkdir -p "$log"
 # shellcheck source=lib/chroot.sh
 . "$src/scripts/lib/chroot.sh"
-tests=${*:-$CHROOT_TESTS test/gpu}
+tests=${*:-$CUDA_CHROOT_TESTS}
+[ "$tests" = all ] && tests="$CHROOT_TESTS test/gpu"
 CUDA_PACKAGES="libtorch-cuda-dev libgloo-cuda-dev nvidia-cuda-dev nvidia-cuda-toolkit libcu++-dev libcub-dev libnccl-dev libcuda1"
 t_start=$(date +%s)
 say() { echo "== $* ($(($(date +%s) - t_start)) s) =="; }

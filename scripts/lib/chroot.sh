@@ -10,6 +10,16 @@ CHROOT_TESTS="test/unit test/native/tensor.test.ts test/native/autograd.test.ts 
   test/native/sd.test.ts test/native/pytorch-files.test.ts test/native/dmd-golden.test.ts test/native/dmd-toy.test.ts test/native/dist-hardening.test.ts
   test/native/no-cuda-device.test.ts test/native/sd-dmd-train.test.ts test/native/sd-pairs.test.ts test/native/sd-eval.test.ts test/native/clip-score.test.ts test/native/sd-gan.test.ts test/native/sd-teacher.test.ts"
 
+# The selection for the CUDA-built addon (scripts/test-cuda-build.sh), which runs after the CPU build of
+# the same libtorch version has passed CHROOT_TESTS: what a CUDA build changes without a device, namely
+# tensors and their devices, autograd, modules, optimisers, random generators, files, the error boundary,
+# device resolution ('auto' falls back to the CPU), the c10d backend choice with NCCL linked, a seeded
+# dmd-train run bit for bit (dmd-golden), the parity fixtures and the GPU tests (which must skip). The
+# trainers' and SD's other tests exercise no device-specific code beyond what these reach.
+CUDA_CHROOT_TESTS="test/unit test/native/tensor.test.ts test/native/autograd.test.ts test/native/module.test.ts test/native/optim.test.ts
+  test/native/random.test.ts test/native/serialize.test.ts test/native/errors.test.ts test/native/distributed.test.ts test/native/no-cuda-device.test.ts
+  test/native/dmd-golden.test.ts test/native/dmd-toy.test.ts test/native/sd-pairs.test.ts test/parity.test.ts test/gpu"
+
 chroot_mounts=()
 chroot_cleanup() { for ((i = ${#chroot_mounts[@]} - 1; i >= 0; i--)); do umount -l "${chroot_mounts[$i]}" 2>/dev/null; done; chroot_mounts=(); }
 trap chroot_cleanup EXIT
