@@ -88,9 +88,14 @@ export function readConfigFile(path: string): Record<string, unknown> {
 export function resolveConfig<S extends AnyObject>(schema: S, argv: Record<string, unknown>, configFile?: string | null, prepare: (input: Record<string, unknown>) => Record<string, unknown> = (x) => x): z.infer<S> {
   const fromFile = configFile ? readConfigFile(configFile) : {};
   const fromFlags: Record<string, unknown> = {};
-  for (const key of Object.keys(schema.shape)) {
+  for (const [key, t] of Object.entries(schema.shape)) {
     const v = argv[kebab(key)] ?? argv[key];
-    if (v !== undefined) fromFlags[key] = v;
+    if (v === undefined) continue;
+    // yargs collects a flag given more than once into an array: for a single-valued field say so, not "received array"
+    if (Array.isArray(v) && !(unwrap(t as z.ZodType).base instanceof z.ZodArray)) {
+      throw new ConfigError(`--${kebab(key)} was given ${v.length} times (${v.map((x) => JSON.stringify(x)).join(', ')}); give it once`);
+    }
+    fromFlags[key] = v;
   }
   const merged = prepare({ ...fromFile, ...fromFlags });
   const r = schema.strict().safeParse(merged);

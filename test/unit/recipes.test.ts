@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { symlinkSync, copyFileSync } from 'node:fs';
 import { tempDir } from '../helpers/tmp.js';
-import { resolveConfig } from '../../src/cli/options.js';
+import { resolveConfig, yargsOptions, ConfigError } from '../../src/cli/options.js';
+import { yargs } from '../../src/cli/yargs.js';
 import { planBudget, plannedMinutes, budgetSpeedNotice, BUNDLED_COSTS, CROSSING_MINUTES, PHASED_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM } from '../../src/dmd/budget.js';
 import { parseDMDSettings } from '../../src/dmd/setup.js';
 
@@ -58,6 +59,15 @@ test('--budget plans regression alone below the crossing, then regression to its
   t.is(noReg.fakeUpdatesPerGen, 1);
   t.is(noReg.steps, planBudget(20).steps);
   t.throws(() => resolve({ budget: 3 }), { message: /--budget 3 is too short: making the pairs and evaluating take 4\.6 min of it; give at least \d+ minutes, or --steps/ });
+});
+
+test('a single-valued flag given twice is one error naming the flag and both values; list flags take repeats', (t) => {
+  const parse = (args: string[]) => yargs(args).options(yargsOptions(DMDConfigSchema)).strict().parseSync() as Record<string, unknown>;
+  t.throws(() => resolve(parse(['--steps', '5', '--steps', '6'])), { instanceOf: ConfigError, message: '--steps was given 2 times (5, 6); give it once' });
+  t.throws(() => resolve(parse(['--teacher', 'a.pt', '--teacher', 'b.pt'])), { message: /^--teacher was given 2 times \("a.pt", "b.pt"\)/ });
+  // an array field (AdamW's betas) collects its values, repeated or not
+  t.deepEqual(resolve(parse(['--betas', '0.5', '--betas', '0.9'])).betas, [0.5, 0.9]);
+  t.is(resolve(parse(['--steps', '7'])).steps, 7);
 });
 
 test('--budget is refused with a teacher or recipe it was not measured for', (t) => {
