@@ -18,7 +18,7 @@ export const DMDConfigSchema = z.object({
   pairs: z.string().min(1).optional().describe('regression pairs from `dmd pairs` (DMD), or auto (made once from the teacher and cached); without it no regression loss is used (DMD2)'),
   autoPairs: z.number().int().positive().default(1024).describe('how many pairs --pairs auto makes'),
   data: z.string().min(1).optional().describe('real images for the GAN option (fashion-mnist, IDX/CIFAR-10 dir, EDM zip, PNG/JPEG folder, WebDataset shards a-{000..009}.tar; SD teachers: captioned, or a dmd latents directory)'),
-  budget: z.number().positive().optional().describe('the bundled teacher with the default recipe: plan the run for this many minutes of a 2-core CPU, pairs included (default 20): regression alone below 42 minutes, from 42 regression to its plateau then distribution matching (README, "Distillation quality"); flags such as --steps still win'),
+  budget: z.number().positive().optional().describe('the bundled teacher with the default recipe: plan the run for this many minutes of a 2-core CPU, pairs included (default 20): regression alone, except from 42 to 61 minutes: regression to its plateau, then distribution matching (README, "Distillation quality"); flags such as --steps still win'),
   steps: z.number().int().positive().default(1000).describe('training iterations (each updates the fake score; every fakeUpdatesPerGen-th also the generator; the default recipe with the bundled teacher: what --budget plans)'),
   batchSize: fields.batchSize(32, 'generated images per iteration and process (the global batch is this times the number of processes)'),
   ...distributedShape(),

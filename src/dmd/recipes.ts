@@ -52,8 +52,8 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
  * unless given, src/dmd/budget.ts) with an EMA generator of decay 0.99 per update. At 20 minutes of a
  * 2-core CPU that is regression alone on the cached pairs, which the budget curves of
  * experiments/fmnist-budget found better than any distribution-matching recipe at that budget (DMD at
- * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.70); from CROSSING_MINUTES on it is
- * regression to its plateau followed by distribution matching.
+ * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.70); from CROSSING_MINUTES to
+ * PHASED_UNTIL_MINUTES it is regression to its plateau followed by distribution matching.
  */
 export function bundledTeacherSettings(input: Record<string, unknown>): Partial<DMDConfig> {
   const minutes = typeof input.budget === 'number' ? input.budget : DEFAULT_BUDGET_MINUTES;

@@ -10,7 +10,7 @@ import { symlinkSync, copyFileSync } from 'node:fs';
 import { tempDir } from '../helpers/tmp.js';
 import { resolveConfig, yargsOptions, ConfigError } from '../../src/cli/options.js';
 import { yargs } from '../../src/cli/yargs.js';
-import { planBudget, plannedMinutes, budgetSpeedNotice, BUNDLED_COSTS, CROSSING_MINUTES, PHASED_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM } from '../../src/dmd/budget.js';
+import { planBudget, plannedMinutes, budgetSpeedNotice, BUNDLED_COSTS, CROSSING_MINUTES, PHASED_UNTIL_MINUTES, PHASED_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM } from '../../src/dmd/budget.js';
 import { parseDMDSettings } from '../../src/dmd/setup.js';
 
 const resolve = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, applyRecipe);
@@ -31,24 +31,31 @@ test('no flags (the bundled teacher): the 20-minute plan, regression alone on au
   t.true(c.steps * regression + pairsSeconds + finalEvalSeconds <= 20 * 60);
 });
 
-test('--budget plans regression alone below the crossing, then regression to its plateau, a fake-score warm-up and DMD at fake:gen 5', (t) => {
+test('--budget plans regression alone outside the window where DM was measured ahead, and inside it regression to its plateau, a fake-score warm-up and DMD at fake:gen 5', (t) => {
   const short = resolve({ budget: CROSSING_MINUTES - 1 });
   t.is(short.lambdaDm, 0);
   t.is(short.dmStart, 0);
   t.true(short.steps > resolve({}).steps);
-  const long = resolve({ budget: 120 });
+  // past the window: regression alone again, filling the whole budget
+  const c = BUNDLED_COSTS;
+  for (const minutes of [PHASED_UNTIL_MINUTES, 120]) {
+    const past = resolve({ budget: minutes });
+    t.deepEqual([past.lambdaDm, past.dmStart, past.fakeWarmup, past.emaDecay, past.pairs], [0, 0, 0, 0.99, 'auto']);
+    t.is(past.steps, Math.floor((minutes * 60 - c.pairsSeconds - c.finalEvalSeconds) / c.regression));
+  }
+  const long = resolve({ budget: PHASED_UNTIL_MINUTES - 1 });
   t.is(long.dmStart, PHASED_DM_START);
   t.is(long.fakeWarmup, PHASED_FAKE_WARMUP);
   t.is(long.fakeUpdatesPerGen, 5);
   t.is(long.lambdaDm, PHASED_LAMBDA_DM);
   t.is(long.pairs, 'auto');
   t.is(long.emaDecay, 0.99);
-  // every second of the 120 minutes is planned, within one iteration
-  const c = BUNDLED_COSTS;
+  // every second of the budget is planned, within one iteration
+  const budget = (PHASED_UNTIL_MINUTES - 1) * 60;
   const used = c.pairsSeconds + c.finalEvalSeconds + PHASED_DM_START * c.regression + PHASED_FAKE_WARMUP * c.fakeWarmup + (long.steps - PHASED_DM_START - PHASED_FAKE_WARMUP) * c.dmd;
-  t.true(used <= 120 * 60 && used > 120 * 60 - c.dmd, `${used}`);
+  t.true(used <= budget && used > budget - c.dmd, `${used}`);
   // flags still win over the plan
-  const own = resolve({ budget: 120, steps: 3000, 'lambda-dm': 2 });
+  const own = resolve({ budget: CROSSING_MINUTES, steps: 3000, 'lambda-dm': 2 });
   t.is(own.steps, 3000);
   t.is(own.lambdaDm, 2);
   t.is(own.dmStart, PHASED_DM_START);
