@@ -26,7 +26,7 @@ export { karrasSteps, karrasTable } from './edm/sigmas.js';
 export { edmSample, sampleEDM, type SamplerOptions, type SolverOptions, type SampleResult } from './edm/sampler.js';
 export { PRESETS, PRESET_NAMES, preset, type PresetName } from './edm/presets.js';
 export { makePairs, PairsDataset, PairsConfigSchema, readPairsManifest, type PairsConfig, type PairsManifest } from './dmd/regression/pairs.js';
-export { trainTeacher, TeacherConfigSchema, type TeacherConfig } from './edm/teacher.js';
+export { trainTeacher, TeacherConfigSchema, type TeacherConfig, type TeacherRunResult } from './teacher/train.js';
 export { defaultTeacherPath } from './edm/default-teacher.js';
 export { openDataset, type ImageSource, DatasetError } from './data/sources.js';
 export { ImageLoader, type Batch, type LoaderOptions } from './data/loader.js';

@@ -1,7 +1,8 @@
 // EDM training of a teacher (Karras et al. 2022, training/training_loop.py): EDM's loss (loss.ts),
 // Adam with a linear learning-rate ramp-up, EMA with a half-life in images, dropout and label dropout,
 // optional gradient clipping. A run of train/run.ts (checkpoints, exact resume, grids, metrics); at the
-// end the EMA network is written as a teacher file.
+// end the EMA network is written as a teacher file. `dmd teacher` reaches it through teacher/train.ts,
+// which also holds the text-to-image family's flags.
 import path from 'node:path';
 import { z } from 'zod';
 import { tidy, dispose } from '../tensor/scope.js';
@@ -29,16 +30,13 @@ import { preset, PRESET_NAMES } from './presets.js';
 import { sampleEDM } from './sampler.js';
 import { parseEDMConfig } from './config.js';
 import { edmLoss } from './loss.js';
-import { trainSDTeacher } from '../sd/teacher.js';
 
-export const TeacherConfigSchema = z.object({
-  ...runSettingsShape({ checkpointEvery: 500, metricsEvery: 50 }),
-  mode: z.enum(['edm', 'sd']).default('edm').describe('edm: an EDM pixel-space teacher (class labels); sd: a latent text-to-image teacher of the Stable Diffusion family (captions from --captions, latents of --vae)'),
-  vae: z.string().min(1).optional().describe('--mode sd: the autoencoder of the latent space (dmd autoencoder)'),
-  captions: z.string().min(1).optional().describe('--mode sd: the phrasings per class, JSON Lines with "text" and "class"'),
-  captionDropout: z.number().min(0).max(1).default(0.1).describe('--mode sd: probability of the empty prompt instead of the caption (classifier-free guidance)'),
-  trainTextEncoder: z.boolean().default(false).describe('--mode sd: train the CLIP text encoder with the UNet (same optimizer, EMA and gradient clipping) instead of keeping it frozen at its seeded initialisation'),
-  sdConfig: z.record(z.string(), z.unknown()).optional().describe('--mode sd: UNet and text-encoder settings overriding the small defaults, {"unet": {...}, "text": {...}} (config file only)'),
+/** The run settings of a teacher run of either family: checkpoints, metrics, output. */
+export const teacherRunSettings = runSettingsShape({ checkpointEvery: 500, metricsEvery: 50 });
+
+/** The settings of an EDM teacher run; `dmd teacher` adds the text-to-image family's (teacher/config.ts). */
+export const EDMTeacherConfigSchema = z.object({
+  ...teacherRunSettings,
   sampleEvery: sampleEveryField(1000),
   data: z.string().min(1).default('fashion-mnist').describe('dataset: fashion-mnist, a directory of IDX/CIFAR-10 files, an EDM .zip or a PNG folder'),
   preset: z.string().default('fmnist-small').describe(`network preset (${PRESET_NAMES.join(', ')})`),
@@ -61,15 +59,13 @@ export const TeacherConfigSchema = z.object({
   format: z.enum(['pt', 'safetensors']).default('safetensors').describe('teacher file format'),
   ...distributedShape(),
 });
-export type TeacherConfig = z.infer<typeof TeacherConfigSchema>;
+export type EDMTeacherConfig = z.infer<typeof EDMTeacherConfigSchema>;
 
 export interface TeacherRunResult extends RunResult {
   teacherPath: string;
 }
 
-export async function trainTeacher(cfg: TeacherConfig, log: (s: string) => void = console.log, o: RunOptions = {}): Promise<TeacherRunResult> {
-  if (cfg.mode === 'sd') return trainSDTeacher(cfg, log, o);
-  if (cfg.vae || cfg.captions || cfg.sdConfig || cfg.trainTextEncoder) throw new RangeError('--vae, --captions, --train-text-encoder and --sd-config are for --mode sd (a text-to-image teacher)');
+export async function trainEDMTeacher(cfg: EDMTeacherConfig, log: (s: string) => void = console.log, o: RunOptions = {}): Promise<TeacherRunResult> {
   // data-parallel over the processes of a torchrun/srun/--nproc-per-node job: each reads its slice of
   // the global batch (batch size x processes), gradients are averaged, rank 0 writes
   const { dist, device } = Distributed.forCommand(cfg);

@@ -9,7 +9,7 @@ import { DMDTrainer, NonFiniteLossError } from '../../src/index.js';
 import { writeReport, reportHooks } from '../../src/report/report.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tinyTeacher } from '../helpers/teacher.js';
-import { trainTeacher, TeacherConfigSchema } from '../../src/edm/teacher.js';
+import { trainTeacher, TeacherConfigSchema } from '../../src/teacher/train.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
 import { haveChromium, launch, newPage, CHROMIUM } from '../helpers/browser.js';
 

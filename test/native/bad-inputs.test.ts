@@ -14,7 +14,7 @@ import {
 import { tempDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
 import { tinyTeacher } from '../helpers/teacher.js';
-import { trainTeacher, TeacherConfigSchema } from '../../src/edm/teacher.js';
+import { trainTeacher, TeacherConfigSchema } from '../../src/teacher/train.js';
 import { FASHION_MNIST_DIR } from '../../src/data/sources.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

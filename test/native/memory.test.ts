@@ -6,7 +6,7 @@ import path from 'node:path';
 import { tensor, tidy, keep, dispose, liveTensors, randn, ones, EDMNetwork, AdamW, Generator, foreach, noGrad, traceTensors, FeatureClassifier } from '../../src/index.js';
 import { makePairs, PairsConfigSchema } from '../../src/dmd/regression/pairs.js';
 import { DMDTrainer } from '../../src/dmd/trainer.js';
-import { trainTeacher, TeacherConfigSchema } from '../../src/edm/teacher.js';
+import { trainTeacher, TeacherConfigSchema } from '../../src/teacher/train.js';
 import { evaluate, EvalConfigSchema } from '../../src/metrics/evaluate.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tinyTeacher, TINY_TEACHER } from '../helpers/teacher.js';

@@ -5,7 +5,7 @@
 import test from 'ava';
 import path from 'node:path';
 import { writeFileSync, readFileSync } from 'node:fs';
-import { TeacherConfigSchema, trainTeacher } from '../../src/edm/teacher.js';
+import { TeacherConfigSchema, trainTeacher } from '../../src/teacher/train.js';
 import { AutoencoderConfigSchema, trainAutoencoder } from '../../src/sd/autoencoder.js';
 import { StableDiffusion } from '../../src/sd/pipeline.js';
 import { readSafetensorsHeader } from '../../src/index.js';

@@ -1,5 +1,6 @@
 // The layout rules of src/: the DMD algorithm reaches teacher networks only through its adapters
-// (dmd/models/), lower folders never import the top ones (dmd/, report/, cli/), and the algorithm's
+// (dmd/models/), lower folders never import the top ones (dmd/, report/, cli/, serve/, teacher/), the
+// text-to-image family builds on the EDM family and not the other way round, and the algorithm's
 // functions stay short enough to read (at most 80 lines in dmd/ and train/).
 import test from 'ava';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -33,15 +34,20 @@ function imports(file: string): string[] {
   return out;
 }
 
-const TOP = ['dmd/', 'report/', 'cli/', 'serve/'];
+const TOP = ['dmd/', 'report/', 'cli/', 'serve/', 'teacher/'];
 
-test('no folder below dmd/, report/, serve/ and cli/ imports them', (t) => {
+test('no folder below dmd/, report/, serve/, teacher/ and cli/ imports them', (t) => {
   const bad: string[] = [];
   for (const f of files(SRC)) {
     const from = rel(f);
     if (from === 'index.ts' || TOP.some((p) => from.startsWith(p))) continue;
     for (const to of imports(f)) if (TOP.some((p) => to.startsWith(p))) bad.push(`${from} -> ${to}`);
   }
+  t.deepEqual(bad, []);
+});
+
+test('edm/ imports nothing of sd/ (sd/ uses edm/\'s sampler; teacher/ dispatches to both)', (t) => {
+  const bad = files(path.join(SRC, 'edm')).flatMap((f) => imports(f).filter((to) => to.startsWith('sd/')).map((to) => `${rel(f)} -> ${to}`));
   t.deepEqual(bad, []);
 });
 

@@ -1,5 +1,5 @@
 import { command } from '../common.js';
-import { TeacherConfigSchema, trainTeacher } from '../../edm/teacher.js';
+import { TeacherConfigSchema, trainTeacher } from '../../teacher/train.js';
 import { reportHooks } from '../../report/report.js';
 
 export const teacherCommand = command({
