@@ -5,7 +5,6 @@
 // off, the fake score warms up on the fixed generator, and distribution matching (fake:gen 5, weighted
 // so that it is comparable with the regression) takes over; past the window regression alone has caught
 // up and keeps improving, so the plan is regression alone again.
-import type { DMDConfig } from './config.js';
 import type { DMDPhase } from './phases.js';
 
 /** Seconds of each part of a run with the bundled teacher on the reference machine (2-core x86 VM, libtorch 1.13.1 CPU). */
@@ -38,7 +37,15 @@ export const PHASED_FAKE_WARMUP = 150;
 /** distribution matching's weight in the phased recipe: its gradient then has 0.4-1x the regression's norm in the generator's weights */
 export const PHASED_LAMBDA_DM = 10;
 
-export type BudgetPlan = Pick<DMDConfig, 'steps' | 'lambdaDm' | 'dmStart' | 'fakeWarmup' | 'fakeUpdatesPerGen' | 'emaDecay'>;
+/** The settings a plan fixes (dmd-train's flags of the same names). */
+export interface BudgetPlan {
+  steps: number;
+  lambdaDm: number;
+  dmStart: number;
+  fakeWarmup: number;
+  fakeUpdatesPerGen: number;
+  emaDecay: number;
+}
 
 export class BudgetError extends Error {
   readonly code = 'ERR_DMD_BUDGET';
@@ -67,7 +74,7 @@ export function isBundledDefault(recipe: unknown, teacher: unknown, teacherInMem
  * The budget (minutes) a run was planned for: the default recipe with the bundled teacher, its length
  * set by the plan (not by --steps); null for any other run.
  */
-export function plannedMinutes(cfg: Pick<DMDConfig, 'recipe' | 'teacher' | 'budget' | 'steps'>, teacherInMemory = false): number | null {
+export function plannedMinutes(cfg: { recipe?: string | undefined; teacher?: string | undefined; budget?: number | undefined; steps: number }, teacherInMemory = false): number | null {
   if (!isBundledDefault(cfg.recipe, cfg.teacher, teacherInMemory)) return null;
   const minutes = cfg.budget ?? DEFAULT_BUDGET_MINUTES;
   try {

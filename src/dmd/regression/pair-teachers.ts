@@ -15,7 +15,7 @@ import { ddimSample } from '../../sd/sampler.js';
 import { ddimTimesteps } from '../../sd/schedule.js';
 import { readPrompts } from '../../sd/prompts.js';
 import { pathSha256 } from '../../util/fs.js';
-import { PairsError, type PairsConfig, type PairsManifest } from './pairs.js';
+import { PairsError, type PairsConfig, type PairsManifest } from './pairs-format.js';
 
 export interface PairsTeacher {
   sampler: PairsManifest['sampler'];
