@@ -38,20 +38,26 @@ interface Preset {
   branchFrom?: string;
   /** the calibrated run whose seconds per iteration this run's (DMD-phase) iterations cost (default: its own) */
   costAs?: string;
+  /** fd-vs-minutes.png draws the generator's own FD too (a run whose EMA lags far behind a fast-moving generator) */
+  plotG?: boolean;
 }
 const reg = { pairs: 'auto' } as const;
 export const PRESETS: Record<string, Preset> = {
   reg: { label: 'regression only', dmd: { ...reg, lambdaDm: 0 } },
   'dmd-1': { label: 'DMD: DM + regression, fake:gen 1 (the default recipe)', dmd: { ...reg, fakeUpdatesPerGen: 1 } },
   'dmd-5': { label: 'DMD: DM + regression, fake:gen 5', dmd: { ...reg, fakeUpdatesPerGen: 5 } },
-  'dm-5': { label: 'DM only, fake:gen 5', dmd: { fakeUpdatesPerGen: 5, lambdaReg: 0 } },
+  'dm-5': { label: 'DM only, fake:gen 5', dmd: { fakeUpdatesPerGen: 5, lambdaReg: 0 }, plotG: true },
   'dmd-1-reg0.025': { label: 'DMD, fake:gen 1, regression weight 0.025 (a tenth)', dmd: { ...reg, fakeUpdatesPerGen: 1, lambdaReg: 0.025 }, costAs: 'dmd-1' },
   'reg600-dm10-5': { label: 'regression alone for 600 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg2400-dm10-5': { label: 'regression alone for 2400 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
+  'reg4800-dm10-5': { label: 'regression alone for 4800 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5 (the phased recipe branched later)', dmd: { ...reg, dmStart: 4800, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg-2048': { label: 'regression only, 2048 pairs', dmd: { ...reg, autoPairs: 2048, lambdaDm: 0 }, costAs: 'reg' },
   'reg2400-dmd2-10-5': { label: 'regression alone for 2400 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM and GAN x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 3e-2, data: 'fashion-mnist' }, branchFrom: 'reg', costAs: 'dmd2-reg' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
+  'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
+  'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
+  'reg-dropout': { label: "regression only, the generator's dropout (0.1) active", dmd: { ...reg, lambdaDm: 0, dropout: true }, costAs: 'reg' },
   'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
 };
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
@@ -135,6 +141,13 @@ function readCurve(name: string): CurvePoint[] {
   return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as CurvePoint) : [];
 }
 
+/** A trainer's whole state from one of its run's checkpoints (the loaded tensors freed after). */
+function restoreCheckpoint(tr: DMDTrainer, file: string): void {
+  const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(file);
+  tr.state.restore(ck);
+  for (const t of ck.tensors.values()) t.dispose();
+}
+
 async function evalRun(name: string): Promise<void> {
   const curve = readCurve(name);
   const done = new Set(curve.map((c) => c.step));
@@ -145,7 +158,7 @@ async function evalRun(name: string): Promise<void> {
   const todo = store.list().filter((c) => !done.has(c.step) && (!at || at.has(c.step)));
   // points evaluated before the ODE-distance probe existed get it added
   const backfill = store.list().filter((c) => curve.some((p) => p.step === c.step && !p.odeDistance));
-  if (!todo.length && !backfill.length) return log(`${name}: every checkpoint evaluated`);
+  if (!todo.length && !backfill.length && !argv.includes('--with-g')) return log(`${name}: every checkpoint evaluated`);
   const cfg = await settings(name, { steps: 1e9 });
   const tr = new DMDTrainer(cfg, () => {});
   const probePairs = new PairsDataset(((await resolveAutoPairs({ ...shared, pairs: 'auto' }, () => {})).pairs) as string);
@@ -171,18 +184,23 @@ async function evalRun(name: string): Promise<void> {
     return Object.fromEntries(pick.map((k) => [k, r[k] as number]));
   };
   for (const c of backfill) {
-    const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
-    tr.state.restore(ck);
-    for (const t of ck.tensors.values()) t.dispose();
+    restoreCheckpoint(tr, c.file);
     const p = curve.find((q) => q.step === c.step)!;
     p.odeDistance = noGrad(() => ({ G: odeDistance(tr.G), ema: tr.ema ? odeDistance(tr.ema) : null }));
     log(`${name} @ ${c.step}: |G(z) - ODE(z)| (EMA) pairs ${(p.odeDistance.ema ?? p.odeDistance.G).pairs.toFixed(3)} fresh ${(p.odeDistance.ema ?? p.odeDistance.G).fresh.toFixed(3)} (added)`);
   }
-  if (backfill.length) atomicWrite(curveFile(name), curve.map((p) => `${JSON.stringify(p)}\n`).join(''));
+  // --with-g: points evaluated with --ema-only get G's own evaluation added (the checkpoints of --at, or all)
+  const backfillG = argv.includes('--with-g') ? store.list().filter((c) => (!at || at.has(c.step)) && curve.some((p) => p.step === c.step && !p.G)) : [];
+  for (const c of backfillG) {
+    restoreCheckpoint(tr, c.file);
+    tr.exportGenerator(path.join(tmp, 'G.safetensors'), 'G');
+    const p = curve.find((q) => q.step === c.step)!;
+    p.G = await evalFile(path.join(tmp, 'G.safetensors'));
+    log(`${name} @ ${c.step}: FD G ${p.G['FD-fmnist']!.toFixed(3)} (added)`);
+  }
+  if (backfill.length || backfillG.length) atomicWrite(curveFile(name), curve.map((p) => `${JSON.stringify(p)}\n`).join(''));
   for (const c of todo) {
-    const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
-    tr.state.restore(ck);
-    for (const t of ck.tensors.values()) t.dispose();
+    restoreCheckpoint(tr, c.file);
     let G: Record<string, number> | null = null;
     if (!emaOnly || !tr.ema) {
       tr.exportGenerator(path.join(tmp, 'G.safetensors'), 'G');
@@ -228,9 +246,7 @@ async function compare(specs: string[]): Promise<void> {
     const c = new CheckpointStore(path.join(runDir(name!), 'checkpoints'), 10000, 'checkpoint', false).list().find((k) => k.step === step);
     if (!c) throw new Error(`${name} has no checkpoint at ${step}`);
     const tr = new DMDTrainer(await settings(name!, { steps: 1e9 }), () => {});
-    const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
-    tr.state.restore(ck);
-    for (const t of ck.tensors.values()) t.dispose();
+    restoreCheckpoint(tr, c.file);
     tr.exportGenerator(path.join(tmp, 'ema.safetensors'), tr.ema ? 'ema' : 'G');
     tr.dispose();
     for (const seed of seeds) {
@@ -275,9 +291,18 @@ interface Series { name: string; points: [number, number][]; dashed?: boolean }
 /** A line chart as SVG (axes, ticks, legend), rendered to PNG by headless Chromium. */
 function chart(file: string, title: string, xLabel: string, yLabel: string, series: Series[], o: { yMin?: number; yMax?: number; hline?: { y: number; label: string }[] } = {}): void {
   const W = 900, H = 520, L = 70, R = 260, T = 40, B = 50;
-  // points outside [yMin, yMax] are left out (the tables have them)
-  series = series.map((s) => ({ ...s, points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && y <= (o.yMax ?? Infinity) && y >= (o.yMin ?? -Infinity)) }));
-  const all = series.flatMap((s) => s.points);
+  // points outside [yMin, yMax] are drawn as open triangles on the edge they lie beyond, and the legend
+  // says how many there are and their range (the tables have the values)
+  const inRange = (y: number) => y <= (o.yMax ?? Infinity) && y >= (o.yMin ?? -Infinity);
+  const finite = series.map((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
+  const outside = finite.map((pts) => pts.filter(([, y]) => !inRange(y)));
+  series = series.map((s, i) => {
+    const off = outside[i]!.map(([, y]) => y);
+    const [lo, hi] = [Math.min(...off), Math.max(...off)].map((v) => +v.toFixed(2));
+    const note = off.length ? ` (△ ${off.length}: ${lo === hi ? lo : `${lo}–${hi}`})` : '';
+    return { ...s, name: s.name + note, points: finite[i]!.filter(([, y]) => inRange(y)) };
+  });
+  const all = [...series.flatMap((s) => s.points), ...outside.flat()];
   if (!all.length) return;
   const x1 = Math.max(...all.map(([x]) => x)) * 1.02;
   const ys = all.map(([, y]) => y).concat((o.hline ?? []).map((h) => h.y));
@@ -294,11 +319,17 @@ function chart(file: string, title: string, xLabel: string, yLabel: string, seri
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${xLabel}</text><text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${yLabel}</text>`);
   for (const h of o.hline ?? []) parts.push(`<line x1="${L}" y1="${py(h.y)}" x2="${W - R}" y2="${py(h.y)}" stroke="#555" stroke-dasharray="2 4"/><text x="${W - R - 4}" y="${py(h.y) - 4}" text-anchor="end" fill="#555">${h.label}</text>`);
   series.forEach((s, i) => {
+    // colour, then (after the palette's ten) a dotted stroke, so no two series look alike; a series' own dashes stay dashes
     const c = COLORS[i % COLORS.length];
+    const dash = s.dashed ? 'stroke-dasharray="6 4"' : i >= COLORS.length ? 'stroke-dasharray="1.5 3"' : '';
     const pts = s.points;
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" ${s.dashed ? 'stroke-dasharray="6 4"' : ''} points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
+    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" ${dash} points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
     for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${c}"/>`);
-    parts.push(`<line x1="${W - R + 14}" y1="${T + 10 + i * 20}" x2="${W - R + 40}" y2="${T + 10 + i * 20}" stroke="${c}" stroke-width="2" ${s.dashed ? 'stroke-dasharray="6 4"' : ''}/><text x="${W - R + 46}" y="${T + 14 + i * 20}">${s.name}</text>`);
+    for (const [x, y] of outside[i]!) {
+      const up = y > y1, e = up ? T : H - B, d = up ? 1 : -1;
+      parts.push(`<path d="M${px(x).toFixed(1)},${e} l-5,${8 * d} l10,0 z" fill="white" stroke="${c}" stroke-width="1.5"/>`);
+    }
+    parts.push(`<line x1="${W - R + 14}" y1="${T + 10 + i * 20}" x2="${W - R + 40}" y2="${T + 10 + i * 20}" stroke="${c}" stroke-width="2" ${dash}/><text x="${W - R + 46}" y="${T + 14 + i * 20}" font-size="${s.name.length > 34 ? 11 : 13}">${s.name}</text>`);
   });
   parts.push('</svg>');
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'chart-'));
@@ -338,7 +369,8 @@ function report(): void {
     const p = presetOf(name);
     const spi = cal[p?.costAs ?? name.replace(/-run1$/, '')]?.secondsPerIteration;
     curves[name] = { label: p ? `${p.label}${name.endsWith('-run1') ? ' (an earlier run of the same settings)' : ''}` : name, secondsPerIteration: spi ?? null, points: pts.map((p) => ({ ...p, minutes: minutes(p.step) })) };
-    fdSeries.push({ name: `${name} (EMA)`, points: pts.map((p) => [minutes(p.step), (p.ema ?? p.G)!['FD-fmnist']!]) });
+    fdSeries.push({ name, points: pts.map((p) => [minutes(p.step), (p.ema ?? p.G)!['FD-fmnist']!]) });
+    if (p?.plotG) fdSeries.push({ name: `${name}: G, not its EMA`, dashed: true, points: pts.filter((q) => q.G && q.ema).map((q) => [minutes(q.step), q.G!['FD-fmnist']!]) });
     for (const p of pts) {
       const f = (r: Record<string, number> | null, k: string) => (r ? r[k]!.toFixed(3) : '–');
       const o = p.odeDistance ? p.odeDistance.ema ?? p.odeDistance.G : null;
@@ -350,7 +382,7 @@ function report(): void {
     path.join(publish, 'results.md'),
     ['| run | iterations | G updates | minutes (2 threads) | FD G | FD EMA | precision (EMA) | recall (EMA) | accuracy (EMA) | to the ODE output, pair / fresh noise (EMA) |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n') + '\n',
   );
-  chart(path.join(publish, 'fd-vs-minutes.png'), 'FD-fmnist of the EMA generator against training time', 'minutes of training on 2 cores (pairs not included)', 'FD-fmnist', fdSeries, { yMin: 0.4, yMax: 1.2, hline: [{ y: 0.53, label: 'teacher (Heun 18)' }, { y: 0.636, label: '1.2x teacher' }] });
+  chart(path.join(publish, 'fd-vs-minutes.png'), 'FD-fmnist of the EMA generator against training time (dashed: a generator itself)', 'minutes of training on 2 cores (pairs not included)', 'FD-fmnist', fdSeries, { yMin: 0.4, yMax: 1.2, hline: [{ y: 0.53, label: 'teacher (Heun 18)' }, { y: 0.636, label: '1.2x teacher' }] });
   const odeSeries = names.flatMap((name) => {
     const pts = readCurve(name).filter((p) => p.odeDistance).sort((a, b) => a.step - b.step);
     const m = minutesOf(name, cal);
