@@ -6,6 +6,7 @@
 //   npx tsx scripts/experiments/fmnist-budget.ts calibrate [ID,...]                 # seconds per iteration of each recipe with all threads, alone on the machine
 //   npx tsx scripts/experiments/fmnist-budget.ts compare RUN@STEP ... [--num 5000 --seeds 0,1]  # the EMA generators with more samples and seeds (compare.json)
 //   npx tsx scripts/experiments/fmnist-budget.ts report                             # experiments/fmnist-budget: results.md, curves.json, PNG plots
+//   npx tsx scripts/experiments/fmnist-budget.ts restore                            # --out rebuilt from the published curves (a new machine)
 //
 // Runs go two at a time with one libtorch thread each (DMD_NUM_THREADS=1); their time axis is the
 // iterations times the calibrated seconds per iteration of the same recipe with both threads alone, so
@@ -370,7 +371,7 @@ function report(): void {
     const spi = cal[p?.costAs ?? name.replace(/-run1$/, '')]?.secondsPerIteration;
     curves[name] = { label: p ? `${p.label}${name.endsWith('-run1') ? ' (an earlier run of the same settings)' : ''}` : name, secondsPerIteration: spi ?? null, points: pts.map((p) => ({ ...p, minutes: minutes(p.step) })) };
     fdSeries.push({ name, points: pts.map((p) => [minutes(p.step), (p.ema ?? p.G)!['FD-fmnist']!]) });
-    if (p?.plotG) fdSeries.push({ name: `${name}: G, not its EMA`, dashed: true, points: pts.filter((q) => q.G && q.ema).map((q) => [minutes(q.step), q.G!['FD-fmnist']!]) });
+    if (p?.plotG && !name.endsWith('-run1')) fdSeries.push({ name: `${name}: G, not its EMA`, dashed: true, points: pts.filter((q) => q.G && q.ema).map((q) => [minutes(q.step), q.G!['FD-fmnist']!]) });
     for (const p of pts) {
       const f = (r: Record<string, number> | null, k: string) => (r ? r[k]!.toFixed(3) : '–');
       const o = p.odeDistance ? p.odeDistance.ema ?? p.odeDistance.G : null;
@@ -403,12 +404,33 @@ function report(): void {
   log(`wrote ${publish}`);
 }
 
+/**
+ * A new machine has the published curves but no runs: each curve's points go back into --out so that
+ * `report` keeps them and `eval` adds to them; a run whose directory is already there (being re-run) keeps
+ * its published points as NAME-run1 instead. Calibration and compare.json come back too where missing.
+ */
+function restore(): void {
+  const pub = JSON.parse(readFileSync(path.join(publish, 'curves.json'), 'utf8')) as { calibration: Record<string, unknown>; curves: Record<string, { points: (CurvePoint & { minutes?: number })[] }> };
+  ensureDir(out, '--out');
+  const calFile = path.join(out, 'calibration.json');
+  if (!existsSync(calFile)) atomicWrite(calFile, `${JSON.stringify(pub.calibration, null, 1)}\n`);
+  if (!existsSync(path.join(out, 'compare.json')) && existsSync(path.join(publish, 'compare.json'))) atomicWrite(path.join(out, 'compare.json'), readFileSync(path.join(publish, 'compare.json'), 'utf8'));
+  for (const [name, { points }] of Object.entries(pub.curves)) {
+    const to = existsSync(runDir(name)) && !name.endsWith('-run1') ? `${name}-run1` : name;
+    if (existsSync(curveFile(to))) { log(`${to}: kept (${curveFile(to)} exists)`); continue; }
+    ensureDir(path.dirname(curveFile(to)), '--out');
+    atomicWrite(curveFile(to), points.map(({ minutes: _, ...p }) => `${JSON.stringify(p)}\n`).join(''));
+    log(`${to}: ${points.length} points restored${to !== name ? ` (${name} is being re-run)` : ''}`);
+  }
+}
+
 if (mode === 'train') await train(id!);
 else if (mode === 'eval') await evalRun(id!);
 else if (mode === 'calibrate') await calibrate(id ? id.split(',') : [...Object.keys(PRESETS).filter((n) => !PRESETS[n]!.costAs), 'fake-warmup']);
 else if (mode === 'report') report();
+else if (mode === 'restore') restore();
 else if (mode === 'compare') await compare(argv.slice(1).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--')));
 else {
-  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | report');
+  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | report | restore');
   process.exit(2);
 }
