@@ -1,7 +1,7 @@
 // Loads the libtorch addon and types its surface. Only src/ talks to this module; users see the
 // typed API built on it (Tensor, Module, ...).
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -293,13 +293,23 @@ function load(): NativeBinding {
   // into our errors, which name the rank, the address and the fix: only its errors are printed, unless
   // TORCH_CPP_LOG_LEVEL says otherwise
   process.env.TORCH_CPP_LOG_LEVEL ??= 'ERROR';
+  // The oneDNN 3.x that Debian 13's libtorch 2.6 links (libdnnl 3.7.2) returns NaN from its AVX-512
+  // kernels on AVX-512 CPUs (seen on AMD Zen 4: a DMD run's fake-score loss is NaN at its second
+  // iteration; held to AVX2 the same run is finite and the tests pass; Debian 12's libtorch 1.13 with
+  // oneDNN 2.6 is right on the same CPU). oneDNN takes its ISA limit from the environment when libtorch
+  // loads: an addon linked against a versioned libtorch 2.x (a distribution's) is held to AVX2 here,
+  // unless the environment sets the limit itself. (In a worker thread process.env is a copy: set it
+  // before starting node there.)
+  if (/libtorch_cpu\.so\.([2-9]|\d\d)\./.test(readFileSync(path).toString('latin1'))) process.env.ONEDNN_MAX_CPU_ISA ??= 'AVX2';
   const require = createRequire(import.meta.url);
+  let binding: NativeBinding;
   try {
-    return require(path) as NativeBinding;
+    binding = require(path) as NativeBinding;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`dmd-torch: loading ${path} failed: ${msg}. If libtorch moved since the build, rebuild with 'npm run build:native'.`);
   }
+  return binding;
 }
 
 export const N: NativeBinding = load();
