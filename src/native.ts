@@ -277,6 +277,14 @@ function addonPath(): string {
   return fileURLToPath(new URL('../build/Release/dmd_torch.node', import.meta.url));
 }
 
+function avx512(): boolean {
+  try {
+    return /^flags\s*:.*\bavx512f\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 function load(): NativeBinding {
   const path = addonPath();
   if (!existsSync(path)) {
@@ -293,14 +301,14 @@ function load(): NativeBinding {
   // into our errors, which name the rank, the address and the fix: only its errors are printed, unless
   // TORCH_CPP_LOG_LEVEL says otherwise
   process.env.TORCH_CPP_LOG_LEVEL ??= 'ERROR';
-  // The oneDNN 3.x that Debian 13's libtorch 2.6 links (libdnnl 3.7.2) returns NaN from its AVX-512
-  // kernels on AVX-512 CPUs (seen on AMD Zen 4: a DMD run's fake-score loss is NaN at its second
-  // iteration; held to AVX2 the same run is finite and the tests pass; Debian 12's libtorch 1.13 with
-  // oneDNN 2.6 is right on the same CPU). oneDNN takes its ISA limit from the environment when libtorch
-  // loads: an addon linked against a versioned libtorch 2.x (a distribution's) is held to AVX2 here,
-  // unless the environment sets the limit itself. (In a worker thread process.env is a copy: set it
-  // before starting node there.)
-  if (/libtorch_cpu\.so\.([2-9]|\d\d)\./.test(readFileSync(path).toString('latin1'))) process.env.ONEDNN_MAX_CPU_ISA ??= 'AVX2';
+  // The oneDNN 3.7 that Debian 13's libtorch 2.6 links gives NaN losses now and then on an AVX-512 CPU
+  // (AMD EPYC, Zen 4: a DMD run's fake-score loss NaN at its 2nd-7th iteration in about half the runs,
+  // one thread, ISA limit AVX2 too; held to SSE4.1 the same run passed 5 times of 5; Debian 12's
+  // libtorch 1.13 with oneDNN 2.6 is right on the same CPU, and libtorch 2.6 on AVX2-only CPUs passed).
+  // oneDNN takes its ISA limit from the environment when libtorch loads: an addon linked against a
+  // versioned libtorch 2.x (a distribution's) on an AVX-512 CPU is held to SSE4.1 here, unless the
+  // environment sets the limit itself. (In a worker thread process.env is a copy: set it before node.)
+  if (/libtorch_cpu\.so\.([2-9]|\d\d)\./.test(readFileSync(path).toString('latin1')) && avx512()) process.env.ONEDNN_MAX_CPU_ISA ??= 'SSE41';
   const require = createRequire(import.meta.url);
   let binding: NativeBinding;
   try {
