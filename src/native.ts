@@ -304,20 +304,18 @@ function load(): NativeBinding {
   // The oneDNN 3.7 that Debian 13's libtorch 2.6 links gives NaN losses now and then on an AVX-512 CPU
   // (AMD EPYC, Zen 4: a DMD run's fake-score loss NaN at its 2nd-7th iteration in about half the runs,
   // one thread, ISA limit AVX2 too; held to SSE4.1 the same run passed 5 times of 5; Debian 12's
-  // libtorch 1.13 with oneDNN 2.6 is right on the same CPU, and libtorch 2.6 on AVX2-only CPUs passed).
+  // libtorch 1.13 with oneDNN 2.6 is right on the same CPU, and earlier CI machines passed with libtorch 2.6).
   // oneDNN takes its ISA limit from the environment when libtorch loads: an addon linked against a
   // versioned libtorch 2.x (a distribution's) on an AVX-512 CPU is held to SSE4.1 here, unless the
   // environment sets the limit itself. (In a worker thread process.env is a copy: set it before node.)
-  if (/libtorch_cpu\.so\.([2-9]|\d\d)\./.test(readFileSync(path).toString('latin1')) && avx512()) process.env.ONEDNN_MAX_CPU_ISA ??= 'SSE41';
+  if (avx512() && /libtorch_cpu\.so\.([2-9]|\d\d)\./.test(readFileSync(path).toString('latin1'))) process.env.ONEDNN_MAX_CPU_ISA ??= 'SSE41';
   const require = createRequire(import.meta.url);
-  let binding: NativeBinding;
   try {
-    binding = require(path) as NativeBinding;
+    return require(path) as NativeBinding;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`dmd-torch: loading ${path} failed: ${msg}. If libtorch moved since the build, rebuild with 'npm run build:native'.`);
   }
-  return binding;
 }
 
 export const N: NativeBinding = load();
