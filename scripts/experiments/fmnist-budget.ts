@@ -42,13 +42,14 @@ interface Preset {
   /** fd-vs-minutes.png draws the generator's own FD too (a run whose EMA lags far behind a fast-moving generator) */
   plotG?: boolean;
 }
+// every preset sets lambdaDm: the default recipe's budget plan fills what a preset leaves unset (regression alone at 20 minutes)
 const reg = { pairs: 'auto' } as const;
 export const PRESETS: Record<string, Preset> = {
   reg: { label: 'regression only', dmd: { ...reg, lambdaDm: 0 } },
-  'dmd-1': { label: 'DMD: DM + regression, fake:gen 1 (the default recipe)', dmd: { ...reg, fakeUpdatesPerGen: 1 } },
-  'dmd-5': { label: 'DMD: DM + regression, fake:gen 5', dmd: { ...reg, fakeUpdatesPerGen: 5 } },
+  'dmd-1': { label: 'DMD: DM + regression, fake:gen 1 (the default recipe)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 1 } },
+  'dmd-5': { label: 'DMD: DM + regression, fake:gen 5', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5 } },
   'dm-5': { label: 'DM only, fake:gen 5', dmd: { fakeUpdatesPerGen: 5, lambdaReg: 0 }, plotG: true },
-  'dmd-1-reg0.025': { label: 'DMD, fake:gen 1, regression weight 0.025 (a tenth)', dmd: { ...reg, fakeUpdatesPerGen: 1, lambdaReg: 0.025 }, costAs: 'dmd-1' },
+  'dmd-1-reg0.025': { label: 'DMD, fake:gen 1, regression weight 0.025 (a tenth)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 1, lambdaReg: 0.025 }, costAs: 'dmd-1' },
   'reg600-dm10-5': { label: 'regression alone for 600 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg2400-dm10-5': { label: 'regression alone for 2400 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg4800-dm10-5': { label: 'regression alone for 4800 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5 (the phased recipe branched later)', dmd: { ...reg, dmStart: 4800, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
@@ -59,7 +60,7 @@ export const PRESETS: Record<string, Preset> = {
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
   'reg-dropout': { label: "regression only, the generator's dropout (0.1) active", dmd: { ...reg, lambdaDm: 0, dropout: true }, costAs: 'reg' },
-  'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
+  'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
 };
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
 const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metricsEvery: 10, finalEval: 0, keepCheckpoints: 10000 } as const;
