@@ -48,12 +48,12 @@ export const PRESETS: Record<string, Preset> = {
   reg: { label: 'regression only', dmd: { ...reg, lambdaDm: 0 } },
   'dmd-1': { label: 'DMD: DM + regression, fake:gen 1 (the default recipe)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 1 } },
   'dmd-5': { label: 'DMD: DM + regression, fake:gen 5', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5 } },
-  'dm-5': { label: 'DM only, fake:gen 5', dmd: { fakeUpdatesPerGen: 5, lambdaReg: 0 }, plotG: true },
+  'dm-5': { label: 'DM only, fake:gen 5', dmd: { lambdaDm: 1, fakeUpdatesPerGen: 5, lambdaReg: 0 }, plotG: true },
   'dmd-1-reg0.025': { label: 'DMD, fake:gen 1, regression weight 0.025 (a tenth)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 1, lambdaReg: 0.025 }, costAs: 'dmd-1' },
   'reg600-dm10-5': { label: 'regression alone for 600 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg2400-dm10-5': { label: 'regression alone for 2400 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg4800-dm10-5': { label: 'regression alone for 4800 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5 (the phased recipe branched later)', dmd: { ...reg, dmStart: 4800, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
-  'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branchFrom: 'reg', costAs: 'dmd-5' },
+  'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, lambdaDm: 1, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branchFrom: 'reg', costAs: 'dmd-5' },
   'reg-2048': { label: 'regression only, 2048 pairs', dmd: { ...reg, autoPairs: 2048, lambdaDm: 0 }, costAs: 'reg' },
   'reg2400-dmd2-10-5': { label: 'regression alone for 2400 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM and GAN x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 3e-2, data: 'fashion-mnist' }, branchFrom: 'reg', costAs: 'dmd2-reg' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
@@ -68,6 +68,7 @@ const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metri
 function preset(name: string | undefined): Preset {
   const p = name ? PRESETS[name] : undefined;
   if (!p) throw new Error(`unknown run '${name}'; one of ${Object.keys(PRESETS).join(', ')}`);
+  if (p.dmd.lambdaDm === undefined) throw new Error(`preset '${name}' must set lambdaDm (left unset, the default recipe's budget plan decides it)`);
   return p;
 }
 const runDir = (name: string) => path.join(out, name, 'run');
