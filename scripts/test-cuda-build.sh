@@ -134,9 +134,7 @@ fi
 
 say "ava $tests (through the CUDA-built addon, no device)"
 # shellcheck disable=SC2086
-# ava runs its files in worker threads, where process.env is a copy: the oneDNN ISA limit that
-# src/native.ts sets for the main thread on AVX-512 CPUs (Debian 13's oneDNN 3.7 gives NaN there) is given here
-chroot "$root" env -C /work HOME=/tmp CI=1 $(grep -qw avx512f /proc/cpuinfo && echo ONEDNN_MAX_CPU_ISA="${ONEDNN_MAX_CPU_ISA:-SSE41}") node node_modules/ava/entrypoints/cli.mjs $tests 2>&1 | tee "$log/ava.log"
+chroot "$root" env -C /work HOME=/tmp CI=1 $(chroot_isa_env) node node_modules/ava/entrypoints/cli.mjs $tests 2>&1 | tee "$log/ava.log"
 read -r passed failed <<<"$(ava_counts "$log/ava.log")"
 failed=$((failed + gyp_failed))
 # the GPU tests must skip for the right reason: this is a CUDA build that sees no device

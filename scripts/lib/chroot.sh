@@ -20,6 +20,14 @@ CUDA_CHROOT_TESTS="test/unit test/native/tensor.test.ts test/native/autograd.tes
   test/native/random.test.ts test/native/serialize.test.ts test/native/errors.test.ts test/native/distributed.test.ts test/native/no-cuda-device.test.ts
   test/native/dmd-golden.test.ts test/native/dmd-toy.test.ts test/native/sd-pairs.test.ts test/parity.test.ts test/gpu"
 
+# chroot_isa_env: the oneDNN ISA limit (ONEDNN_MAX_CPU_ISA=..., empty on a CPU without AVX-512) to give
+# node in a chroot: Debian 13's oneDNN 3.7 gives NaN on AVX-512 CPUs. src/native.ts sets the limit for
+# the main thread, but ava runs its files in worker threads, where process.env is a copy: set it before node.
+chroot_isa_env() {
+  grep -qw avx512f /proc/cpuinfo && echo "ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-SSE41}"
+  return 0
+}
+
 chroot_mounts=()
 chroot_cleanup() { for ((i = ${#chroot_mounts[@]} - 1; i >= 0; i--)); do umount -l "${chroot_mounts[$i]}" 2>/dev/null; done; chroot_mounts=(); }
 trap chroot_cleanup EXIT
