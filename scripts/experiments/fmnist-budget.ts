@@ -35,8 +35,12 @@ const log = (s: string) => console.log(`[budget] ${s}`);
 interface Preset {
   label: string;
   dmd: Partial<DMDConfig> & Record<string, unknown>;
-  /** a phased run (dmStart): take its regression phase from this regression-only run's checkpoint */
+  /**
+   * a phased run (dmStart): take its regression phase from this regression-only run's checkpoint; with
+   * branchAt: continue this run from its checkpoint at that iteration, whole (fake score included)
+   */
   branchFrom?: string;
+  branchAt?: number;
   /** the calibrated run whose seconds per iteration this run's (DMD-phase) iterations cost (default: its own) */
   costAs?: string;
   /** fd-vs-minutes.png draws the generator's own FD too (a run whose EMA lags far behind a fast-moving generator) */
@@ -60,6 +64,7 @@ export const PRESETS: Record<string, Preset> = {
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
   'reg-dropout': { label: "regression only, the generator's dropout (0.1) active", dmd: { ...reg, lambdaDm: 0, dropout: true }, costAs: 'reg' },
+  'dm-5-decay': { label: 'DM only, fake:gen 5, continued from iteration 3600 with the generator lr falling linearly to 0 by 4800', dmd: { lambdaDm: 1, fakeUpdatesPerGen: 5, lambdaReg: 0, lrDecay: 1200 }, branchFrom: 'dm-5', branchAt: 3600, costAs: 'dm-5', plotG: true },
   'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
 };
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
@@ -83,14 +88,17 @@ async function settings(name: string, extra: Record<string, unknown> = {}): Prom
  * A phased run (--dm-start S) branched off the regression-only run at its checkpoint S: the regression
  * phase of a phased run is exactly a regression-only run (test/native/dmd-phases.test.ts), so its
  * generator, EMA, optimizer and random streams are taken from there and the fresh fake score, GAN head
- * and their optimizer from the new trainer; the run then continues from iteration S.
+ * and their optimizer from the new trainer; the run then continues from iteration S. With `at` (a
+ * preset's branchAt) the run instead continues the other run whole from its checkpoint `at`, under its
+ * own settings (a changed lr schedule, say).
  */
-function branchFrom(tr: DMDTrainer, from: string): void {
-  const S = tr.cfg.dmStart;
+function branchFrom(tr: DMDTrainer, from: string, at?: number): void {
+  const S = at ?? tr.cfg.dmStart;
   const c = new CheckpointStore(path.join(runDir(from), 'checkpoints'), 10000, 'checkpoint', false).list().find((k) => k.step === S);
-  if (!c) throw new Error(`the ${from} run has no checkpoint at iteration ${S} (--dm-start) to branch from`);
+  if (!c) throw new Error(`the ${from} run has no checkpoint at iteration ${S} (${at === undefined ? '--dm-start' : 'branchAt'}) to branch from`);
   const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
-  tidy(() => {
+  if (at !== undefined) tr.state.restore(ck);
+  else tidy(() => {
     const own = tr.state.snapshot();
     const tensors = new Map(ck.tensors);
     for (const [k, v] of own.tensors) if (/^(fake|head|optF)\//.test(k)) tensors.set(k, v);
@@ -106,7 +114,7 @@ async function train(name: string): Promise<void> {
   const every = Number(opt('every', '200'));
   const cfg = await settings(name, { steps, checkpointEvery: every, resume: true });
   const tr = new DMDTrainer(cfg, log);
-  if (p.branchFrom && !new CheckpointStore(path.join(runDir(name), 'checkpoints'), 10000, 'checkpoint', false).list().length) branchFrom(tr, p.branchFrom);
+  if (p.branchFrom && !new CheckpointStore(path.join(runDir(name), 'checkpoints'), 10000, 'checkpoint', false).list().length) branchFrom(tr, p.branchFrom, p.branchAt);
   log(`${name}: ${tr.describe()}; ${getNumThreads()} threads`);
   await tr.train(log, { progress: false });
   tr.dispose();
