@@ -36,11 +36,11 @@ interface Preset {
   label: string;
   dmd: Partial<DMDConfig> & Record<string, unknown>;
   /**
-   * a phased run (dmStart): take its regression phase from this regression-only run's checkpoint; with
-   * branchAt: continue this run from its checkpoint at that iteration, whole (fake score included)
+   * start from another run: a phased run (dmStart) takes its regression phase from regression-only run
+   * `from`'s checkpoint at dmStart; with `at`, the run continues `from` whole (fake score included) from
+   * its checkpoint at that iteration
    */
-  branchFrom?: string;
-  branchAt?: number;
+  branch?: { from: string; at?: number };
   /** the calibrated run whose seconds per iteration this run's (DMD-phase) iterations cost (default: its own) */
   costAs?: string;
   /** fd-vs-minutes.png draws the generator's own FD too (a run whose EMA lags far behind a fast-moving generator) */
@@ -54,17 +54,17 @@ export const PRESETS: Record<string, Preset> = {
   'dmd-5': { label: 'DMD: DM + regression, fake:gen 5', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5 } },
   'dm-5': { label: 'DM only, fake:gen 5', dmd: { lambdaDm: 1, fakeUpdatesPerGen: 5, lambdaReg: 0 }, plotG: true },
   'dmd-1-reg0.025': { label: 'DMD, fake:gen 1, regression weight 0.025 (a tenth)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 1, lambdaReg: 0.025 }, costAs: 'dmd-1' },
-  'reg600-dm10-5': { label: 'regression alone for 600 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
-  'reg2400-dm10-5': { label: 'regression alone for 2400 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
-  'reg4800-dm10-5': { label: 'regression alone for 4800 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5 (the phased recipe branched later)', dmd: { ...reg, dmStart: 4800, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branchFrom: 'reg', costAs: 'dmd-5' },
-  'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, lambdaDm: 1, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branchFrom: 'reg', costAs: 'dmd-5' },
+  'reg600-dm10-5': { label: 'regression alone for 600 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branch: { from: 'reg' }, costAs: 'dmd-5' },
+  'reg2400-dm10-5': { label: 'regression alone for 2400 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branch: { from: 'reg' }, costAs: 'dmd-5' },
+  'reg4800-dm10-5': { label: 'regression alone for 4800 iterations, 150 fake-score warm-up iterations, then DMD with DM x10, fake:gen 5 (the phased recipe branched later)', dmd: { ...reg, dmStart: 4800, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10 }, branch: { from: 'reg' }, costAs: 'dmd-5' },
+  'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, lambdaDm: 1, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branch: { from: 'reg' }, costAs: 'dmd-5' },
   'reg-2048': { label: 'regression only, 2048 pairs', dmd: { ...reg, autoPairs: 2048, lambdaDm: 0 }, costAs: 'reg' },
-  'reg2400-dmd2-10-5': { label: 'regression alone for 2400 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM and GAN x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 3e-2, data: 'fashion-mnist' }, branchFrom: 'reg', costAs: 'dmd2-reg' },
+  'reg2400-dmd2-10-5': { label: 'regression alone for 2400 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM and GAN x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 3e-2, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
   'reg-dropout': { label: "regression only, the generator's dropout (0.1) active", dmd: { ...reg, lambdaDm: 0, dropout: true }, costAs: 'reg' },
-  'dm-5-decay': { label: 'DM only, fake:gen 5, continued from iteration 3600 with the generator lr falling linearly to 0 by 4800', dmd: { lambdaDm: 1, fakeUpdatesPerGen: 5, lambdaReg: 0, lrDecay: 1200 }, branchFrom: 'dm-5', branchAt: 3600, costAs: 'dm-5', plotG: true },
+  'dm-5-decay': { label: 'DM only, fake:gen 5, continued from iteration 3600 with the generator lr falling linearly to 0 by 4800', dmd: { lambdaDm: 1, fakeUpdatesPerGen: 5, lambdaReg: 0, lrDecay: 1200 }, branch: { from: 'dm-5', at: 3600 }, costAs: 'dm-5', plotG: true },
   'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
 };
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
@@ -78,6 +78,8 @@ function preset(name: string | undefined): Preset {
 }
 const runDir = (name: string) => path.join(out, name, 'run');
 const curveFile = (name: string) => path.join(out, name, 'curve.jsonl');
+/** a run's checkpoints (all kept) */
+const checkpoints = (name: string) => new CheckpointStore(path.join(runDir(name), 'checkpoints'), 10000, 'checkpoint', false);
 
 async function settings(name: string, extra: Record<string, unknown> = {}): Promise<Partial<DMDConfig> & Record<string, unknown>> {
   const p = preset(name);
@@ -89,13 +91,13 @@ async function settings(name: string, extra: Record<string, unknown> = {}): Prom
  * phase of a phased run is exactly a regression-only run (test/native/dmd-phases.test.ts), so its
  * generator, EMA, optimizer and random streams are taken from there and the fresh fake score, GAN head
  * and their optimizer from the new trainer; the run then continues from iteration S. With `at` (a
- * preset's branchAt) the run instead continues the other run whole from its checkpoint `at`, under its
+ * preset's branch.at) the run instead continues the other run whole from its checkpoint `at`, under its
  * own settings (a changed lr schedule, say).
  */
 function branchFrom(tr: DMDTrainer, from: string, at?: number): void {
   const S = at ?? tr.cfg.dmStart;
-  const c = new CheckpointStore(path.join(runDir(from), 'checkpoints'), 10000, 'checkpoint', false).list().find((k) => k.step === S);
-  if (!c) throw new Error(`the ${from} run has no checkpoint at iteration ${S} (${at === undefined ? '--dm-start' : 'branchAt'}) to branch from`);
+  const c = checkpoints(from).list().find((k) => k.step === S);
+  if (!c) throw new Error(`the ${from} run has no checkpoint at iteration ${S} (${at === undefined ? '--dm-start' : 'branch.at'}) to branch from`);
   const ck = CheckpointStore.load<{ values?: Record<string, unknown> }>(c.file);
   if (at !== undefined) tr.state.restore(ck);
   else tidy(() => {
@@ -114,7 +116,7 @@ async function train(name: string): Promise<void> {
   const every = Number(opt('every', '200'));
   const cfg = await settings(name, { steps, checkpointEvery: every, resume: true });
   const tr = new DMDTrainer(cfg, log);
-  if (p.branchFrom && !new CheckpointStore(path.join(runDir(name), 'checkpoints'), 10000, 'checkpoint', false).list().length) branchFrom(tr, p.branchFrom, p.branchAt);
+  if (p.branch && !checkpoints(name).list().length) branchFrom(tr, p.branch.from, p.branch.at);
   log(`${name}: ${tr.describe()}; ${getNumThreads()} threads`);
   await tr.train(log, { progress: false });
   tr.dispose();
@@ -162,7 +164,7 @@ function restoreCheckpoint(tr: DMDTrainer, file: string): void {
 async function evalRun(name: string): Promise<void> {
   const curve = readCurve(name);
   const done = new Set(curve.map((c) => c.step));
-  const store = new CheckpointStore(path.join(runDir(name), 'checkpoints'), 10000, 'checkpoint', false);
+  const store = checkpoints(name);
   // --at 2400,3000: only these checkpoints; --ema-only: skip G's own evaluation where an EMA exists
   const at = opt('at', '') ? new Set(opt('at', '').split(',').map(Number)) : null;
   const emaOnly = argv.includes('--ema-only');
@@ -254,7 +256,7 @@ async function compare(specs: string[]): Promise<void> {
   for (const spec of specs) {
     const [name, stepText] = spec.split('@');
     const step = Number(stepText);
-    const c = new CheckpointStore(path.join(runDir(name!), 'checkpoints'), 10000, 'checkpoint', false).list().find((k) => k.step === step);
+    const c = checkpoints(name!).list().find((k) => k.step === step);
     if (!c) throw new Error(`${name} has no checkpoint at ${step}`);
     const tr = new DMDTrainer(await settings(name!, { steps: 1e9 }), () => {});
     restoreCheckpoint(tr, c.file);
