@@ -1,9 +1,12 @@
 // dmd-train settings: the zod schema is the single source of the defaults and CLI flags.
 import { z } from 'zod';
 import { REGRESSION_LOSSES } from './regression/losses.js';
-import { RECIPE_NAMES } from './recipes.js';
 import { fields, distributedShape } from '../util/fields.js';
 import { runSettingsShape, sampleEveryField } from '../train/settings.js';
+
+/** the named recipes of --recipe (what each sets: recipes.ts) */
+export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2', 'sd15-dmd2-gan', 'sd15-dmd'] as const;
+export type RecipeName = (typeof RECIPE_NAMES)[number];
 
 export const DMDConfigSchema = z.object({
   recipe: z.enum(RECIPE_NAMES).default('default').describe('settings to start from: default (for the bundled teacher: the plan of --budget, regression on automatically made pairs, EMA 0.99; for the bundled text-to-image teacher: fake:gen 1 + the same regression, real guidance 3, 800 iterations, EMA 0.99; tuned on a CPU), dmd (DMD: fake:gen 1 + LPIPS regression, lr 2e-6), dmd2 (DMD2: fake:gen 5 + diffusion GAN, lr 2e-6), sd15-dmd2 (DMD2 stage 1 for SD v1.5: fake:gen 10, real guidance 1.75, lr 1e-5, batch 32, bfloat16, activation checkpointing), sd15-dmd2-gan (its stage 2: + GAN on captioned --data, lr 5e-7), sd15-dmd (DMD for SD v1.5: fake:gen 1, real guidance 3, LPIPS regression x0.25 on --pairs, lr 1e-5); flags override'),

@@ -1,12 +1,9 @@
 // Named recipes of dmd-train (--recipe): the schema's defaults are the `default` recipe (tuned for the
 // bundled Fashion-MNIST teacher on a CPU); `dmd` and `dmd2` are the published settings for real EDM
 // teachers on GPUs. A recipe only fills settings the user did not give (flags and --config win).
-import type { DMDConfig } from './config.js';
+import { RECIPE_NAMES, type DMDConfig, type RecipeName } from './config.js';
 import { isBundledTextToImageTeacher } from '../sd/bundled-teacher.js';
 import { planBudget, isBundledDefault, DEFAULT_BUDGET_MINUTES } from './budget.js';
-
-export const RECIPE_NAMES = ['default', 'dmd', 'dmd2', 'sd15-dmd2', 'sd15-dmd2-gan', 'sd15-dmd'] as const;
-export type RecipeName = (typeof RECIPE_NAMES)[number];
 
 /** What each recipe changes from the schema defaults. */
 export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {

@@ -12,10 +12,41 @@ import { runTraining, type RunHooks, type RunResult } from '../train/run.js';
 import { settingsIdentity } from '../train/settings.js';
 import { describeMemory, PeakTracker, formatBytes } from '../train/memory.js';
 import { reportHooks, writeReport } from '../report/report.js';
-import type { DMDTrainer } from './trainer.js';
 import type { DMDPhase } from './phases.js';
 import { plannedMinutes, budgetSpeedNotice } from './budget.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { Device } from '../tensor/device.js';
+import type { Distributed } from '../distributed/context.js';
+import type { TrainState } from '../train/state.js';
+import type { DMDConfig } from './config.js';
+import type { LoadedTeacher } from './setup.js';
+import type { OneStepGenerator } from './generator.js';
+import type { Critic } from './critic.js';
+import type { RegressionTerm } from './regression/term.js';
+import type { ScoreModel } from './score-model.js';
+
+/**
+ * What a run asks of its trainer. DMDTrainer (trainer.ts) is the one there is; it is named here so that
+ * the trainer imports its run and not the reverse.
+ */
+export interface RunTrainer {
+  readonly cfg: DMDConfig;
+  readonly device: Device;
+  readonly dist: Distributed;
+  readonly teacher: LoadedTeacher;
+  readonly real: ScoreModel;
+  readonly generator: OneStepGenerator;
+  readonly G: ScoreModel;
+  readonly ema: ScoreModel | null;
+  readonly critic: Critic | null;
+  readonly regression: RegressionTerm | null;
+  readonly state: TrainState;
+  readonly step: number;
+  phase(step?: number): DMDPhase;
+  iteration(): Record<string, number>;
+  sampleGrid(file: string): void;
+  exportGenerator(file: string): void;
+}
 
 export interface DMDRunResult extends RunResult {
   /** the exported one-step generator (rank 0 of a complete run), else null */
@@ -23,7 +54,7 @@ export interface DMDRunResult extends RunResult {
 }
 
 /** A one-line summary of the recipe (printed at start-up). */
-export function describeDMD(tr: DMDTrainer): string {
+export function describeDMD(tr: RunTrainer): string {
   const cfg = tr.cfg;
   const planned = plannedMinutes(cfg, !tr.teacher.fromFile);
   const parts = [
@@ -50,7 +81,7 @@ export function describeDMD(tr: DMDTrainer): string {
  * The probe's inputs for a text-to-image teacher: latent noise and the training prompts cycled (sample i
  * asks for prompt i mod P, as `dmd eval` does), with each prompt's "class" when the file gives one.
  */
-function promptInputs(tr: DMDTrainer, file: string): (first: number, n: number, g: Generator) => ProbeInputs {
+function promptInputs(tr: RunTrainer, file: string): (first: number, n: number, g: Generator) => ProbeInputs {
   const records = readPromptRecords(file);
   return (first, n, g) => {
     const idx = Array.from({ length: n }, (_, i) => (first + i) % records.length);
@@ -59,7 +90,7 @@ function promptInputs(tr: DMDTrainer, file: string): (first: number, n: number, 
 }
 
 /** The full run of a trainer (see DMDTrainer.train). */
-export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { progress?: boolean; hooks?: RunHooks }): Promise<DMDRunResult> {
+export async function trainDMD(tr: RunTrainer, log: (s: string) => void, o: { progress?: boolean; hooks?: RunHooks }): Promise<DMDRunResult> {
   const cfg = tr.cfg;
   const main = tr.dist.isMain;
   if (main) log(describeDMD(tr));
@@ -114,7 +145,7 @@ export async function trainDMD(tr: DMDTrainer, log: (s: string) => void, o: { pr
  * For a run planned by --budget: times iterations 6 to 30 of this process's run and, once, says so when
  * this machine is far from the speed the plan assumed (budget.ts).
  */
-function budgetSpeedCheck(minutes: number, tr: DMDTrainer, log: (s: string) => void): () => void {
+function budgetSpeedCheck(minutes: number, tr: RunTrainer, log: (s: string) => void): () => void {
   const first = 5;
   const last = 30;
   let n = 0;
@@ -135,7 +166,7 @@ function budgetSpeedCheck(minutes: number, tr: DMDTrainer, log: (s: string) => v
 }
 
 /** Exports the generator and evaluates it beside the teacher's figures (rank 0, after a complete run). */
-async function finish(tr: DMDTrainer, log: (s: string) => void): Promise<string> {
+async function finish(tr: RunTrainer, log: (s: string) => void): Promise<string> {
   const cfg = tr.cfg;
   const file = path.join(cfg.out, 'generator.safetensors');
   tr.exportGenerator(file);
