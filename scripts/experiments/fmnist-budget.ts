@@ -66,6 +66,7 @@ export const PRESETS: Record<string, Preset> = {
   'reg-dropout': { label: "regression only, the generator's dropout (0.1) active", dmd: { ...reg, lambdaDm: 0, dropout: true }, costAs: 'reg' },
   'dm-5-decay': { label: 'DM only, fake:gen 5, continued from iteration 3600 with the generator lr falling linearly to 0 by 4800', dmd: { lambdaDm: 1, fakeUpdatesPerGen: 5, lambdaReg: 0, lrDecay: 1200 }, branch: { from: 'dm-5', at: 3600 }, costAs: 'dm-5', plotG: true },
   'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
+  'dmd2-reg-gan10': { label: 'DMD2 (fake:gen 5 + GAN) + regression, the generator GAN weight x10 (3e-2)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist', ganGenWeight: 3e-2 }, costAs: 'dmd2-reg' },
 };
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
 const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metricsEvery: 10, finalEval: 0, keepCheckpoints: 10000 } as const;
