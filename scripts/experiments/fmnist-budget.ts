@@ -5,6 +5,7 @@
 //   npx tsx scripts/experiments/fmnist-budget.ts eval ID                            # FD/precision/recall of G and its EMA + diagnostics at each new checkpoint
 //   npx tsx scripts/experiments/fmnist-budget.ts calibrate [ID,...]                 # seconds per iteration of each recipe with all threads, alone on the machine
 //   npx tsx scripts/experiments/fmnist-budget.ts compare RUN@STEP ... [--num 5000 --seeds 0,1]  # the EMA generators with more samples and seeds (compare.json)
+//   npx tsx scripts/experiments/fmnist-budget.ts ganshare RUN@STEP [--weight W]      # the GAN generator gradient against the regression's, in the samples and in G's weights
 //   npx tsx scripts/experiments/fmnist-budget.ts report                             # experiments/fmnist-budget: results.md, curves.json, PNG plots
 //   npx tsx scripts/experiments/fmnist-budget.ts restore                            # --out rebuilt from the published curves (a new machine)
 //
@@ -15,7 +16,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync, appendFileSync, r
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { DMDTrainer, tidy, dispose, noGrad, randn, Generator, loadEDM, defaultTeacherPath, edmSample, karrasSteps, evaluate, EvalConfigSchema, getNumThreads, buildInfo, type DMDConfig } from '../../src/index.js';
+import { DMDTrainer, cat, tidy, dispose, noGrad, randn, Generator, loadEDM, defaultTeacherPath, edmSample, karrasSteps, evaluate, EvalConfigSchema, getNumThreads, buildInfo, type DMDConfig } from '../../src/index.js';
 import { CheckpointStore } from '../../src/train/checkpoints.js';
 import { dmDiagnostics, type DMDiagnostics } from '../../src/dmd/diagnostics.js';
 import { PairsDataset } from '../../src/dmd/regression/pairs.js';
@@ -23,6 +24,9 @@ import { resolveAutoPairs } from '../../src/dmd/regression/auto-pairs.js';
 import { ensureDir, atomicWrite } from '../../src/util/fs.js';
 import { denoiser } from '../../src/edm/guidance.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { autograd } from '../../src/tensor/autograd.js';
+import { regressionLoss } from '../../src/dmd/regression/losses.js';
+import { ganGeneratorLoss } from '../../src/dmd/losses.js';
 import type { ScoreModel } from '../../src/dmd/score-model.js';
 
 const argv = process.argv.slice(2);
@@ -60,6 +64,8 @@ export const PRESETS: Record<string, Preset> = {
   'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, lambdaDm: 1, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branch: { from: 'reg' }, costAs: 'dmd-5' },
   'reg-2048': { label: 'regression only, 2048 pairs', dmd: { ...reg, autoPairs: 2048, lambdaDm: 0 }, costAs: 'reg' },
   'reg2400-dmd2-10-5': { label: 'regression alone for 2400 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM and GAN x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 3e-2, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg3600-dmd2-10-100-5': { label: 'regression alone for 3600 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM x10 and the GAN generator weight x100 (0.3), fake:gen 5', dmd: { ...reg, dmStart: 3600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 0.3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg3600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-10-100-5, the GAN head on clean samples (no diffusion noise, as dmd2-reg)', dmd: { ...reg, dmStart: 3600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: false, ganGenWeight: 0.3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
@@ -437,13 +443,59 @@ function restore(): void {
   }
 }
 
+/**
+ * How strongly a GAN run's generator term pulls beside its regression: on 64 probe pairs, both gradients
+ * back-propagated into the generator's samples with their weights in the run (--weight W: the GAN's at W
+ * instead), as the batch norm ratio |GAN| / |regression| and the per-sample cosine, over 8 draws of the
+ * diffusion GAN's noise; with the head's mean realism on those samples.
+ */
+async function ganShare(spec: string): Promise<void> {
+  const [name, at] = spec.split('@') as [string, string | undefined];
+  const c = checkpoints(name).list().find((k) => k.step === Number(at));
+  if (!c) throw new Error(`ganshare: ${name} has no checkpoint at iteration ${at}`);
+  const tr = new DMDTrainer(await settings(name, { steps: 1e9 }), () => {});
+  if (!tr.critic?.head) throw new Error(`ganshare: ${name} trains no GAN head`);
+  restoreCheckpoint(tr, c.file);
+  const w = Number(opt('weight', String(tr.cfg.ganGenWeight)));
+  const pairs = new PairsDataset(((await resolveAutoPairs({ ...shared, pairs: 'auto' }, () => {})).pairs) as string);
+  const rows = tidy(() => {
+    const pb = pairs.batch(64, Generator.create('cpu', 1234), 'cpu');
+    const cond = tr.G.conditionsOf(pb.index);
+    const x = noGrad(() => tr.generator.forward(pb.z, cond)).detach().requiresGrad_(true);
+    const [rg] = autograd.grad(regressionLoss(tr.cfg.regression, x, pb.y).mul(tr.cfg.lambdaReg), x);
+    const reg = rg!.detach();
+    return Array.from({ length: 8 }, () => tidy(() => {
+      const logits = tr.critic!.ganLogits(x, cond);
+      const [gg] = autograd.grad(ganGeneratorLoss(logits).mul(w), x);
+      const gan = gg!.detach();
+      const cos = gan.mul(reg).sum([1, 2, 3]).div(gan.square().sum([1, 2, 3]).sqrt().mul(reg.square().sum([1, 2, 3]).sqrt()).add(1e-30)).mean().item();
+      return { ratio: gan.norm().item() / reg.norm().item(), cos, realism: logits.detach().sigmoid().mean().item() };
+    }));
+  });
+  // in the generator's weights (what the optimizer sees): one forward, the two terms back-propagated separately
+  const weights = tidy(() => {
+    const pb = pairs.batch(64, Generator.create('cpu', 1234), 'cpu');
+    const cond = tr.G.conditionsOf(pb.index);
+    const params = tr.generator.parameters();
+    const xg = tr.generator.forward(pb.z, cond);
+    const flat = (gs: (Tensor | null)[]) => cat(gs.map((g, i) => (g ?? params[i]!.zerosLike()).reshape([-1])));
+    const a = flat(autograd.grad(ganGeneratorLoss(tr.critic!.ganLogits(xg, cond)).mul(w), params, { retainGraph: true, allowUnused: true }));
+    const b = flat(autograd.grad(regressionLoss(tr.cfg.regression, xg, pb.y).mul(tr.cfg.lambdaReg), params, { allowUnused: true }));
+    return { ratio: a.norm().item() / b.norm().item(), cos: a.mul(b).sum().item() / (a.norm().item() * b.norm().item() + 1e-30) };
+  });
+  const mean = (k: 'ratio' | 'cos' | 'realism') => rows.reduce((a, r) => a + r[k], 0) / rows.length;
+  log(`${name} @ ${c.step}, GAN weight ${w}: |GAN| / |regression| in the samples ${mean('ratio').toFixed(4)} (draws ${rows.map((r) => r.ratio.toFixed(4)).join(' ')}), cosine ${mean('cos').toFixed(3)}; in G's weights ${weights.ratio.toFixed(4)}, cosine ${weights.cos.toFixed(3)}; head realism of G's samples ${mean('realism').toFixed(3)}`);
+  tr.dispose();
+}
+
 if (mode === 'train') await train(id!);
 else if (mode === 'eval') await evalRun(id!);
 else if (mode === 'calibrate') await calibrate(id ? id.split(',') : [...Object.keys(PRESETS).filter((n) => !PRESETS[n]!.costAs), 'fake-warmup']);
 else if (mode === 'report') report();
+else if (mode === 'ganshare') await ganShare(id!);
 else if (mode === 'restore') restore();
 else if (mode === 'compare') await compare(argv.slice(1).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--')));
 else {
-  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | report | restore');
+  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | ganshare RUN@STEP [--weight W] | report | restore');
   process.exit(2);
 }
