@@ -447,7 +447,7 @@ function restore(): void {
  * How strongly a GAN run's generator term pulls beside its regression: on 64 probe pairs, both gradients
  * back-propagated into the generator's samples with their weights in the run (--weight W: the GAN's at W
  * instead), as the batch norm ratio |GAN| / |regression| and the per-sample cosine, over 8 draws of the
- * diffusion GAN's noise; with the head's mean realism on those samples.
+ * diffusion GAN's noise (one draw without it); with the head's mean realism on those samples.
  */
 async function ganShare(spec: string): Promise<void> {
   const [name, at] = spec.split('@') as [string, string | undefined];
@@ -464,7 +464,8 @@ async function ganShare(spec: string): Promise<void> {
     const x = noGrad(() => tr.generator.forward(pb.z, cond)).detach().requiresGrad_(true);
     const [rg] = autograd.grad(regressionLoss(tr.cfg.regression, x, pb.y).mul(tr.cfg.lambdaReg), x);
     const reg = rg!.detach();
-    return Array.from({ length: 8 }, () => tidy(() => {
+    // the head sees clean samples unless the run noises them first (--diffusion-gan): one draw then suffices
+    return Array.from({ length: tr.cfg.diffusionGan ? 8 : 1 }, () => tidy(() => {
       const logits = tr.critic!.ganLogits(x, cond);
       const [gg] = autograd.grad(ganGeneratorLoss(logits).mul(w), x);
       const gan = gg!.detach();
