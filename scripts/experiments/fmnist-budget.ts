@@ -16,9 +16,9 @@ import { existsSync, readFileSync, readdirSync, writeFileSync, appendFileSync, r
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { DMDTrainer, cat, tidy, dispose, noGrad, randn, Generator, loadEDM, defaultTeacherPath, edmSample, karrasSteps, evaluate, EvalConfigSchema, getNumThreads, buildInfo, type DMDConfig } from '../../src/index.js';
+import { DMDTrainer, tidy, dispose, noGrad, randn, Generator, loadEDM, defaultTeacherPath, edmSample, karrasSteps, evaluate, EvalConfigSchema, getNumThreads, buildInfo, type DMDConfig } from '../../src/index.js';
 import { CheckpointStore } from '../../src/train/checkpoints.js';
-import { dmDiagnostics, type DMDiagnostics } from '../../src/dmd/diagnostics.js';
+import { dmDiagnostics, compareSampleGradients, compareWeightGradients, type DMDiagnostics } from '../../src/dmd/diagnostics.js';
 import { PairsDataset } from '../../src/dmd/regression/pairs.js';
 import { resolveAutoPairs } from '../../src/dmd/regression/auto-pairs.js';
 import { ensureDir, atomicWrite } from '../../src/util/fs.js';
@@ -66,6 +66,8 @@ export const PRESETS: Record<string, Preset> = {
   'reg2400-dmd2-10-5': { label: 'regression alone for 2400 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM and GAN x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 3e-2, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg3600-dmd2-10-100-5': { label: 'regression alone for 3600 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM x10 and the GAN generator weight x100 (0.3), fake:gen 5', dmd: { ...reg, dmStart: 3600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 0.3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg3600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-10-100-5, the GAN head on clean samples (no diffusion noise, as dmd2-reg)', dmd: { ...reg, dmStart: 3600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: false, ganGenWeight: 0.3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-clean-10-100-5, branched off regression alone at 600 iterations (the 20-minute budget)', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: false, ganGenWeight: 0.3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg600-dmd2-clean-10-100-5-head10': { label: 'as reg600-dmd2-clean-10-100-5, the GAN head loss x10 (ganHeadWeight 0.1: the head learns faster)', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: false, ganGenWeight: 0.3, ganHeadWeight: 0.1, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
@@ -458,31 +460,26 @@ async function ganShare(spec: string): Promise<void> {
   restoreCheckpoint(tr, c.file);
   const w = Number(opt('weight', String(tr.cfg.ganGenWeight)));
   const pairs = new PairsDataset(((await resolveAutoPairs({ ...shared, pairs: 'auto' }, () => {})).pairs) as string);
-  const rows = tidy(() => {
+  const { rows, weights } = tidy(() => {
     const pb = pairs.batch(64, Generator.create('cpu', 1234), 'cpu');
     const cond = tr.G.conditionsOf(pb.index);
     const x = noGrad(() => tr.generator.forward(pb.z, cond)).detach().requiresGrad_(true);
     const [rg] = autograd.grad(regressionLoss(tr.cfg.regression, x, pb.y).mul(tr.cfg.lambdaReg), x);
     const reg = rg!.detach();
     // the head sees clean samples unless the run noises them first (--diffusion-gan): one draw then suffices
-    return Array.from({ length: tr.cfg.diffusionGan ? 8 : 1 }, () => tidy(() => {
+    const rows = Array.from({ length: tr.cfg.diffusionGan ? 8 : 1 }, () => tidy(() => {
       const logits = tr.critic!.ganLogits(x, cond);
       const [gg] = autograd.grad(ganGeneratorLoss(logits).mul(w), x);
-      const gan = gg!.detach();
-      const cos = gan.mul(reg).sum([1, 2, 3]).div(gan.square().sum([1, 2, 3]).sqrt().mul(reg.square().sum([1, 2, 3]).sqrt()).add(1e-30)).mean().item();
-      return { ratio: gan.norm().item() / reg.norm().item(), cos, realism: logits.detach().sigmoid().mean().item() };
+      const { cosine, normRatio } = compareSampleGradients(gg!.detach(), reg);
+      return { ratio: normRatio, cos: cosine, realism: logits.detach().sigmoid().mean().item() };
     }));
-  });
-  // in the generator's weights (what the optimizer sees): one forward, the two terms back-propagated separately
-  const weights = tidy(() => {
-    const pb = pairs.batch(64, Generator.create('cpu', 1234), 'cpu');
-    const cond = tr.G.conditionsOf(pb.index);
+    // in the generator's weights (what the optimizer sees): one forward, the two terms back-propagated separately
     const params = tr.generator.parameters();
     const xg = tr.generator.forward(pb.z, cond);
-    const flat = (gs: (Tensor | null)[]) => cat(gs.map((g, i) => (g ?? params[i]!.zerosLike()).reshape([-1])));
-    const a = flat(autograd.grad(ganGeneratorLoss(tr.critic!.ganLogits(xg, cond)).mul(w), params, { retainGraph: true, allowUnused: true }));
-    const b = flat(autograd.grad(regressionLoss(tr.cfg.regression, xg, pb.y).mul(tr.cfg.lambdaReg), params, { allowUnused: true }));
-    return { ratio: a.norm().item() / b.norm().item(), cos: a.mul(b).sum().item() / (a.norm().item() * b.norm().item() + 1e-30) };
+    const ga = autograd.grad(ganGeneratorLoss(tr.critic!.ganLogits(xg, cond)).mul(w), params, { retainGraph: true, allowUnused: true });
+    const gb = autograd.grad(regressionLoss(tr.cfg.regression, xg, pb.y).mul(tr.cfg.lambdaReg), params, { allowUnused: true });
+    const c = compareWeightGradients(ga, gb, params);
+    return { rows, weights: { ratio: c.normRatio, cos: c.cosine } };
   });
   const mean = (k: 'ratio' | 'cos' | 'realism') => rows.reduce((a, r) => a + r[k], 0) / rows.length;
   log(`${name} @ ${c.step}, GAN weight ${w}: |GAN| / |regression| in the samples ${mean('ratio').toFixed(4)} (draws ${rows.map((r) => r.ratio.toFixed(4)).join(' ')}), cosine ${mean('cos').toFixed(3)}; in G's weights ${weights.ratio.toFixed(4)}, cosine ${weights.cos.toFixed(3)}; head realism of G's samples ${mean('realism').toFixed(3)}`);

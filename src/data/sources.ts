@@ -79,6 +79,11 @@ export function idxSource(imagesFile: string, labelsFile: string | null, name = 
   return { name, size: n, channels: 1, height: h, width: w, numClasses, labels, image: (i) => img.data.subarray(i * px, (i + 1) * px) };
 }
 
+/** Whether Debian's dataset-fashion-mnist is installed (its training images, without reading them). */
+export function hasFashionMnist(): boolean {
+  return findFile(FASHION_MNIST_DIR, 'train-images-idx3-ubyte') !== null;
+}
+
 function idxDir(dir: string, split: 'train' | 't10k'): ImageSource | null {
   const imgs = findFile(dir, `${split}-images-idx3-ubyte`);
   if (!imgs) return null;

@@ -1,10 +1,12 @@
 // --budget: the bundled Fashion-MNIST teacher's default recipe planned for a number of minutes of a
 // 2-core CPU, from the costs and the budget curves measured in experiments/fmnist-budget. Below the
-// crossing point, regression alone on the cached teacher pairs is the best use of the time; in the
-// window where distribution matching was measured ahead, regression runs until it has nearly levelled
-// off, the fake score warms up on the fixed generator, and distribution matching (fake:gen 5, weighted
-// so that it is comparable with the regression) takes over; past the window regression alone has caught
-// up and keeps improving, so the plan is regression alone again.
+// crossing point, regression alone on the cached teacher pairs is the best use of the time. Past it,
+// regression runs until it has nearly levelled off, the fake score (and the GAN head) warm up on the
+// fixed generator, and DMD2 takes over beside the regression: distribution matching (fake:gen 5, weighted
+// so that it is comparable with the regression) and the GAN at 100x its published generator weight, its
+// head judging clean samples against real Fashion-MNIST images. Without the GAN (--no-gan) the phased
+// recipe is distribution matching alone after the regression phase, and only in the window where it was
+// measured ahead; outside it, regression alone.
 import type { DMDPhase } from './phases.js';
 
 /** Seconds of each part of a run with the bundled teacher on the reference machine (2-core x86 VM, libtorch 1.13.1 CPU). */
@@ -19,23 +21,39 @@ export const BUNDLED_COSTS = {
   fakeWarmup: 0.69,
   /** one DMD iteration at fake:gen 5 */
   dmd: 1.02,
+  /** one DMD2 iteration at fake:gen 5 with regression and the GAN */
+  dmd2: 1.21,
 } as const;
 
 /** The default budget of the no-flag run (minutes). */
 export const DEFAULT_BUDGET_MINUTES = 20;
-/** Budgets from this one on (minutes) get the phased recipe: below it regression alone scores better at equal time. */
+/** Budgets from this one on (minutes) get a phased recipe: below it regression alone scores better at equal time. */
 export const CROSSING_MINUTES = 42;
 /**
- * Budgets from this one on (minutes) get regression alone again: at 62 minutes (58 of training) regression
- * alone is level with the phased recipe (5000 samples, two seeds: 0.595 / 0.601 against 0.600 / 0.602)
- * and still improving, while the phased run has stopped.
+ * Budgets from this one on (minutes) get the GAN phase (unless --no-gan): at 44 minutes (39.6 of training)
+ * it is level with distribution matching alone after the regression phase (EMA FD 0.682 against 0.687 and
+ * regression alone's 0.694, 1000 samples), and from 50 minutes on it leads both (5000 samples, two seeds:
+ * 0.584 / 0.586 against regression alone's 0.600 / 0.605; 0.556 / 0.553 against 0.595 / 0.600 at 68).
+ */
+export const GAN_FROM_MINUTES = 45;
+/**
+ * Without the GAN, budgets from this one on (minutes) get regression alone again: at 62 minutes (58 of
+ * training) regression alone is level with distribution matching after the regression phase (5000
+ * samples, two seeds: 0.595 / 0.601 against 0.600 / 0.602) and still improving, while the phased run has stopped.
  */
 export const PHASED_UNTIL_MINUTES = 62;
-/** The regression phase of the phased recipe: where regression alone on 1024 pairs has nearly levelled off (EMA FD 0.701; 0.690 at 3600). */
+/** The regression phase of the phased DM recipe: where regression alone on 1024 pairs has nearly levelled off (EMA FD 0.701; 0.690 at 3600). */
 export const PHASED_DM_START = 2400;
+/** The regression phase of the GAN recipe: the GAN was measured branched off regression alone here (EMA FD 0.690). */
+export const GAN_DM_START = 3600;
 export const PHASED_FAKE_WARMUP = 150;
-/** distribution matching's weight in the phased recipe: its gradient then has 0.4-1x the regression's norm in the generator's weights */
+/** distribution matching's weight in the phased recipes: its gradient then has 0.4-1x the regression's norm in the generator's weights */
 export const PHASED_LAMBDA_DM = 10;
+/**
+ * The GAN's generator weight in the GAN recipe: 100x DMD2's 3e-3, where it is 11-18% of the optimizer's
+ * gradient of the generator (at 10x it was 4-10% and changed nothing)
+ */
+export const GAN_GEN_WEIGHT = 0.3;
 
 /** The settings a plan fixes (dmd-train's flags of the same names). */
 export interface BudgetPlan {
@@ -45,23 +63,35 @@ export interface BudgetPlan {
   fakeWarmup: number;
   fakeUpdatesPerGen: number;
   emaDecay: number;
+  /** the GAN recipe: DMD2's GAN on clean samples against real Fashion-MNIST images */
+  gan?: true;
+  diffusionGan?: false;
+  ganGenWeight?: number;
+  data?: string;
 }
 
 export class BudgetError extends Error {
   readonly code = 'ERR_DMD_BUDGET';
 }
 
-/** The iteration counts that fill `minutes` of the reference machine (pairs and the final evaluation included). */
-export function planBudget(minutes: number): BudgetPlan {
+/**
+ * The iteration counts that fill `minutes` of the reference machine (pairs and the final evaluation
+ * included); `gan: false` plans without the GAN (for --no-gan, or a run with no real images).
+ */
+export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPlan {
   const c = BUNDLED_COSTS;
   const seconds = minutes * 60 - c.pairsSeconds - c.finalEvalSeconds;
   const minimum = (c.pairsSeconds + c.finalEvalSeconds + 200 * c.regression) / 60;
   if (!(seconds >= 200 * c.regression)) throw new BudgetError(`--budget ${minutes} is too short: making the pairs and evaluating take ${((c.pairsSeconds + c.finalEvalSeconds) / 60).toFixed(1)} min of it; give at least ${Math.ceil(minimum)} minutes, or --steps`);
-  if (minutes < CROSSING_MINUTES || minutes >= PHASED_UNTIL_MINUTES) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };
-  const dmSeconds = seconds - PHASED_DM_START * c.regression - PHASED_FAKE_WARMUP * c.fakeWarmup;
+  const gan = (o.gan ?? true) && minutes >= GAN_FROM_MINUTES;
+  if (!gan && (minutes < CROSSING_MINUTES || minutes >= PHASED_UNTIL_MINUTES)) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };
+  const dmStart = gan ? GAN_DM_START : PHASED_DM_START;
+  const perIteration = gan ? c.dmd2 : c.dmd;
+  const dmSeconds = seconds - dmStart * c.regression - PHASED_FAKE_WARMUP * c.fakeWarmup;
   return {
-    steps: PHASED_DM_START + PHASED_FAKE_WARMUP + Math.floor(dmSeconds / c.dmd),
-    lambdaDm: PHASED_LAMBDA_DM, dmStart: PHASED_DM_START, fakeWarmup: PHASED_FAKE_WARMUP, fakeUpdatesPerGen: 5, emaDecay: 0.99,
+    steps: dmStart + PHASED_FAKE_WARMUP + Math.floor(dmSeconds / perIteration),
+    lambdaDm: PHASED_LAMBDA_DM, dmStart, fakeWarmup: PHASED_FAKE_WARMUP, fakeUpdatesPerGen: 5, emaDecay: 0.99,
+    ...(gan && { gan: true, diffusionGan: false, ganGenWeight: GAN_GEN_WEIGHT, data: 'fashion-mnist' }),
   };
 }
 
@@ -74,32 +104,32 @@ export function isBundledDefault(recipe: unknown, teacher: unknown, teacherInMem
  * The budget (minutes) a run was planned for: the default recipe with the bundled teacher, its length
  * set by the plan (not by --steps); null for any other run.
  */
-export function plannedMinutes(cfg: { recipe?: string | undefined; teacher?: string | undefined; budget?: number | undefined; steps: number }, teacherInMemory = false): number | null {
+export function plannedMinutes(cfg: { recipe?: string | undefined; teacher?: string | undefined; budget?: number | undefined; steps: number; gan?: boolean | undefined }, teacherInMemory = false): number | null {
   if (!isBundledDefault(cfg.recipe, cfg.teacher, teacherInMemory)) return null;
   const minutes = cfg.budget ?? DEFAULT_BUDGET_MINUTES;
   try {
-    return planBudget(minutes).steps === cfg.steps ? minutes : null;
+    return planBudget(minutes, { gan: cfg.gan === true }).steps === cfg.steps ? minutes : null;
   } catch {
     return null;
   }
 }
 
-const PHASE_COST: Record<DMDPhase, number> = { regression: BUNDLED_COSTS.regression, 'fake-warmup': BUNDLED_COSTS.fakeWarmup, dmd: BUNDLED_COSTS.dmd };
-
 /**
  * What to tell the user of a planned run once its iterations are timed on this machine: null within 20%
  * of the reference machine's speed, else how long the run will take here and the budget that fits the
- * minutes asked for (the whole plan, pairs and evaluation included, is taken to scale alike).
+ * minutes asked for (the whole plan, pairs and evaluation included, is taken to scale alike). `gan`:
+ * whether the run's DMD iterations include the GAN (as the plan's do from GAN_FROM_MINUTES on).
  */
-export function budgetSpeedNotice(minutes: number, phase: DMDPhase, secondsPerIteration: number): string | null {
-  const reference = PHASE_COST[phase];
+export function budgetSpeedNotice(minutes: number, phase: DMDPhase, secondsPerIteration: number, o: { gan?: boolean } = {}): string | null {
+  const c = BUNDLED_COSTS;
+  const reference = phase === 'regression' ? c.regression : phase === 'fake-warmup' ? c.fakeWarmup : o.gan ? c.dmd2 : c.dmd;
   const ratio = secondsPerIteration / reference;
   if (ratio <= 1.2 && ratio >= 1 / 1.2) return null;
   const took = `--budget ${minutes}: this machine takes ${secondsPerIteration.toFixed(2)} s per ${phase} iteration where the plan assumes ${reference} s (a 2-core reference VM), so the run will take about ${Math.round(minutes * ratio)} minutes`;
   const fit = Math.floor(minutes / ratio);
   let fits: string;
   try {
-    planBudget(fit);
+    planBudget(fit, o);
     fits = `--budget ${fit} fits ${minutes} minutes here`;
   } catch {
     fits = `${minutes} minutes here are too short for a plan; give --steps`;

@@ -83,7 +83,7 @@ export function dmDiagnostics(
         const b = { x: x.detach(), noisy, level, noise };
         const fakeOverReal = schedule.denoisingLoss(predFake, b).item() / schedule.denoisingLoss(predReal, b).item();
         const dm = dmGradient(x, predReal, predFake).mul(s.lambdaDm / numel);
-        return { index, level: levelsTable[index]!, fakeOverReal, ...compare(dm, reg) };
+        return { index, level: levelsTable[index]!, fakeOverReal, ...compareSampleGradients(dm, reg) };
       }),
     );
     // in the generator's weights: one forward, the two terms back-propagated separately
@@ -97,16 +97,26 @@ export function dmDiagnostics(
     });
     const gd = autograd.grad(dmSurrogateLoss(xg, dmGrad).mul(s.lambdaDm), params, { retainGraph: true, allowUnused: true });
     const gr = autograd.grad(regressionLoss(s.regression, xg, pb.y).mul(s.lambdaReg), params, { allowUnused: true });
-    // each gradient as one flat vector (a parameter a term does not reach counts as zeros)
-    const flat = (gs: (Tensor | null)[]) => cat(gs.map((g, i) => (g ?? params[i]!.zerosLike()).reshape([-1])));
-    const [a, c] = [flat(gd), flat(gr)];
-    const [dot, nd, nr] = [a.mul(c).sum().item(), a.square().sum().item(), c.square().sum().item()];
-    return { levels, weightsCosine: dot / Math.sqrt(nd * nr + 1e-30), weightsNormRatio: Math.sqrt(nd / (nr + 1e-30)) };
+    const w = compareWeightGradients(gd, gr, params);
+    return { levels, weightsCosine: w.cosine, weightsNormRatio: w.normRatio };
   });
 }
 
-/** Per-sample cosine (averaged) and batch norm ratio of two gradients shaped like the samples. */
-function compare(a: Tensor, b: Tensor): { cosine: number; normRatio: number } {
+/**
+ * Cosine and norm ratio |a| / |b| of two gradients of the same parameters, each taken as one flat vector
+ * (a parameter a term does not reach, null, counts as zeros).
+ */
+export function compareWeightGradients(a: (Tensor | null)[], b: (Tensor | null)[], params: Tensor[]): { cosine: number; normRatio: number } {
+  return tidy(() => {
+    const flat = (gs: (Tensor | null)[]) => cat(gs.map((g, i) => (g ?? params[i]!.zerosLike()).reshape([-1])));
+    const [u, v] = [flat(a), flat(b)];
+    const [dot, nu, nv] = [u.mul(v).sum().item(), u.square().sum().item(), v.square().sum().item()];
+    return { cosine: dot / Math.sqrt(nu * nv + 1e-30), normRatio: Math.sqrt(nu / (nv + 1e-30)) };
+  });
+}
+
+/** Per-sample cosine (averaged) and batch norm ratio |a| / |b| of two gradients shaped like the samples. */
+export function compareSampleGradients(a: Tensor, b: Tensor): { cosine: number; normRatio: number } {
   return tidy(() => {
     const dims = a.shape.slice(1).map((_, i) => i + 1);
     const cos = a.mul(b).sum(dims).div(a.square().sum(dims).sqrt().mul(b.square().sum(dims).sqrt()).add(1e-30));

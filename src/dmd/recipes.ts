@@ -3,7 +3,8 @@
 // teachers on GPUs. A recipe only fills settings the user did not give (flags and --config win).
 import { RECIPE_NAMES, type DMDConfig, type RecipeName } from './config.js';
 import { isBundledTextToImageTeacher } from '../sd/bundled-teacher.js';
-import { planBudget, isBundledDefault, DEFAULT_BUDGET_MINUTES } from './budget.js';
+import { planBudget, isBundledDefault, BudgetError, DEFAULT_BUDGET_MINUTES, GAN_FROM_MINUTES } from './budget.js';
+import { hasFashionMnist, FASHION_MNIST_DIR } from '../data/sources.js';
 
 /** What each recipe changes from the schema defaults. */
 export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
@@ -49,14 +50,23 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
  * unless given, src/dmd/budget.ts) with an EMA generator of decay 0.99 per update. At 20 minutes of a
  * 2-core CPU that is regression alone on the cached pairs, which the budget curves of
  * experiments/fmnist-budget found better than any distribution-matching recipe at that budget (DMD at
- * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.70); from CROSSING_MINUTES to
- * PHASED_UNTIL_MINUTES it is regression to its plateau followed by distribution matching.
+ * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.70); from CROSSING_MINUTES on it is regression
+ * to its plateau followed by DMD2 (distribution matching and the GAN beside the regression; the GAN
+ * reads Fashion-MNIST, Debian's dataset-fashion-mnist, unless --data names other real images), or
+ * without the GAN (--no-gan) distribution matching in the window where it was measured ahead.
+ * `fashionMnist` says whether Fashion-MNIST is installed (tests stand in for the file system).
  */
-export function bundledTeacherSettings(input: Record<string, unknown>): Partial<DMDConfig> {
+export function bundledTeacherSettings(input: Record<string, unknown>, o: { fashionMnist?: () => boolean } = {}): Partial<DMDConfig> {
   const minutes = typeof input.budget === 'number' ? input.budget : DEFAULT_BUDGET_MINUTES;
-  const plan = planBudget(minutes);
   // without regression (--lambda-reg 0) only the plan's length and EMA apply: DMD with fake:gen 1
-  if (input.lambdaReg === 0) return { steps: plan.steps, emaDecay: plan.emaDecay, fakeUpdatesPerGen: 1 };
+  if (input.lambdaReg === 0) {
+    const plan = planBudget(minutes, { gan: false });
+    return { steps: plan.steps, emaDecay: plan.emaDecay, fakeUpdatesPerGen: 1 };
+  }
+  const plan = planBudget(minutes, { gan: input.gan !== false });
+  if (plan.gan && input.data === undefined && !(o.fashionMnist ?? hasFashionMnist)()) {
+    throw new BudgetError(`--budget ${minutes} plans DMD2's GAN (from ${GAN_FROM_MINUTES} minutes on), whose head compares the generator's samples with real Fashion-MNIST images, and Fashion-MNIST is not installed in ${FASHION_MNIST_DIR}: install it with 'apt-get install dataset-fashion-mnist', give --data <Fashion-MNIST IDX files or other 32x32 gray images>, or plan without the GAN with --no-gan`);
+  }
   return plan;
 }
 
@@ -72,18 +82,17 @@ export const BUNDLED_T2I_TEACHER: Partial<DMDConfig> = { realGuidance: 3, fakeUp
  * Fills the settings a recipe defines and the input leaves unset (an undefined value counts as unset).
  * The default recipe with the bundled teacher adds bundledTeacherSettings (BUNDLED_T2I_TEACHER for the bundled
  * text-to-image one) and regression on teacher pairs made once and cached (`pairs: 'auto'`) unless
- * regression is off: DMD's own combination, which the
- * Fashion-MNIST ablation (README, experiments/fmnist-ablation) found best among the distribution-matching
- * recipes for a CPU-sized budget (DMD2's fake:gen 5 and GAN gave fewer generator updates and a worse FD).
+ * regression is off: the regression carries short runs (experiments/fmnist-ablation, fmnist-budget), and
+ * the phased recipes of longer budgets keep it beside distribution matching and the GAN.
  * A teacher given in memory (`teacherInMemory`) is not the bundled one.
  */
-export function applyRecipe(input: Record<string, unknown>, o: { teacherInMemory?: boolean } = {}): Record<string, unknown> {
+export function applyRecipe(input: Record<string, unknown>, o: { teacherInMemory?: boolean; fashionMnist?: () => boolean } = {}): Record<string, unknown> {
   const name = (input.recipe ?? 'default') as RecipeName;
   if (!RECIPE_NAMES.includes(name)) return input; // the schema reports the bad value
   const bundled = isBundledDefault(name, input.teacher, o.teacherInMemory);
   const bundledT2I = name === 'default' && typeof input.teacher === 'string' && !o.teacherInMemory && isBundledTextToImageTeacher(input.teacher);
   const out: Record<string, unknown> = { ...input };
-  for (const [key, value] of Object.entries({ ...RECIPES[name], ...(bundled ? bundledTeacherSettings(input) : {}), ...(bundledT2I ? BUNDLED_T2I_TEACHER : {}) })) out[key] ??= value;
+  for (const [key, value] of Object.entries({ ...RECIPES[name], ...(bundled ? bundledTeacherSettings(input, o) : {}), ...(bundledT2I ? BUNDLED_T2I_TEACHER : {}) })) out[key] ??= value;
   if ((bundled || bundledT2I) && out.pairs === undefined && out.lambdaReg !== 0) out.pairs = 'auto';
   return out;
 }

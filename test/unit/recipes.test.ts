@@ -10,7 +10,7 @@ import { symlinkSync, copyFileSync } from 'node:fs';
 import { tempDir } from '../helpers/tmp.js';
 import { resolveConfig, yargsOptions, ConfigError } from '../../src/cli/options.js';
 import { yargs } from '../../src/cli/yargs.js';
-import { planBudget, plannedMinutes, budgetSpeedNotice, BUNDLED_COSTS, CROSSING_MINUTES, PHASED_UNTIL_MINUTES, PHASED_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM } from '../../src/dmd/budget.js';
+import { planBudget, plannedMinutes, budgetSpeedNotice, BudgetError, BUNDLED_COSTS, CROSSING_MINUTES, GAN_FROM_MINUTES, PHASED_UNTIL_MINUTES, PHASED_DM_START, GAN_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM, GAN_GEN_WEIGHT } from '../../src/dmd/budget.js';
 import { parseDMDSettings } from '../../src/dmd/setup.js';
 
 const resolve = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, applyRecipe);
@@ -31,41 +31,67 @@ test('no flags (the bundled teacher): the 20-minute plan, regression alone on au
   t.true(c.steps * regression + pairsSeconds + finalEvalSeconds <= 20 * 60);
 });
 
-test('--budget plans regression alone outside the window where DM was measured ahead, and inside it regression to its plateau, a fake-score warm-up and DMD at fake:gen 5', (t) => {
+test('--budget plans regression alone below the crossing, distribution matching after a regression phase just past it, and DMD2 (DM + GAN) after a longer regression phase from GAN_FROM_MINUTES on', (t) => {
   const short = resolve({ budget: CROSSING_MINUTES - 1 });
   t.is(short.lambdaDm, 0);
   t.is(short.dmStart, 0);
+  t.false(short.gan);
   t.true(short.steps > resolve({}).steps);
-  // past the window: regression alone again, filling the whole budget
   const c = BUNDLED_COSTS;
+  // every second of the budget is planned, within one iteration
+  const used = (p: { steps: number; dmStart: number; fakeWarmup: number }, perIteration: number) =>
+    c.pairsSeconds + c.finalEvalSeconds + p.dmStart * c.regression + p.fakeWarmup * c.fakeWarmup + (p.steps - p.dmStart - p.fakeWarmup) * perIteration;
+  // between the crossing and the GAN: DM alone after the regression phase
+  const phased = resolve({ budget: GAN_FROM_MINUTES - 1 });
+  t.deepEqual([phased.dmStart, phased.fakeWarmup, phased.fakeUpdatesPerGen, phased.lambdaDm, phased.pairs, phased.emaDecay, phased.gan], [PHASED_DM_START, PHASED_FAKE_WARMUP, 5, PHASED_LAMBDA_DM, 'auto', 0.99, false]);
+  const u1 = used(phased, c.dmd);
+  t.true(u1 <= (GAN_FROM_MINUTES - 1) * 60 && u1 > (GAN_FROM_MINUTES - 1) * 60 - c.dmd, `${u1}`);
+  // from GAN_FROM_MINUTES on, at any length: the longer regression phase, then DM and the GAN (clean samples, real Fashion-MNIST)
+  for (const minutes of [GAN_FROM_MINUTES, 60, 120]) {
+    const gan = resolve({ budget: minutes });
+    t.deepEqual([gan.dmStart, gan.fakeWarmup, gan.fakeUpdatesPerGen, gan.lambdaDm, gan.gan, gan.diffusionGan, gan.ganGenWeight, gan.data, gan.pairs, gan.emaDecay],
+      [GAN_DM_START, PHASED_FAKE_WARMUP, 5, PHASED_LAMBDA_DM, true, false, GAN_GEN_WEIGHT, 'fashion-mnist', 'auto', 0.99]);
+    const u = used(gan, c.dmd2);
+    t.true(u <= minutes * 60 && u > minutes * 60 - c.dmd2, `${minutes}: ${u}`);
+    t.true(gan.steps - GAN_DM_START - PHASED_FAKE_WARMUP >= 150, 'the GAN gets at least the 150 iterations of its first measured lead');
+  }
+  // without the GAN (--no-gan): DM after the regression phase up to PHASED_UNTIL_MINUTES, regression alone again past it
+  const noGan = resolve({ budget: PHASED_UNTIL_MINUTES - 1, gan: false });
+  t.deepEqual([noGan.dmStart, noGan.lambdaDm, noGan.gan, noGan.data], [PHASED_DM_START, PHASED_LAMBDA_DM, false, undefined]);
   for (const minutes of [PHASED_UNTIL_MINUTES, 120]) {
-    const past = resolve({ budget: minutes });
+    const past = resolve({ budget: minutes, gan: false });
     t.deepEqual([past.lambdaDm, past.dmStart, past.fakeWarmup, past.emaDecay, past.pairs], [0, 0, 0, 0.99, 'auto']);
     t.is(past.steps, Math.floor((minutes * 60 - c.pairsSeconds - c.finalEvalSeconds) / c.regression));
   }
-  const long = resolve({ budget: PHASED_UNTIL_MINUTES - 1 });
-  t.is(long.dmStart, PHASED_DM_START);
-  t.is(long.fakeWarmup, PHASED_FAKE_WARMUP);
-  t.is(long.fakeUpdatesPerGen, 5);
-  t.is(long.lambdaDm, PHASED_LAMBDA_DM);
-  t.is(long.pairs, 'auto');
-  t.is(long.emaDecay, 0.99);
-  // every second of the budget is planned, within one iteration
-  const budget = (PHASED_UNTIL_MINUTES - 1) * 60;
-  const used = c.pairsSeconds + c.finalEvalSeconds + PHASED_DM_START * c.regression + PHASED_FAKE_WARMUP * c.fakeWarmup + (long.steps - PHASED_DM_START - PHASED_FAKE_WARMUP) * c.dmd;
-  t.true(used <= budget && used > budget - c.dmd, `${used}`);
   // flags still win over the plan
   const own = resolve({ budget: CROSSING_MINUTES, steps: 3000, 'lambda-dm': 2 });
   t.is(own.steps, 3000);
   t.is(own.lambdaDm, 2);
   t.is(own.dmStart, PHASED_DM_START);
-  // turning regression off keeps the plan's length and the EMA, with DMD's fake:gen 1
+  const ownGan = resolve({ budget: 60, 'gan-gen-weight': 0.1, data: 'my-images' });
+  t.deepEqual([ownGan.ganGenWeight, ownGan.data, ownGan.gan], [0.1, 'my-images', true]);
+  // turning regression off keeps the plan's length (as planned without the GAN) and the EMA, with DMD's fake:gen 1
   const noReg = resolve({ 'lambda-reg': 0 });
   t.is(noReg.pairs, undefined);
   t.is(noReg.lambdaDm, 1);
   t.is(noReg.fakeUpdatesPerGen, 1);
   t.is(noReg.steps, planBudget(20).steps);
+  t.false(resolve({ 'lambda-reg': 0, budget: 60 }).gan);
   t.throws(() => resolve({ budget: 3 }), { message: /--budget 3 is too short: making the pairs and evaluating take 4\.6 min of it; give at least \d+ minutes, or --steps/ });
+});
+
+test('a budget whose plan has the GAN, without Fashion-MNIST installed, is refused with the three ways out; --data or --no-gan need no Fashion-MNIST', (t) => {
+  const without = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, (input) => applyRecipe(input, { fashionMnist: () => false }));
+  const err = t.throws(() => without({ budget: 60 }), { instanceOf: BudgetError });
+  t.regex(err!.message, /^--budget 60 plans DMD2's GAN \(from 45 minutes on\).*not installed in \/usr\/share\/datasets\/fashion-mnist: install it with 'apt-get install dataset-fashion-mnist', give --data .*, or plan without the GAN with --no-gan$/);
+  t.is(without({ budget: 60, data: 'my-images' }).data, 'my-images');
+  t.false(without({ budget: 60, gan: false }).gan);
+  // as the command line gives it
+  const argv = yargs(['--budget', '60', '--no-gan']).options(yargsOptions(DMDConfigSchema)).strict().parseSync() as Record<string, unknown>;
+  const cli = without(argv);
+  t.deepEqual([cli.gan, cli.dmStart, cli.lambdaDm], [false, PHASED_DM_START, PHASED_LAMBDA_DM]);
+  t.is(without({ budget: GAN_FROM_MINUTES - 1 }).lambdaDm, PHASED_LAMBDA_DM, 'below GAN_FROM_MINUTES the plan reads no images');
+  t.is(without({}).lambdaDm, 0);
 });
 
 test('a single-valued flag given twice is one error naming the flag and both values; list flags take repeats', (t) => {
@@ -183,14 +209,19 @@ test('the bundled text-to-image teacher (through any path to it) gets its own de
 test('a planned run knows its budget, and says how long it will take on a machine far from the reference speed', (t) => {
   t.is(plannedMinutes(resolve({})), 20);
   t.is(plannedMinutes(resolve({ budget: 60 })), 60);
+  t.is(plannedMinutes(resolve({ budget: 60, gan: false })), 60, 'planned without the GAN');
+  t.is(plannedMinutes(resolve({ budget: 43 })), 43);
   t.is(plannedMinutes(resolve({ steps: 100 })), null, '--steps overrides the plan');
   t.is(plannedMinutes(resolve({}), true), null, 'a teacher given in memory');
   t.is(plannedMinutes(resolve({ recipe: 'dmd2' })), null);
-  const { regression, dmd } = BUNDLED_COSTS;
+  const { regression, dmd, dmd2 } = BUNDLED_COSTS;
   t.is(budgetSpeedNotice(20, 'regression', regression * 1.15), null, 'within 20% of the reference');
   t.is(budgetSpeedNotice(20, 'regression', regression / 1.15), null);
   t.is(budgetSpeedNotice(20, 'regression', 0.88),
     `--budget 20: this machine takes 0.88 s per regression iteration where the plan assumes ${regression} s (a 2-core reference VM), so the run will take about 30 minutes; --budget 13 fits 20 minutes here (the plan's quality figures are per iteration, not per minute)`);
   t.regex(budgetSpeedNotice(60, 'dmd', dmd / 2)!, /about 30 minutes; --budget 120 fits 60 minutes here/);
+  // a DMD iteration with the GAN is timed against the GAN's cost
+  t.is(budgetSpeedNotice(60, 'dmd', dmd2 * 1.15, { gan: true }), null);
+  t.regex(budgetSpeedNotice(60, 'dmd', dmd2 * 1.15)!, new RegExp(`where the plan assumes ${dmd} s`));
   t.regex(budgetSpeedNotice(8, 'regression', regression * 2)!, /about 16 minutes; 8 minutes here are too short for a plan; give --steps/);
 });
