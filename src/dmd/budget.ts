@@ -31,8 +31,8 @@ export const DEFAULT_BUDGET_MINUTES = 20;
 export const CROSSING_MINUTES = 42;
 /**
  * Budgets from this one on (minutes) get the GAN phase (unless --no-gan): at 44 minutes (39.6 of training)
- * it is level with distribution matching alone after the regression phase (EMA FD 0.682 against 0.687 and
- * regression alone's 0.694, 1000 samples), and from 50 minutes on it leads both (5000 samples, two seeds:
+ * it is level with distribution matching alone after the regression phase (EMA FD 0.682 against 0.685-0.687
+ * and regression alone's 0.688-0.694 at 37.7-42.7 minutes of training, 1000 samples), and from 50 minutes on it leads both (5000 samples, two seeds:
  * 0.584 / 0.586 against regression alone's 0.600 / 0.605; 0.556 / 0.553 against 0.595 / 0.600 at 68).
  */
 export const GAN_FROM_MINUTES = 45;
