@@ -312,7 +312,8 @@ interface Series { name: string; points: [number, number][]; dashed?: boolean }
 
 /** A line chart as SVG (axes, ticks, legend), rendered to PNG by headless Chromium. */
 function chart(file: string, title: string, xLabel: string, yLabel: string, series: Series[], o: { yMin?: number; yMax?: number; hline?: { y: number; label: string }[] } = {}): void {
-  const W = 900, H = 520, L = 70, R = 260, T = 40, B = 50;
+  // the height grows with the legend (one line per series) so that none is cut off
+  const W = 900, L = 70, R = 260, T = 40, B = 50, H = Math.max(520, T + 30 + series.length * 20);
   // points outside [yMin, yMax] are drawn as open triangles on the edge they lie beyond, and the legend
   // says how many there are and their range (the tables have the values)
   const inRange = (y: number) => y <= (o.yMax ?? Infinity) && y >= (o.yMin ?? -Infinity);
@@ -341,9 +342,11 @@ function chart(file: string, title: string, xLabel: string, yLabel: string, seri
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${xLabel}</text><text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${yLabel}</text>`);
   for (const h of o.hline ?? []) parts.push(`<line x1="${L}" y1="${py(h.y)}" x2="${W - R}" y2="${py(h.y)}" stroke="#555" stroke-dasharray="2 4"/><text x="${W - R - 4}" y="${py(h.y) - 4}" text-anchor="end" fill="#555">${h.label}</text>`);
   series.forEach((s, i) => {
-    // colour, then (after the palette's ten) a dotted stroke, so no two series look alike; a series' own dashes stay dashes
+    // colour, then (after each round of the palette's ten) a dotted and a dash-dotted stroke, so no two
+    // series look alike; a series' own dashes stay dashes
     const c = COLORS[i % COLORS.length];
-    const dash = s.dashed ? 'stroke-dasharray="6 4"' : i >= COLORS.length ? 'stroke-dasharray="1.5 3"' : '';
+    const round = Math.floor(i / COLORS.length);
+    const dash = s.dashed ? 'stroke-dasharray="6 4"' : round === 1 ? 'stroke-dasharray="1.5 3"' : round >= 2 ? 'stroke-dasharray="9 3 2 3"' : '';
     const pts = s.points;
     parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" ${dash} points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
     for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${c}"/>`);
@@ -351,7 +354,7 @@ function chart(file: string, title: string, xLabel: string, yLabel: string, seri
       const up = y > y1, e = up ? T : H - B, d = up ? 1 : -1;
       parts.push(`<path d="M${px(x).toFixed(1)},${e} l-5,${8 * d} l10,0 z" fill="white" stroke="${c}" stroke-width="1.5"/>`);
     }
-    parts.push(`<line x1="${W - R + 14}" y1="${T + 10 + i * 20}" x2="${W - R + 40}" y2="${T + 10 + i * 20}" stroke="${c}" stroke-width="2" ${dash}/><text x="${W - R + 46}" y="${T + 14 + i * 20}" font-size="${s.name.length > 34 ? 11 : 13}">${s.name}</text>`);
+    parts.push(`<line x1="${W - R + 14}" y1="${T + 10 + i * 20}" x2="${W - R + 40}" y2="${T + 10 + i * 20}" stroke="${c}" stroke-width="2" ${dash}/><text x="${W - R + 46}" y="${T + 14 + i * 20}" font-size="${s.name.length > 28 ? 11 : 13}">${s.name}</text>`);
   });
   parts.push('</svg>');
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'chart-'));
