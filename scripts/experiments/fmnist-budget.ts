@@ -355,7 +355,7 @@ function chart(file: string, title: string, xLabel: string, yLabel: string, seri
       const up = y > y1, e = up ? T : H - B, d = up ? 1 : -1;
       parts.push(`<path d="M${px(x).toFixed(1)},${e} l-5,${8 * d} l10,0 z" fill="white" stroke="${c}" stroke-width="1.5"/>`);
     }
-    parts.push(`<line x1="${W - R + 14}" y1="${T + 10 + i * 20}" x2="${W - R + 40}" y2="${T + 10 + i * 20}" stroke="${c}" stroke-width="2" ${dash}/><text x="${W - R + 46}" y="${T + 14 + i * 20}" font-size="${s.name.length > 28 ? 11 : 13}">${s.name}</text>`);
+    parts.push(`<line x1="${W - R + 14}" y1="${T + 10 + i * 20}" x2="${W - R + 40}" y2="${T + 10 + i * 20}" stroke="${c}" stroke-width="2" ${dash}/><text x="${W - R + 46}" y="${T + 14 + i * 20}" font-size="${s.name.length > 36 ? 9.5 : s.name.length > 28 ? 11 : 13}">${s.name}</text>`);
   });
   parts.push('</svg>');
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'chart-'));
