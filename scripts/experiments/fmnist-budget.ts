@@ -52,6 +52,10 @@ interface Preset {
 }
 // every preset sets lambdaDm: the default recipe's budget plan fills what a preset leaves unset (regression alone at 20 minutes)
 const reg = { pairs: 'auto' } as const;
+// DMD2 after a regression phase (items 21-22): 150 warm-up iterations of the fake score and the head, then
+// DM x10 at fake:gen 5 and the GAN at 100x its generator weight on real Fashion-MNIST (dmStart, the head's
+// input and other changes per preset)
+const dmd2AfterReg = { ...reg, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, ganGenWeight: 0.3, data: 'fashion-mnist' } as const;
 export const PRESETS: Record<string, Preset> = {
   reg: { label: 'regression only', dmd: { ...reg, lambdaDm: 0 } },
   'dmd-1': { label: 'DMD: DM + regression, fake:gen 1 (the default recipe)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 1 } },
@@ -64,11 +68,11 @@ export const PRESETS: Record<string, Preset> = {
   'reg1200-dmd-5': { label: 'regression alone for 1200 iterations, then 150 fake-score warm-up iterations, then DMD with fake:gen 5', dmd: { ...reg, lambdaDm: 1, dmStart: 1200, fakeWarmup: 150, fakeUpdatesPerGen: 5 }, branch: { from: 'reg' }, costAs: 'dmd-5' },
   'reg-2048': { label: 'regression only, 2048 pairs', dmd: { ...reg, autoPairs: 2048, lambdaDm: 0 }, costAs: 'reg' },
   'reg2400-dmd2-10-5': { label: 'regression alone for 2400 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM and GAN x10, fake:gen 5', dmd: { ...reg, dmStart: 2400, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 3e-2, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
-  'reg3600-dmd2-10-100-5': { label: 'regression alone for 3600 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM x10 and the GAN generator weight x100 (0.3), fake:gen 5', dmd: { ...reg, dmStart: 3600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: true, ganGenWeight: 0.3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
-  'reg3600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-10-100-5, the GAN head on clean samples (no diffusion noise, as dmd2-reg)', dmd: { ...reg, dmStart: 3600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: false, ganGenWeight: 0.3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
-  'reg600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-clean-10-100-5, branched off regression alone at 600 iterations (the 20-minute budget)', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: false, ganGenWeight: 0.3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
-  'reg600-dmd2-clean-10-100-5-head10': { label: 'as reg600-dmd2-clean-10-100-5, the GAN head loss x10 (ganHeadWeight 0.1: the head learns faster)', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: false, ganGenWeight: 0.3, ganHeadWeight: 0.1, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
-  'reg600-dmd2-clean-10-100-5-head10-lr3e-5': { label: 'as reg600-dmd2-clean-10-100-5-head10, the generator lr 3e-5 (0.3x) from the branch on (to hold its good states)', dmd: { ...reg, dmStart: 600, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 10, gan: true, diffusionGan: false, ganGenWeight: 0.3, ganHeadWeight: 0.1, genLr: 3e-5, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg3600-dmd2-10-100-5': { label: 'regression alone for 3600 iterations, 150 fake-score and GAN-head warm-up iterations, then DMD2 + regression (diffusion GAN on real images) with DM x10 and the GAN generator weight x100 (0.3), fake:gen 5', dmd: { ...dmd2AfterReg, dmStart: 3600, diffusionGan: true }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg3600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-10-100-5, the GAN head on clean samples (no diffusion noise, as dmd2-reg)', dmd: { ...dmd2AfterReg, dmStart: 3600, diffusionGan: false }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-clean-10-100-5, branched off regression alone at 600 iterations (the 20-minute budget)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg600-dmd2-clean-10-100-5-head10': { label: 'as reg600-dmd2-clean-10-100-5, the GAN head loss x10 (ganHeadWeight 0.1: the head learns faster)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1 }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg600-dmd2-clean-10-100-5-head10-lr3e-5': { label: 'as reg600-dmd2-clean-10-100-5-head10, the generator lr 3e-5 (0.3x) from the branch on (to hold its good states)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1, genLr: 3e-5 }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },

@@ -79,13 +79,16 @@ export function idxSource(imagesFile: string, labelsFile: string | null, name = 
   return { name, size: n, channels: 1, height: h, width: w, numClasses, labels, image: (i) => img.data.subarray(i * px, (i + 1) * px) };
 }
 
+/** The images file of an IDX split in `dir` (plain or gzipped), or null. */
+const idxImagesFile = (dir: string, split: 'train' | 't10k'): string | null => findFile(dir, `${split}-images-idx3-ubyte`);
+
 /** Whether Debian's dataset-fashion-mnist is installed (its training images, without reading them). */
 export function hasFashionMnist(): boolean {
-  return findFile(FASHION_MNIST_DIR, 'train-images-idx3-ubyte') !== null;
+  return idxImagesFile(FASHION_MNIST_DIR, 'train') !== null;
 }
 
 function idxDir(dir: string, split: 'train' | 't10k'): ImageSource | null {
-  const imgs = findFile(dir, `${split}-images-idx3-ubyte`);
+  const imgs = idxImagesFile(dir, split);
   if (!imgs) return null;
   return idxSource(imgs, findFile(dir, `${split}-labels-idx1-ubyte`), `${path.basename(dir)}:${split}`);
 }
