@@ -6,6 +6,7 @@
 //   npx tsx scripts/experiments/fmnist-budget.ts calibrate [ID,...]                 # seconds per iteration of each recipe with all threads, alone on the machine
 //   npx tsx scripts/experiments/fmnist-budget.ts compare RUN@STEP ... [--num 5000 --seeds 0,1]  # the EMA generators with more samples and seeds (compare.json)
 //   npx tsx scripts/experiments/fmnist-budget.ts ganshare RUN@STEP [--weight W]      # the GAN generator gradient against the regression's, in the samples and in G's weights
+//   npx tsx scripts/experiments/fmnist-budget.ts average RUN@S1,S2,...                # FD of the uniform average of G's weights at these checkpoints (a short-window EMA, post hoc)
 //   npx tsx scripts/experiments/fmnist-budget.ts report                             # experiments/fmnist-budget: results.md, curves.json, PNG plots
 //   npx tsx scripts/experiments/fmnist-budget.ts restore                            # --out rebuilt from the published curves (a new machine)
 //
@@ -25,6 +26,7 @@ import { ensureDir, atomicWrite } from '../../src/util/fs.js';
 import { denoiser } from '../../src/edm/guidance.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { autograd } from '../../src/tensor/autograd.js';
+import { foreach } from '../../src/tensor/foreach.js';
 import { regressionLoss } from '../../src/dmd/regression/losses.js';
 import { ganGeneratorLoss } from '../../src/dmd/losses.js';
 import type { ScoreModel } from '../../src/dmd/score-model.js';
@@ -44,7 +46,8 @@ interface Preset {
    * `from`'s checkpoint at dmStart; with `at`, the run continues `from` whole (fake score included) from
    * its checkpoint at that iteration
    */
-  branch?: { from: string; at?: number };
+  /** streams 'own': the branched run draws from its own seed's random streams, not the other run's (a second seed of a branched run) */
+  branch?: { from: string; at?: number; streams?: 'own' };
   /** the calibrated run whose seconds per iteration this run's (DMD-phase) iterations cost (default: its own) */
   costAs?: string;
   /** fd-vs-minutes.png draws the generator's own FD too (a run whose EMA lags far behind a fast-moving generator) */
@@ -73,6 +76,8 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-clean-10-100-5, branched off regression alone at 600 iterations (the 20-minute budget)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg600-dmd2-clean-10-100-5-head10': { label: 'as reg600-dmd2-clean-10-100-5, the GAN head loss x10 (ganHeadWeight 0.1: the head learns faster)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1 }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg600-dmd2-clean-10-100-5-head10-lr3e-5': { label: 'as reg600-dmd2-clean-10-100-5-head10, the generator lr 3e-5 (0.3x) from the branch on (to hold its good states)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1, genLr: 3e-5 }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg600-dmd2-clean-10-100-5-head10-seed1': { label: 'reg600-dmd2-clean-10-100-5-head10 with seed 1 from the branch on (its own random streams, fake score and GAN head)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1, seed: 1 }, branch: { from: 'reg', streams: 'own' }, costAs: 'dmd2-reg' },
+  'reg3600-dmd2-clean-10-100-5-seed1': { label: 'reg3600-dmd2-clean-10-100-5 (what --budget 45 and longer plan) with seed 1 from the branch on (its own random streams, fake score and GAN head)', dmd: { ...dmd2AfterReg, dmStart: 3600, diffusionGan: false, seed: 1 }, branch: { from: 'reg', streams: 'own' }, costAs: 'dmd2-reg' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
@@ -97,7 +102,10 @@ const checkpoints = (name: string) => new CheckpointStore(path.join(runDir(name)
 
 async function settings(name: string, extra: Record<string, unknown> = {}): Promise<Partial<DMDConfig> & Record<string, unknown>> {
   const p = preset(name);
-  return resolveAutoPairs({ ...shared, ...p.dmd, out: runDir(name), ...extra } as Partial<DMDConfig>, log) as Promise<Partial<DMDConfig> & Record<string, unknown>>;
+  const cfg = { ...shared, ...p.dmd, out: runDir(name), ...extra } as Partial<DMDConfig>;
+  // every run regresses on the same pairs (those of seed 0), whatever its own seed
+  const resolved = await resolveAutoPairs({ ...cfg, seed: shared.seed }, log);
+  return { ...resolved, seed: cfg.seed } as Partial<DMDConfig> & Record<string, unknown>;
 }
 
 /**
@@ -106,9 +114,10 @@ async function settings(name: string, extra: Record<string, unknown> = {}): Prom
  * generator, EMA, optimizer and random streams are taken from there and the fresh fake score, GAN head
  * and their optimizer from the new trainer; the run then continues from iteration S. With `at` (a
  * preset's branch.at) the run instead continues the other run whole from its checkpoint `at`, under its
- * own settings (a changed lr schedule, say).
+ * own settings (a changed lr schedule, say). With `streams` 'own' the random streams are the new trainer's
+ * (its own seed's) too.
  */
-function branchFrom(tr: DMDTrainer, from: string, at?: number): void {
+function branchFrom(tr: DMDTrainer, from: string, at?: number, streams?: 'own'): void {
   const S = at ?? tr.cfg.dmStart;
   const c = checkpoints(from).list().find((k) => k.step === S);
   if (!c) throw new Error(`the ${from} run has no checkpoint at iteration ${S} (${at === undefined ? '--dm-start' : 'branch.at'}) to branch from`);
@@ -117,7 +126,8 @@ function branchFrom(tr: DMDTrainer, from: string, at?: number): void {
   else tidy(() => {
     const own = tr.state.snapshot();
     const tensors = new Map(ck.tensors);
-    for (const [k, v] of own.tensors) if (/^(fake|head|optF)\//.test(k)) tensors.set(k, v);
+    const keep = streams === 'own' ? /^(fake|head|optF|rng)\// : /^(fake|head|optF)\//;
+    for (const [k, v] of own.tensors) if (keep.test(k)) tensors.set(k, v);
     tr.state.restore({ ...ck, tensors, meta: { ...ck.meta, values: { ...ck.meta.values, 'optF.step': own.values['optF.step'] } } });
   });
   for (const t of ck.tensors.values()) t.dispose();
@@ -130,7 +140,7 @@ async function train(name: string): Promise<void> {
   const every = Number(opt('every', '200'));
   const cfg = await settings(name, { steps, checkpointEvery: every, resume: true });
   const tr = new DMDTrainer(cfg, log);
-  if (p.branch && !checkpoints(name).list().length) branchFrom(tr, p.branch.from, p.branch.at);
+  if (p.branch && !checkpoints(name).list().length) branchFrom(tr, p.branch.from, p.branch.at, p.branch.streams);
   log(`${name}: ${tr.describe()}; ${getNumThreads()} threads`);
   await tr.train(log, { progress: false });
   tr.dispose();
@@ -494,7 +504,38 @@ async function ganShare(spec: string): Promise<void> {
   tr.dispose();
 }
 
+/**
+ * What a short averaging window would have exported: the uniform average of G's weights over the
+ * checkpoints S1, S2, ... of RUN, scored like `eval` (1000 samples, seed 0), into averages.json.
+ */
+async function averageRun(spec: string): Promise<void> {
+  const [name, stepsText] = spec.split('@');
+  const steps = stepsText!.split(',').map(Number);
+  const list = checkpoints(name!).list();
+  const tr = new DMDTrainer(await settings(name!, { steps: 1e9 }), () => {});
+  let avg: ScoreModel | null = null;
+  for (const [k, step] of steps.entries()) {
+    const c = list.find((q) => q.step === step);
+    if (!c) throw new Error(`${name} has no checkpoint at ${step}`);
+    restoreCheckpoint(tr, c.file);
+    if (!avg) avg = tr.G.clone().eval().requiresGrad_(false);
+    else noGrad(() => foreach.lerp_(avg!.parameters(), tr.G.parameters(), 1 / (k + 1)));
+  }
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-avg-'));
+  avg!.saveGenerator(path.join(tmp, 'avg.safetensors'), tr.generator.level, {});
+  avg!.dispose();
+  tr.dispose();
+  const r = await evaluate(EvalConfigSchema.parse({ generator: path.join(tmp, 'avg.safetensors'), num: 1000, refNum: 10000, seed: 0, device: 'cpu', batchSize: 250, out: path.join(tmp, 'metrics.json') }), () => {}, { single: true });
+  rmSync(tmp, { recursive: true, force: true });
+  const file = path.join(out, 'averages.json');
+  const all = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as unknown[]) : [];
+  all.push({ run: name, steps, 'FD-fmnist': r['FD-fmnist'], precision: r.precision, recall: r.recall });
+  atomicWrite(file, `${JSON.stringify(all, null, 1)}\n`);
+  log(`${spec}: uniform average of G, FD ${(r['FD-fmnist'] as number).toFixed(3)} (precision ${(r.precision as number).toFixed(3)}, recall ${(r.recall as number).toFixed(3)})`);
+}
+
 if (mode === 'train') await train(id!);
+else if (mode === 'average') await averageRun(id!);
 else if (mode === 'eval') await evalRun(id!);
 else if (mode === 'calibrate') await calibrate(id ? id.split(',') : [...Object.keys(PRESETS).filter((n) => !PRESETS[n]!.costAs), 'fake-warmup']);
 else if (mode === 'report') report();
@@ -502,6 +543,6 @@ else if (mode === 'ganshare') await ganShare(id!);
 else if (mode === 'restore') restore();
 else if (mode === 'compare') await compare(argv.slice(1).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--')));
 else {
-  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | ganshare RUN@STEP [--weight W] | report | restore');
+  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | ganshare RUN@STEP [--weight W] | average RUN@S1,S2 | report | restore');
   process.exit(2);
 }
