@@ -44,9 +44,9 @@ interface Preset {
   /**
    * start from another run: a phased run (dmStart) takes its regression phase from regression-only run
    * `from`'s checkpoint at dmStart; with `at`, the run continues `from` whole (fake score included) from
-   * its checkpoint at that iteration
+   * its checkpoint at that iteration; with `streams` 'own', the branched run draws from its own seed's
+   * random streams, not the other run's (a second seed of a branched run)
    */
-  /** streams 'own': the branched run draws from its own seed's random streams, not the other run's (a second seed of a branched run) */
   branch?: { from: string; at?: number; streams?: 'own' };
   /** the calibrated run whose seconds per iteration this run's (DMD-phase) iterations cost (default: its own) */
   costAs?: string;
@@ -76,8 +76,6 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-clean-10-100-5, branched off regression alone at 600 iterations (the 20-minute budget)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg600-dmd2-clean-10-100-5-head10': { label: 'as reg600-dmd2-clean-10-100-5, the GAN head loss x10 (ganHeadWeight 0.1: the head learns faster)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1 }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg600-dmd2-clean-10-100-5-head10-lr3e-5': { label: 'as reg600-dmd2-clean-10-100-5-head10, the generator lr 3e-5 (0.3x) from the branch on (to hold its good states)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1, genLr: 3e-5 }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
-  'reg600-dmd2-clean-10-100-5-head10-seed1': { label: 'reg600-dmd2-clean-10-100-5-head10 with seed 1 from the branch on (its own random streams, fake score and GAN head)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1, seed: 1 }, branch: { from: 'reg', streams: 'own' }, costAs: 'dmd2-reg' },
-  'reg3600-dmd2-clean-10-100-5-seed1': { label: 'reg3600-dmd2-clean-10-100-5 (what --budget 45 and longer plan) with seed 1 from the branch on (its own random streams, fake score and GAN head)', dmd: { ...dmd2AfterReg, dmStart: 3600, diffusionGan: false, seed: 1 }, branch: { from: 'reg', streams: 'own' }, costAs: 'dmd2-reg' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
@@ -86,6 +84,11 @@ export const PRESETS: Record<string, Preset> = {
   'dmd2-reg': { label: 'DMD2 (fake:gen 5 + GAN) + regression', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist' } },
   'dmd2-reg-gan10': { label: 'DMD2 (fake:gen 5 + GAN) + regression, the generator GAN weight x10 (3e-2)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist', ganGenWeight: 3e-2 }, costAs: 'dmd2-reg' },
 };
+// second seeds (item 23): the same settings with seed 1 from the branch on (own random streams, fake score and head)
+for (const name of ['reg600-dmd2-clean-10-100-5-head10', 'reg3600-dmd2-clean-10-100-5']) {
+  const p = PRESETS[name]!;
+  PRESETS[`${name}-seed1`] = { ...p, label: `${name} with seed 1 from the branch on (its own random streams, fake score and GAN head)`, dmd: { ...p.dmd, seed: 1 }, branch: { ...p.branch!, streams: 'own' } };
+}
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
 const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metricsEvery: 10, finalEval: 0, keepCheckpoints: 10000 } as const;
 
@@ -185,6 +188,17 @@ function restoreCheckpoint(tr: DMDTrainer, file: string): void {
   for (const t of ck.tensors.values()) t.dispose();
 }
 
+/** FD-fmnist, precision, recall and classifier accuracy of a generator file: `num` class-balanced samples drawn with `seed` against 10 000 training images. */
+async function scoreGenerator(file: string, num: number, seed: number): Promise<Record<string, number>> {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-score-'));
+  try {
+    const r = await evaluate(EvalConfigSchema.parse({ generator: file, num, refNum: 10000, seed, device: 'cpu', batchSize: 250, out: path.join(tmp, 'metrics.json') }), () => {}, { single: true });
+    return Object.fromEntries(['FD-fmnist', 'precision', 'recall', 'classifier_accuracy_on_samples'].map((k) => [k, r[k] as number]));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 async function evalRun(name: string): Promise<void> {
   const curve = readCurve(name);
   const done = new Set(curve.map((c) => c.step));
@@ -215,11 +229,7 @@ async function evalRun(name: string): Promise<void> {
     return { pairs: d(net.generate(probe.pz, probe.cond, tr.generator.level), probe.py), fresh: d(net.generate(probe.z, probe.cond, tr.generator.level), probe.y) };
   });
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-'));
-  const evalFile = async (file: string) => {
-    const r = await evaluate(EvalConfigSchema.parse({ generator: file, num: 1000, refNum: 10000, seed: 0, device: 'cpu', batchSize: 250, out: path.join(tmp, 'metrics.json') }), () => {}, { single: true });
-    const pick = ['FD-fmnist', 'precision', 'recall', 'classifier_accuracy_on_samples'];
-    return Object.fromEntries(pick.map((k) => [k, r[k] as number]));
-  };
+  const evalFile = (file: string) => scoreGenerator(file, 1000, 0);
   for (const c of backfill) {
     restoreCheckpoint(tr, c.file);
     const p = curve.find((q) => q.step === c.step)!;
@@ -287,12 +297,12 @@ async function compare(specs: string[]): Promise<void> {
     tr.exportGenerator(path.join(tmp, 'ema.safetensors'), tr.ema ? 'ema' : 'G');
     tr.dispose();
     for (const seed of seeds) {
-      const r = await evaluate(EvalConfigSchema.parse({ generator: path.join(tmp, 'ema.safetensors'), num, refNum: 10000, seed, device: 'cpu', batchSize: 250, out: path.join(tmp, 'metrics.json') }), () => {}, { single: true });
+      const r = await scoreGenerator(path.join(tmp, 'ema.safetensors'), num, seed);
       const minutes = minutesOf(name!, existsSync(path.join(out, 'calibration.json')) ? JSON.parse(readFileSync(path.join(out, 'calibration.json'), 'utf8')) : {})(step);
       const row = { run: name, step, minutes, num, seed, 'FD-fmnist': r['FD-fmnist'], precision: r.precision, recall: r.recall };
       all.push(row);
       atomicWrite(file, `${JSON.stringify(all, null, 1)}\n`);
-      log(`${spec} (${minutes.toFixed(1)} min), ${num} samples, seed ${seed}: FD ${(r['FD-fmnist'] as number).toFixed(4)}`);
+      log(`${spec} (${minutes.toFixed(1)} min), ${num} samples, seed ${seed}: FD ${r['FD-fmnist']!.toFixed(4)}`);
     }
   }
   rmSync(tmp, { recursive: true, force: true });
@@ -525,13 +535,13 @@ async function averageRun(spec: string): Promise<void> {
   avg!.saveGenerator(path.join(tmp, 'avg.safetensors'), tr.generator.level, {});
   avg!.dispose();
   tr.dispose();
-  const r = await evaluate(EvalConfigSchema.parse({ generator: path.join(tmp, 'avg.safetensors'), num: 1000, refNum: 10000, seed: 0, device: 'cpu', batchSize: 250, out: path.join(tmp, 'metrics.json') }), () => {}, { single: true });
+  const r = await scoreGenerator(path.join(tmp, 'avg.safetensors'), 1000, 0);
   rmSync(tmp, { recursive: true, force: true });
   const file = path.join(out, 'averages.json');
   const all = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as unknown[]) : [];
   all.push({ run: name, steps, 'FD-fmnist': r['FD-fmnist'], precision: r.precision, recall: r.recall });
   atomicWrite(file, `${JSON.stringify(all, null, 1)}\n`);
-  log(`${spec}: uniform average of G, FD ${(r['FD-fmnist'] as number).toFixed(3)} (precision ${(r.precision as number).toFixed(3)}, recall ${(r.recall as number).toFixed(3)})`);
+  log(`${spec}: uniform average of G, FD ${r['FD-fmnist']!.toFixed(3)} (precision ${r.precision!.toFixed(3)}, recall ${r.recall!.toFixed(3)})`);
 }
 
 if (mode === 'train') await train(id!);
