@@ -35,7 +35,7 @@ const tIndex = randint(Math.floor(0.02 * T), Math.floor(0.98 * T) + 1, [64], { g
 const noise = randn(x.shape, { generator: rng });
 const g = noGrad(() => {
   const { noisy, level } = tr.schedule.addNoise(x.detach(), tIndex, noise);
-  return dmGradient(x, critic.realScore(noisy, level, cond), critic.fakeScore(noisy, level, cond));
+  return dmGradient(x, critic.realScore(noisy, level, cond), critic.fakeScore!(noisy, level, cond));
 });
 const gd = autograd.grad(dmSurrogateLoss(x, g), params, { retainGraph: true, allowUnused: true });
 const gr = autograd.grad(regressionLoss('pseudo-huber', x, pb.y).mul(lambdaReg), params, { allowUnused: true });

@@ -55,6 +55,7 @@ export const DMDConfigSchema = z.object({
   lpips: z.string().min(1).optional().describe("LPIPS VGG weights, needed for --regression lpips: a directory holding torchvision's vgg16-397923af.pth and LPIPS v0.1 vgg.pth, the two paths joined by a comma, or the file scripts/convert-lpips.py writes"),
   lpipsResize: z.number().int().min(0).default(224).describe('bilinear resize before LPIPS (DMD: 224; 0 = none)'),
   gan: z.boolean().default(false).describe("DMD2's GAN: a classifier head on the fake score's bottleneck, real images from --data"),
+  ganFeatures: z.enum(['fake', 'teacher']).default('fake').describe("what the GAN head reads: fake (DMD2: the fake score's bottleneck, which the head's loss trains too) or teacher (the frozen teacher's bottleneck: only the head learns; with --lambda-dm 0 no fake score is made at all)"),
   ganGenWeight: z.number().min(0).default(3e-3).describe('weight of the generator GAN loss'),
   ganHeadWeight: z.number().min(0).default(1e-2).describe('weight of the head classification loss'),
   diffusionGan: z.boolean().default(false).describe('noise real and generated images before the head ("diffusion GAN")'),
@@ -69,3 +70,8 @@ export const DMDConfigSchema = z.object({
   classifier: z.string().min(1).optional().describe('evaluation classifier (default: the bundled Fashion-MNIST one when the teacher fits)'),
 });
 export type DMDConfig = z.infer<typeof DMDConfigSchema>;
+
+/** Whether a run trains a fake score: for distribution matching, or as the body of DMD2's GAN head. */
+export function trainsFakeScore(c: Pick<DMDConfig, 'lambdaDm' | 'gan' | 'ganFeatures'>): boolean {
+  return c.lambdaDm > 0 || (c.gan && c.ganFeatures === 'fake');
+}

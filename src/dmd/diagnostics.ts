@@ -57,6 +57,8 @@ export function dmDiagnostics(
   o: { n?: number; levels?: number; seed?: number } = {},
 ): DMDiagnostics {
   const { generator, critic, pairs, schedule } = parts;
+  const fakeScore = critic.fakeScore;
+  if (!fakeScore) throw new Error('dmDiagnostics: the run has no fake score (no distribution matching)');
   if (s.regression === 'lpips') throw new Error('dmDiagnostics: the pixel-space comparison needs a pixel-space regression loss (l2, l1, pseudo-huber)');
   const n = o.n ?? 64;
   const K = o.levels ?? 6;
@@ -79,7 +81,7 @@ export function dmDiagnostics(
       tidy(() => {
         const noise = randn(x.shape, { generator: rng, device: x.device });
         const { noisy, level } = schedule.addNoise(x.detach(), full([n], index, { dtype: 'int64', device: x.device }), noise);
-        const { predReal, predFake } = noGrad(() => ({ predReal: critic.realScore(noisy, level, cond), predFake: critic.fakeScore(noisy, level, cond) }));
+        const { predReal, predFake } = noGrad(() => ({ predReal: critic.realScore(noisy, level, cond), predFake: fakeScore(noisy, level, cond) }));
         const b = { x: x.detach(), noisy, level, noise };
         const fakeOverReal = schedule.denoisingLoss(predFake, b).item() / schedule.denoisingLoss(predReal, b).item();
         const dm = dmGradient(x, predReal, predFake).mul(s.lambdaDm / numel);
@@ -93,7 +95,7 @@ export function dmDiagnostics(
     const noise = randn(x.shape, { generator: rng, device: x.device });
     const dmGrad = noGrad(() => {
       const { noisy, level } = schedule.addNoise(xg.detach(), tIndex, noise);
-      return dmGradient(xg, critic.realScore(noisy, level, cond), critic.fakeScore(noisy, level, cond));
+      return dmGradient(xg, critic.realScore(noisy, level, cond), fakeScore(noisy, level, cond));
     });
     const gd = autograd.grad(dmSurrogateLoss(xg, dmGrad).mul(s.lambdaDm), params, { retainGraph: true, allowUnused: true });
     const gr = autograd.grad(regressionLoss(s.regression, xg, pb.y).mul(s.lambdaReg), params, { allowUnused: true });

@@ -41,6 +41,7 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
     throw new DMDSetupError("--regression lpips needs LPIPS weights: pass --lpips <dir with torchvision's vgg16-397923af.pth and LPIPS's vgg.pth>, or choose --regression l2|l1|pseudo-huber");
   if (cfg.lrDecay > cfg.steps) throw new DMDSetupError(`--lr-decay ${cfg.lrDecay} is longer than the run (--steps ${cfg.steps}): give at most --steps iterations`);
   if (cfg.gan && !cfg.data) throw new DMDSetupError('--gan needs real images: pass --data (e.g. fashion-mnist)');
+  if (cfg.ganFeatures !== 'fake' && !cfg.gan) throw new DMDSetupError(`--gan-features ${cfg.ganFeatures} places the GAN head, which only --gan adds: add --gan or drop --gan-features`);
   if (cfg.recipe === 'sd15-dmd' && !cfg.pairs)
     throw new DMDSetupError('--recipe sd15-dmd regresses onto teacher pairs: give --pairs DIR (dmd pairs --teacher T --prompts P --out DIR) or --pairs auto');
   if (cfg.lambdaDm === 0 && !(cfg.pairs && cfg.lambdaReg > 0) && !cfg.gan)

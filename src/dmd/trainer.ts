@@ -193,8 +193,9 @@ export class DMDTrainer {
     const cfg = this.cfg;
     const critic = this.critic!;
     const xd = x.detach();
-    m.loss_fake = critic.fakeScoreLoss(xd, cond);
-    let total = m.loss_fake;
+    const fakeLoss = critic.fakeScoreLoss(xd, cond);
+    if (fakeLoss) m.loss_fake = fakeLoss;
+    let total = fakeLoss;
     if (critic.head && this.data) {
       const b = this.data.next();
       const real = { x: this.rng.slice(b.x, cfg.batchSize), cond: this.rng.slice(b.cond, cfg.batchSize) };
@@ -202,10 +203,10 @@ export class DMDTrainer {
       m.loss_gan_head = gan.loss;
       m.d_real = gan.dReal;
       m.d_fake = gan.dFake;
-      total = total.add(gan.loss.mul(cfg.ganHeadWeight));
+      total = total ? total.add(gan.loss.mul(cfg.ganHeadWeight)) : gan.loss.mul(cfg.ganHeadWeight);
     }
     this.optF!.zeroGrad();
-    total.backward();
+    total!.backward();
     this.dist.averageGradients(this.criticParams);
     m.gnorm_fake = foreach.clipGradNorm_(this.criticParams, cfg.gradClip);
     this.optF!.step(cfg.fakeLr * scale);

@@ -51,7 +51,7 @@ async function run(name: string, extra: Partial<DMDConfig> & Record<string, unkn
 
 function sameState(a: DMDTrainer, b: DMDTrainer): string[] {
   const differ: string[] = [];
-  for (const [name, x, y] of [['G', a.G, b.G], ['fake', a.critic!.fake, b.critic!.fake], ['ema', a.ema!, b.ema!]] as const) {
+  for (const [name, x, y] of [['G', a.G, b.G], ['fake', a.critic!.fake!, b.critic!.fake!], ['ema', a.ema!, b.ema!]] as const) {
     const sb = y.stateDict();
     for (const [k, v] of x.stateDict()) if (!v.equal(sb.get(k)!)) differ.push(`${name}.${k}`);
   }

@@ -30,18 +30,18 @@ test.serial('--dm-start 4 --fake-warmup 3, fake:gen 2: regression alone = a regr
   const regOnly = new DMDTrainer({ ...base, pairs: pairsDir, out: path.join(dir, 'reg'), steps: 4, lambdaDm: 0, emaDecay: 0.9 }, quiet);
   t.deepEqual([0, 3, 4, 6, 7, 12].map((s) => phased.phase(s)), ['regression', 'regression', 'fake-warmup', 'fake-warmup', 'dmd', 'dmd']);
   t.regex(phased.describe(), /regression alone for the first 4 iterations, then 3 iterations of fake-score warm-up/);
-  const fake0 = phased.critic!.fake.clone();
+  const fake0 = phased.critic!.fake!.clone();
   for (let i = 0; i < 4; i++) {
     phased.iteration();
     regOnly.iteration();
   }
   t.true(same(phased.G, regOnly.G), 'after the regression phase G equals the regression-only run');
   t.true(same(phased.ema!, regOnly.ema!));
-  t.true(same(phased.critic!.fake, fake0), 'the fake score is not trained in the regression phase');
+  t.true(same(phased.critic!.fake!, fake0), 'the fake score is not trained in the regression phase');
   const G4 = phased.G.clone();
   for (let i = 0; i < 3; i++) phased.iteration();
   t.true(same(phased.G, G4), 'the generator is fixed during the fake-score warm-up');
-  t.false(same(phased.critic!.fake, fake0));
+  t.false(same(phased.critic!.fake!, fake0));
   const m = phased.iteration();
   t.is(m.gen_update, 1);
   t.true(m.loss_dm! > 0 && Number.isFinite(m.loss_reg));
@@ -61,7 +61,7 @@ test.serial('a phased run resumed across both boundaries is bit-exact, and its m
     const b = new DMDTrainer({ ...cfg, out: path.join(dir, out), steps, resume: true }, quiet);
     await b.train(quiet, { progress: false });
     if (steps === 12) {
-      for (const [x, y] of [[a.G, b.G], [a.critic!.fake, b.critic!.fake], [a.ema!, b.ema!]] as const) t.true(same(x, y));
+      for (const [x, y] of [[a.G, b.G], [a.critic!.fake!, b.critic!.fake!], [a.ema!, b.ema!]] as const) t.true(same(x, y));
     }
     b.dispose();
   }

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { existsSync, readdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { randn, tensor, tidy, noGrad, readSafetensors, writeSafetensors, loadEDM, cuda } from '../../src/index.js';
+import { randn, tensor, tidy, noGrad, dispose, readSafetensors, writeSafetensors, loadEDM, cuda, type Tensor } from '../../src/index.js';
 import { distributionMatchingLoss, ganGeneratorLoss } from '../../src/dmd/losses.js';
 import { EDMNoiseSchedule, EDMScoreModel } from '../../src/dmd/models/edm.js';
 import { denoiser } from '../../src/edm/guidance.js';
@@ -92,7 +92,7 @@ test.serial('resume is bit-exact on the CPU: 20 iterations = 10 + resume + 10 (p
   b1.dispose();
   const b2 = new DMDTrainer({ ...cfg, out: path.join(dir, 'split'), steps: 20, resume: true }, quiet);
   await b2.train(quiet, { progress: false });
-  for (const [name, x, y] of [['G', a.G, b2.G], ['fake', a.critic!.fake, b2.critic!.fake], ['head', a.critic!.head!, b2.critic!.head!], ['ema', a.ema!, b2.ema!]] as const) {
+  for (const [name, x, y] of [['G', a.G, b2.G], ['fake', a.critic!.fake!, b2.critic!.fake!], ['head', a.critic!.head!, b2.critic!.head!], ['ema', a.ema!, b2.ema!]] as const) {
     const sa = x.stateDict();
     const sb = y.stateDict();
     let same = true;
@@ -105,6 +105,36 @@ test.serial('resume is bit-exact on the CPU: 20 iterations = 10 + resume + 10 (p
   t.is(la.at(-1)!.loss_gan_head, lb.at(-1)!.loss_gan_head);
   a.dispose();
   b2.dispose();
+});
+
+test.serial('--gan-features teacher with --lambda-dm 0: no fake score; G and the head on the frozen teacher learn, the teacher stays as it was; resume is bit-exact', async (t) => {
+  await pairsReady;
+  const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, lambdaDm: 0, gan: true, ganFeatures: 'teacher' as const, fakeUpdatesPerGen: 1, data: pngClassFolder(dir), emaDecay: 0.9, sampleEvery: 100, checkpointEvery: 100 };
+  const a = new DMDTrainer({ ...cfg, out: path.join(dir, 'tgan-straight'), steps: 8 }, quiet);
+  t.is(a.critic!.fake, null, 'no fake score is made');
+  t.is(a.critic!.parameters().length, a.critic!.head!.parameters().length, 'the head is all the critic trains');
+  const copy = (m: { stateDict(): Map<string, Tensor> }) => new Map([...m.stateDict()].map(([k, v]) => [k, v.clone()]));
+  const teacher0 = copy(a.real);
+  const head0 = copy(a.critic!.head!);
+  await a.train(quiet, { progress: false });
+  const same = (x: { stateDict(): Map<string, Tensor> }, sb: Map<string, Tensor>) => [...x.stateDict()].every(([k, v]) => v.equal(sb.get(k)!));
+  t.true(same(a.real, teacher0), 'the teacher is not trained');
+  t.false(same(a.critic!.head!, head0), 'the head is trained');
+  const rows = readFileSync(path.join(dir, 'tgan-straight', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+  t.true(rows.every((r) => r.loss_fake === undefined && Number.isFinite(r.loss_gan_head) && Number.isFinite(r.loss_gan_gen) && Number.isFinite(r.loss_reg)));
+  const b1 = new DMDTrainer({ ...cfg, out: path.join(dir, 'tgan-split'), steps: 4 }, quiet);
+  await b1.train(quiet, { progress: false });
+  b1.dispose();
+  const b2 = new DMDTrainer({ ...cfg, out: path.join(dir, 'tgan-split'), steps: 8, resume: true }, quiet);
+  await b2.train(quiet, { progress: false });
+  for (const [name, x, y] of [['G', a.G, b2.G], ['head', a.critic!.head!, b2.critic!.head!], ['ema', a.ema!, b2.ema!]] as const) t.true(same(x, y.stateDict()), `${name} differs after resume`);
+  const ck = readdirSync(path.join(dir, 'tgan-split', 'checkpoints')).filter((f) => f.endsWith('.safetensors'));
+  t.true(ck.length > 0);
+  t.false([...readSafetensors(path.join(dir, 'tgan-split', 'checkpoints', ck.at(-1)!)).tensors.keys()].some((k) => k.startsWith('fake/')), 'the checkpoint holds no fake score');
+  t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'tgan-nogan'), ganFeatures: 'teacher' }, quiet), { message: /--gan-features teacher places the GAN head, which only --gan adds/ });
+  a.dispose();
+  b2.dispose();
+  dispose([teacher0, head0]);
 });
 
 test.serial('--deterministic on the CPU changes nothing: the same losses and weights as the default kernels', async (t) => {

@@ -99,7 +99,7 @@ test.serial('resume is bit-exact: 8 iterations = 4 + resume + 4 (prompt draws, f
   const b2 = new DMDTrainer({ ...cfg, out: path.join(dir, 'split'), steps: 8, resume: true }, quiet);
   await b2.train(quiet, { progress: false });
   t.deepEqual(sameState(a.G.stateDict(), b2.G.stateDict()), []);
-  t.deepEqual(sameState(a.critic!.fake.stateDict(), b2.critic!.fake.stateDict()), []);
+  t.deepEqual(sameState(a.critic!.fake!.stateDict(), b2.critic!.fake!.stateDict()), []);
   t.deepEqual(sameState(a.ema!.stateDict(), b2.ema!.stateDict()), []);
   a.dispose();
   b2.dispose();
