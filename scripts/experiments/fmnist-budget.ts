@@ -24,6 +24,8 @@ import { PairsDataset } from '../../src/dmd/regression/pairs.js';
 import { resolveAutoPairs } from '../../src/dmd/regression/auto-pairs.js';
 import { ensureDir, atomicWrite } from '../../src/util/fs.js';
 import { denoiser } from '../../src/edm/guidance.js';
+import { openDataset, ImageLoader, writeSafetensors, cat } from '../../src/index.js';
+import { pathSha256 } from '../../src/util/fs.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { autograd } from '../../src/tensor/autograd.js';
 import { foreach } from '../../src/tensor/foreach.js';
@@ -76,6 +78,9 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-dmd2-clean-10-100-5': { label: 'as reg3600-dmd2-clean-10-100-5, branched off regression alone at 600 iterations (the 20-minute budget)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg600-dmd2-clean-10-100-5-head10': { label: 'as reg600-dmd2-clean-10-100-5, the GAN head loss x10 (ganHeadWeight 0.1: the head learns faster)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1 }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
   'reg600-dmd2-clean-10-100-5-head10-lr3e-5': { label: 'as reg600-dmd2-clean-10-100-5-head10, the generator lr 3e-5 (0.3x) from the branch on (to hold its good states)', dmd: { ...dmd2AfterReg, dmStart: 600, diffusionGan: false, ganHeadWeight: 0.1, genLr: 3e-5 }, branch: { from: 'reg' }, costAs: 'dmd2-reg' },
+  'reg-inv': { label: "regression only on 1024 Fashion-MNIST test images carried up the teacher's ODE to their noise (real images as targets; `invert`)", dmd: { pairs: path.join(out, 'pairs-inverted-test-1024'), lambdaDm: 0 }, costAs: 'reg' },
+  'reg600-tgan-100': { label: "regression alone for 600 iterations, 50 warm-up iterations of a GAN head on the frozen teacher's bottleneck, then regression + that GAN (generator weight 0.3, head loss 0.1, clean samples, real Fashion-MNIST) with no distribution matching and no fake score, both turns every iteration", dmd: { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, data: 'fashion-mnist' }, branch: { from: 'reg' } },
+  'reg600-tgan-100-hlr1e-3': { label: "as reg600-tgan-100, the head's learning rate 1e-3 (10x: the head alone is trained, so its loss weight hardly matters under Adam)", dmd: { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, fakeLr: 1e-3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
@@ -258,7 +263,7 @@ async function evalRun(name: string): Promise<void> {
       tr.exportGenerator(path.join(tmp, 'ema.safetensors'), 'ema');
       ema = await evalFile(path.join(tmp, 'ema.safetensors'));
     }
-    const diagnostics = tr.critic
+    const diagnostics = tr.critic?.fake
       ? dmDiagnostics({ generator: tr.generator, critic: tr.critic, pairs: probePairs, schedule: tr.schedule }, { ...tr.cfg, lambdaReg: tr.cfg.lambdaReg || 0.25, regression: tr.cfg.regression })
       : null;
     const m = metrics.get(c.step);
@@ -544,7 +549,73 @@ async function averageRun(spec: string): Promise<void> {
   log(`${spec}: uniform average of G, FD ${r['FD-fmnist']!.toFixed(3)} (precision ${r.precision!.toFixed(3)}, recall ${r.recall!.toFixed(3)})`);
 }
 
+/**
+ * Regression pairs whose targets are real images (item 24): Fashion-MNIST images (--split test: t10k,
+ * images the evaluation's reference set does not hold) carried up the teacher's probability-flow ODE
+ * (Heun, EDM's 18 levels run upwards from sigma 0.002 to 80) to their noise z, written as a pairs
+ * directory (z, label, y = the real image) that `--pairs DIR` reads. Reports how Gaussian the z are and how
+ * far the teacher's ODE brings each z back to its image (the inversion's round-trip error).
+ */
+async function invertPairs(): Promise<void> {
+  const split = opt('split', 'test');
+  const count = Number(opt('count', '1024'));
+  const dir = path.join(out, `pairs-inverted-${split}-${count}`);
+  ensureDir(dir, '--out');
+  const teacherFile = defaultTeacherPath();
+  const net = loadEDM(teacherFile, { device: 'cpu' });
+  const D = denoiser(net);
+  const levels = karrasSteps(18).slice(0, -1).reverse(); // 0.002 .. 80
+  const source = openDataset(split === 'test' ? 'fashion-mnist:test' : 'fashion-mnist');
+  const loader = new ImageLoader(source, { batchSize: 128, resolution: net.config.img_resolution, channels: net.config.img_channels, numClasses: net.config.label_dim, shuffle: false });
+  const sha = pathSha256(teacherFile);
+  const shardSize = 256;
+  const shards: { file: string; start: number; count: number; complete: boolean }[] = [];
+  let roundTrip = 0, zSum = 0, zSq = 0;
+  const t0 = Date.now();
+  for (let start = 0; start < count; start += shardSize) {
+    const n = Math.min(shardSize, count - start);
+    const parts: { z: Tensor; y: Tensor; label: Tensor }[] = [];
+    for (let b = 0; b < n; b += 128) {
+      const m = Math.min(128, n - b);
+      const batch = loader.batch(Array.from({ length: m }, (_, k) => start + b + k));
+      parts.push(noGrad(() => tidy(() => {
+        let x = batch.images.to('float64');
+        for (let i = 0; i + 1 < levels.length; i++) {
+          const [t, tn] = [levels[i]!, levels[i + 1]!];
+          const d = x.sub(D(x, t, batch.labels).to('float64')).div(t);
+          const x1 = x.add(d.mul(tn - t));
+          const d2 = x1.sub(D(x1, tn, batch.labels).to('float64')).div(tn);
+          x = x.add(d.add(d2).mul(0.5 * (tn - t)));
+        }
+        const z = x.div(levels[levels.length - 1]!).to('float32');
+        const back = edmSample(D, z, batch.labels, karrasSteps(18)).x.to('float32');
+        roundTrip += back.sub(batch.images).flatten(1).norm(2, [1]).sum().item();
+        zSum += z.sum().item();
+        zSq += z.square().sum().item();
+        return { z, y: batch.images.clone(), label: batch.labels!.argmax(1) };
+      })));
+      dispose([batch.images, batch.labels]);
+      log(`inverted ${start + b + m} / ${count} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    }
+    const file = `pairs-${String(shards.length).padStart(5, '0')}.safetensors`;
+    tidy(() => writeSafetensors(path.join(dir, file), { z: cat(parts.map((p) => p.z)), label: cat(parts.map((p) => p.label)), y: cat(parts.map((p) => p.y)) }, { start: String(start), teacher_sha256: sha }, 'pairs shard'));
+    for (const p of parts) dispose([p.z, p.y, p.label]);
+    shards.push({ file, start, count: n, complete: true });
+  }
+  net.dispose();
+  const manifest = {
+    format: 'dmd-torch/pairs', version: 1, teacher: { file: teacherFile, sha256: sha },
+    sampler: { solver: 'heun', numSteps: 18, sigmaMin: 0.002, sigmaMax: 80, rho: 7, guidance: 1, nfe: 35 },
+    seed: 0, count, shardSize, labels: 'random', imageShape: [net.config.img_channels, net.config.img_resolution, net.config.img_resolution], labelDim: net.config.label_dim, shards,
+  };
+  atomicWrite(path.join(dir, 'pairs.json'), `${JSON.stringify(manifest, null, 1)}\n`);
+  const numel = count * manifest.imageShape.reduce((a, b) => a * b, 1);
+  const mean = zSum / numel;
+  log(`${dir}: ${count} inverted pairs in ${((Date.now() - t0) / 60000).toFixed(1)} min; z mean ${mean.toFixed(4)}, std ${Math.sqrt(zSq / numel - mean ** 2).toFixed(4)}; round trip |ODE(z) - x| ${(roundTrip / count).toFixed(3)}`);
+}
+
 if (mode === 'train') await train(id!);
+else if (mode === 'invert') await invertPairs();
 else if (mode === 'average') await averageRun(id!);
 else if (mode === 'eval') await evalRun(id!);
 else if (mode === 'calibrate') await calibrate(id ? id.split(',') : [...Object.keys(PRESETS).filter((n) => !PRESETS[n]!.costAs), 'fake-warmup']);
