@@ -81,6 +81,7 @@ export const PRESETS: Record<string, Preset> = {
   'reg-inv': { label: "regression only on 1024 Fashion-MNIST test images carried up the teacher's ODE to their noise (real images as targets; `invert`)", dmd: { pairs: path.join(out, 'pairs-inverted-test-1024'), lambdaDm: 0 }, costAs: 'reg' },
   'reg600-tgan-100': { label: "regression alone for 600 iterations, 50 warm-up iterations of a GAN head on the frozen teacher's bottleneck, then regression + that GAN (generator weight 0.3, head loss 0.1, clean samples, real Fashion-MNIST) with no distribution matching and no fake score, both turns every iteration", dmd: { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, data: 'fashion-mnist' }, branch: { from: 'reg' } },
   'reg600-tgan-100-hlr1e-3': { label: "as reg600-tgan-100, the head's learning rate 1e-3 (10x: the head alone is trained, so its loss weight hardly matters under Adam)", dmd: { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, fakeLr: 1e-3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
+  'reg600-tgan-100-diff500': { label: "as reg600-tgan-100, both inputs noised first (diffusion GAN, table indices below 500: sigma up to 2.5), so that the teacher's bottleneck sees the noise levels it denoises", dmd: { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, diffusionGan: true, diffusionGanMaxTimestep: 500, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
@@ -318,8 +319,8 @@ async function calibrate(names: string[]): Promise<void> {
   const cal = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
   for (const name of names) {
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-cal-'));
-    // 'fake-warmup': iterations of the fake score alone (the phase after --dm-start)
-    const cfg = name === 'fake-warmup' ? await settings('dmd-5', { out: tmp, steps: 1e9, fakeWarmup: 1e8 }) : await settings(name, { out: tmp, steps: 1e9 });
+    // 'fake-warmup': iterations of the fake score alone (the phase after --dm-start); a phased preset: its last phase
+    const cfg = name === 'fake-warmup' ? await settings('dmd-5', { out: tmp, steps: 1e9, fakeWarmup: 1e8 }) : await settings(name, { out: tmp, steps: 1e9, dmStart: 0, fakeWarmup: 0 });
     const tr = new DMDTrainer(cfg, () => {});
     const warm = 5, n = Number(opt('iterations', '30'));
     for (let i = 0; i < warm; i++) tr.iteration();

@@ -193,9 +193,8 @@ export class DMDTrainer {
     const cfg = this.cfg;
     const critic = this.critic!;
     const xd = x.detach();
-    const fakeLoss = critic.fakeScoreLoss(xd, cond);
-    if (fakeLoss) m.loss_fake = fakeLoss;
-    let total = fakeLoss;
+    let total = critic.fakeScoreLoss(xd, cond);
+    if (total) m.loss_fake = total;
     if (critic.head && this.data) {
       const b = this.data.next();
       const real = { x: this.rng.slice(b.x, cfg.batchSize), cond: this.rng.slice(b.cond, cfg.batchSize) };
