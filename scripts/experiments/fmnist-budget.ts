@@ -7,6 +7,7 @@
 //   npx tsx scripts/experiments/fmnist-budget.ts compare RUN@STEP ... [--num 5000 --seeds 0,1]  # the EMA generators with more samples and seeds (compare.json)
 //   npx tsx scripts/experiments/fmnist-budget.ts ganshare RUN@STEP [--weight W]      # the GAN generator gradient against the regression's, in the samples and in G's weights
 //   npx tsx scripts/experiments/fmnist-budget.ts average RUN@S1,S2,...                # FD of the uniform average of G's weights at these checkpoints (a short-window EMA, post hoc)
+//   npx tsx scripts/experiments/fmnist-budget.ts invert [--split test --count 1024]   # pairs whose targets are real images, carried up the teacher's ODE (runs/budget/pairs-inverted-*)
 //   npx tsx scripts/experiments/fmnist-budget.ts report                             # experiments/fmnist-budget: results.md, curves.json, PNG plots
 //   npx tsx scripts/experiments/fmnist-budget.ts restore                            # --out rebuilt from the published curves (a new machine)
 //
@@ -625,6 +626,6 @@ else if (mode === 'ganshare') await ganShare(id!);
 else if (mode === 'restore') restore();
 else if (mode === 'compare') await compare(argv.slice(1).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--')));
 else {
-  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | ganshare RUN@STEP [--weight W] | average RUN@S1,S2 | report | restore');
+  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | ganshare RUN@STEP [--weight W] | average RUN@S1,S2 | invert [--split test --count N] | report | restore');
   process.exit(2);
 }
