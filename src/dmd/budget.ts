@@ -1,12 +1,14 @@
 // --budget: the bundled Fashion-MNIST teacher's default recipe planned for a number of minutes of a
 // 2-core CPU, from the costs and the budget curves measured in experiments/fmnist-budget. Below the
 // crossing point, regression alone on the cached teacher pairs is the best use of the time. Past it,
-// regression runs until it has nearly levelled off, the fake score (and the GAN head) warm up on the
-// fixed generator, and DMD2 takes over beside the regression: distribution matching (fake:gen 5, weighted
-// so that it is comparable with the regression) and the GAN at 100x its published generator weight, its
-// head judging clean samples against real Fashion-MNIST images. Without the GAN (--no-gan) the phased
-// recipe is distribution matching alone after the regression phase, and only in the window where it was
-// measured ahead; outside it, regression alone.
+// regression runs for a short phase, a GAN head on the frozen teacher's bottleneck warms up on the fixed
+// generator, and then the regression goes on beside that GAN (no distribution matching and no fake score:
+// a generator update every iteration), the head judging clean samples against real Fashion-MNIST images.
+// For the longest budgets regression runs until it has nearly levelled off, the fake score and DMD2's
+// head warm up, and DMD2 takes over beside the regression: distribution matching (fake:gen 5, weighted so
+// that it is comparable with the regression) and the GAN at 100x its published generator weight. Without
+// the GAN (--no-gan) the phased recipe is distribution matching alone after the regression phase, and
+// only in the window where it was measured ahead; outside it, regression alone.
 import type { DMDPhase } from './phases.js';
 
 /** Seconds of each part of a run with the bundled teacher on the reference machine (2-core x86 VM, libtorch 1.13.1 CPU). */
@@ -23,19 +25,34 @@ export const BUNDLED_COSTS = {
   dmd: 1.02,
   /** one DMD2 iteration at fake:gen 5 with regression and the GAN */
   dmd2: 1.21,
+  /** one warm-up iteration of the GAN head on the frozen teacher (the head alone) */
+  teacherGanWarmup: 0.34,
+  /** one iteration of regression beside the GAN on the frozen teacher (generator and head turns) */
+  teacherGan: 1.43,
 } as const;
 
 /** The default budget of the no-flag run (minutes). */
 export const DEFAULT_BUDGET_MINUTES = 20;
-/** Budgets from this one on (minutes) get a phased recipe: below it regression alone scores better at equal time. */
+/**
+ * Budgets from this one on (minutes) get regression beside the GAN on the frozen teacher (unless --no-gan):
+ * at 25 minutes (20.4 of training) both seeds measured are ahead of regression alone (EMA FD 0.68 and 0.70
+ * against 0.706, 1000 samples), and from 31 minutes on clearly (5000 samples, two sampling seeds each: 0.583 /
+ * 0.581 and 0.599 / 0.600 at 26.4 minutes of training against 0.613 / 0.617); at 20 minutes (15.4 of
+ * training) they are level with it or behind (0.706 and 0.724 against 0.712-0.717), so the default stays
+ * regression alone.
+ */
+export const TEACHER_GAN_FROM_MINUTES = 25;
+/** Without the GAN (--no-gan), budgets from this one on (minutes) get a phased recipe: below it regression alone scores better at equal time. */
 export const CROSSING_MINUTES = 42;
 /**
- * Budgets from this one on (minutes) get the GAN phase (unless --no-gan): at 44 minutes (39.6 of training)
- * it is level with distribution matching alone after the regression phase (EMA FD 0.682 against 0.685-0.687
- * and regression alone's 0.688-0.694 at 37.7-42.7 minutes of training, 1000 samples), and from 50 minutes on it leads both (5000 samples, two seeds:
- * 0.584 / 0.586 against regression alone's 0.600 / 0.605; 0.556 / 0.553 against 0.595 / 0.600 at 68).
+ * Budgets from this one on (minutes) get DMD2's recipe (unless --no-gan): where its measured score (5000
+ * samples, two sampling seeds, two runs: 0.556 / 0.553 and 0.570 / 0.571 at 63.9 minutes of training)
+ * reaches the teacher-GAN recipe's last measured one (0.560 at 40.8 minutes, 2100 iterations). Between 46
+ * minutes and this budget the teacher-GAN recipe runs past its last measured point (its EMA generator was
+ * still improving there: 0.659, 0.641, 0.636 over its last three checkpoints, 1000 samples), while DMD2's
+ * scored 0.584-0.586 at 45.7 minutes of training and 0.576-0.586 at 51.7.
  */
-export const GAN_FROM_MINUTES = 45;
+export const GAN_FROM_MINUTES = 69;
 /**
  * Without the GAN, budgets from this one on (minutes) get regression alone again: at 62 minutes (58 of
  * training) regression alone is level with distribution matching after the regression phase (5000
@@ -46,6 +63,12 @@ export const PHASED_UNTIL_MINUTES = 62;
 export const PHASED_DM_START = 2400;
 /** The regression phase of the GAN recipe: the GAN was measured branched off regression alone here (EMA FD 0.690). */
 export const GAN_DM_START = 3600;
+/** The regression phase of the teacher-GAN recipe: its GAN was measured branched off regression alone here (EMA FD 0.783). */
+export const TEACHER_GAN_DM_START = 600;
+/** The teacher-GAN head's warm-up (iterations of the head alone on the fixed generator) */
+export const TEACHER_GAN_WARMUP = 50;
+/** The teacher-GAN head's loss weight (10x DMD2's 1e-2) */
+export const TEACHER_GAN_HEAD_WEIGHT = 0.1;
 export const PHASED_FAKE_WARMUP = 150;
 /** distribution matching's weight in the phased recipes: its gradient then has 0.4-1x the regression's norm in the generator's weights */
 export const PHASED_LAMBDA_DM = 10;
@@ -63,11 +86,14 @@ export interface BudgetPlan {
   fakeWarmup: number;
   fakeUpdatesPerGen: number;
   emaDecay: number;
-  /** the GAN recipe: DMD2's GAN on clean samples against real Fashion-MNIST images */
+  /** the GAN recipes: a GAN on clean samples against real Fashion-MNIST images */
   gan?: true;
   diffusionGan?: false;
   ganGenWeight?: number;
   data?: string;
+  /** the teacher-GAN recipe: the head on the frozen teacher's bottleneck */
+  ganFeatures?: 'teacher';
+  ganHeadWeight?: number;
 }
 
 export class BudgetError extends Error {
@@ -83,7 +109,17 @@ export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPl
   const seconds = minutes * 60 - c.pairsSeconds - c.finalEvalSeconds;
   const minimum = (c.pairsSeconds + c.finalEvalSeconds + 200 * c.regression) / 60;
   if (!(seconds >= 200 * c.regression)) throw new BudgetError(`--budget ${minutes} is too short: making the pairs and evaluating take ${((c.pairsSeconds + c.finalEvalSeconds) / 60).toFixed(1)} min of it; give at least ${Math.ceil(minimum)} minutes, or --steps`);
-  const gan = (o.gan ?? true) && minutes >= GAN_FROM_MINUTES;
+  const ganOk = o.gan ?? true;
+  const gan = ganOk && minutes >= GAN_FROM_MINUTES;
+  const ganImages = { gan: true, diffusionGan: false, ganGenWeight: GAN_GEN_WEIGHT, data: 'fashion-mnist' } as const;
+  if (ganOk && !gan && minutes >= TEACHER_GAN_FROM_MINUTES) {
+    const ganSeconds = seconds - TEACHER_GAN_DM_START * c.regression - TEACHER_GAN_WARMUP * c.teacherGanWarmup;
+    return {
+      steps: TEACHER_GAN_DM_START + TEACHER_GAN_WARMUP + Math.floor(ganSeconds / c.teacherGan),
+      lambdaDm: 0, dmStart: TEACHER_GAN_DM_START, fakeWarmup: TEACHER_GAN_WARMUP, fakeUpdatesPerGen: 1, emaDecay: 0.99,
+      ...ganImages, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
+    };
+  }
   if (!gan && (minutes < CROSSING_MINUTES || minutes >= PHASED_UNTIL_MINUTES)) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };
   const dmStart = gan ? GAN_DM_START : PHASED_DM_START;
   const perIteration = gan ? c.dmd2 : c.dmd;
@@ -91,7 +127,7 @@ export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPl
   return {
     steps: dmStart + PHASED_FAKE_WARMUP + Math.floor(dmSeconds / perIteration),
     lambdaDm: PHASED_LAMBDA_DM, dmStart, fakeWarmup: PHASED_FAKE_WARMUP, fakeUpdatesPerGen: 5, emaDecay: 0.99,
-    ...(gan && { gan: true, diffusionGan: false, ganGenWeight: GAN_GEN_WEIGHT, data: 'fashion-mnist' }),
+    ...(gan && ganImages),
   };
 }
 
@@ -118,11 +154,13 @@ export function plannedMinutes(cfg: { recipe?: string | undefined; teacher?: str
  * What to tell the user of a planned run once its iterations are timed on this machine: null within 20%
  * of the reference machine's speed, else how long the run will take here and the budget that fits the
  * minutes asked for (the whole plan, pairs and evaluation included, is taken to scale alike). `gan`:
- * whether the run's DMD iterations include the GAN (as the plan's do from GAN_FROM_MINUTES on).
+ * whether the run's DMD iterations include the GAN (as the plan's do from TEACHER_GAN_FROM_MINUTES on),
+ * `ganFeatures`: what its head reads ('teacher': the teacher-GAN recipe, no fake score).
  */
-export function budgetSpeedNotice(minutes: number, phase: DMDPhase, secondsPerIteration: number, o: { gan?: boolean } = {}): string | null {
+export function budgetSpeedNotice(minutes: number, phase: DMDPhase, secondsPerIteration: number, o: { gan?: boolean; ganFeatures?: 'fake' | 'teacher' } = {}): string | null {
   const c = BUNDLED_COSTS;
-  const reference = phase === 'regression' ? c.regression : phase === 'fake-warmup' ? c.fakeWarmup : o.gan ? c.dmd2 : c.dmd;
+  const teacherGan = o.gan === true && o.ganFeatures === 'teacher';
+  const reference = phase === 'regression' ? c.regression : phase === 'fake-warmup' ? (teacherGan ? c.teacherGanWarmup : c.fakeWarmup) : teacherGan ? c.teacherGan : o.gan ? c.dmd2 : c.dmd;
   const ratio = secondsPerIteration / reference;
   if (ratio <= 1.2 && ratio >= 1 / 1.2) return null;
   const took = `--budget ${minutes}: this machine takes ${secondsPerIteration.toFixed(2)} s per ${phase} iteration where the plan assumes ${reference} s (a 2-core reference VM), so the run will take about ${Math.round(minutes * ratio)} minutes`;

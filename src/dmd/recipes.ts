@@ -3,7 +3,7 @@
 // teachers on GPUs. A recipe only fills settings the user did not give (flags and --config win).
 import { RECIPE_NAMES, type DMDConfig, type RecipeName } from './config.js';
 import { isBundledTextToImageTeacher } from '../sd/bundled-teacher.js';
-import { planBudget, isBundledDefault, BudgetError, DEFAULT_BUDGET_MINUTES, GAN_FROM_MINUTES } from './budget.js';
+import { planBudget, isBundledDefault, BudgetError, DEFAULT_BUDGET_MINUTES, TEACHER_GAN_FROM_MINUTES } from './budget.js';
 import { hasFashionMnist, FASHION_MNIST_DIR } from '../data/sources.js';
 
 /** What each recipe changes from the schema defaults. */
@@ -50,10 +50,11 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
  * unless given, src/dmd/budget.ts) with an EMA generator of decay 0.99 per update. At 20 minutes of a
  * 2-core CPU that is regression alone on the cached pairs, which the budget curves of
  * experiments/fmnist-budget found better than any distribution-matching recipe at that budget (DMD at
- * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.70); from CROSSING_MINUTES on it is regression
- * to its plateau followed by DMD2 (distribution matching and the GAN beside the regression; the GAN
- * reads Fashion-MNIST, Debian's dataset-fashion-mnist, unless --data names other real images), or
- * without the GAN (--no-gan) distribution matching in the window where it was measured ahead.
+ * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.70); from TEACHER_GAN_FROM_MINUTES on it is a
+ * short regression phase followed by regression beside a GAN whose head reads the frozen teacher, and for
+ * the longest budgets regression to its plateau followed by DMD2 (distribution matching and the GAN beside
+ * the regression); the GANs read Fashion-MNIST, Debian's dataset-fashion-mnist, unless --data names other
+ * real images. Without the GAN (--no-gan) it is distribution matching in the window where it was measured ahead.
  * `fashionMnist` says whether Fashion-MNIST is installed (tests stand in for the file system).
  */
 export function bundledTeacherSettings(input: Record<string, unknown>, o: { fashionMnist?: () => boolean } = {}): Partial<DMDConfig> {
@@ -65,7 +66,7 @@ export function bundledTeacherSettings(input: Record<string, unknown>, o: { fash
   }
   const plan = planBudget(minutes, { gan: input.gan !== false });
   if (plan.gan && input.data === undefined && !(o.fashionMnist ?? hasFashionMnist)()) {
-    throw new BudgetError(`--budget ${minutes} plans DMD2's GAN (from ${GAN_FROM_MINUTES} minutes on), whose head compares the generator's samples with real Fashion-MNIST images, and Fashion-MNIST is not installed in ${FASHION_MNIST_DIR}: install it with 'apt-get install dataset-fashion-mnist', give --data <Fashion-MNIST IDX files or other 32x32 gray images>, or plan without the GAN with --no-gan`);
+    throw new BudgetError(`--budget ${minutes} plans a GAN (from ${TEACHER_GAN_FROM_MINUTES} minutes on), whose head compares the generator's samples with real Fashion-MNIST images, and Fashion-MNIST is not installed in ${FASHION_MNIST_DIR}: install it with 'apt-get install dataset-fashion-mnist', give --data <Fashion-MNIST IDX files or other 32x32 gray images>, or plan without the GAN with --no-gan`);
   }
   return plan;
 }

@@ -159,7 +159,7 @@ function budgetSpeedCheck(minutes: number, tr: RunTrainer, log: (s: string) => v
       t0 = performance.now();
       phase = kind();
     } else if (n === last && phase === kind(tr.step - 1)) {
-      const note = budgetSpeedNotice(minutes, phase, (performance.now() - t0) / 1000 / (last - first), { gan: tr.cfg.gan });
+      const note = budgetSpeedNotice(minutes, phase, (performance.now() - t0) / 1000 / (last - first), { gan: tr.cfg.gan, ganFeatures: tr.cfg.ganFeatures });
       if (note) log(note);
     }
   };

@@ -10,7 +10,7 @@ import { symlinkSync, copyFileSync } from 'node:fs';
 import { tempDir } from '../helpers/tmp.js';
 import { resolveConfig, yargsOptions, ConfigError } from '../../src/cli/options.js';
 import { yargs } from '../../src/cli/yargs.js';
-import { planBudget, plannedMinutes, budgetSpeedNotice, BudgetError, BUNDLED_COSTS, CROSSING_MINUTES, GAN_FROM_MINUTES, PHASED_UNTIL_MINUTES, PHASED_DM_START, GAN_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM, GAN_GEN_WEIGHT } from '../../src/dmd/budget.js';
+import { planBudget, plannedMinutes, budgetSpeedNotice, BudgetError, BUNDLED_COSTS, CROSSING_MINUTES, GAN_FROM_MINUTES, PHASED_UNTIL_MINUTES, PHASED_DM_START, GAN_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM, GAN_GEN_WEIGHT, TEACHER_GAN_FROM_MINUTES, TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, TEACHER_GAN_HEAD_WEIGHT } from '../../src/dmd/budget.js';
 import { parseDMDSettings } from '../../src/dmd/setup.js';
 
 const resolve = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, applyRecipe);
@@ -31,26 +31,38 @@ test('no flags (the bundled teacher): the 20-minute plan, regression alone on au
   t.true(c.steps * regression + pairsSeconds + finalEvalSeconds <= 20 * 60);
 });
 
-test('--budget plans regression alone below the crossing, distribution matching after a regression phase just past it, and DMD2 (DM + GAN) after a longer regression phase from GAN_FROM_MINUTES on', (t) => {
-  const short = resolve({ budget: CROSSING_MINUTES - 1 });
+test('--budget plans regression alone below the crossing, regression beside a GAN on the frozen teacher after a short regression phase past it, and DMD2 (DM + GAN) after a longer regression phase from GAN_FROM_MINUTES on; without the GAN, distribution matching after the regression phase in its window', (t) => {
+  const short = resolve({ budget: TEACHER_GAN_FROM_MINUTES - 1 });
   t.is(short.lambdaDm, 0);
   t.is(short.dmStart, 0);
   t.false(short.gan);
   t.true(short.steps > resolve({}).steps);
   const c = BUNDLED_COSTS;
   // every second of the budget is planned, within one iteration
-  const used = (p: { steps: number; dmStart: number; fakeWarmup: number }, perIteration: number) =>
-    c.pairsSeconds + c.finalEvalSeconds + p.dmStart * c.regression + p.fakeWarmup * c.fakeWarmup + (p.steps - p.dmStart - p.fakeWarmup) * perIteration;
-  // between the crossing and the GAN: DM alone after the regression phase
-  const phased = resolve({ budget: GAN_FROM_MINUTES - 1 });
-  t.deepEqual([phased.dmStart, phased.fakeWarmup, phased.fakeUpdatesPerGen, phased.lambdaDm, phased.pairs, phased.emaDecay, phased.gan], [PHASED_DM_START, PHASED_FAKE_WARMUP, 5, PHASED_LAMBDA_DM, 'auto', 0.99, false]);
-  const u1 = used(phased, c.dmd);
-  t.true(u1 <= (GAN_FROM_MINUTES - 1) * 60 && u1 > (GAN_FROM_MINUTES - 1) * 60 - c.dmd, `${u1}`);
+  const used = (p: { steps: number; dmStart: number; fakeWarmup: number }, perIteration: number, warmup: number = c.fakeWarmup) =>
+    c.pairsSeconds + c.finalEvalSeconds + p.dmStart * c.regression + p.fakeWarmup * warmup + (p.steps - p.dmStart - p.fakeWarmup) * perIteration;
+  // from TEACHER_GAN_FROM_MINUTES to the DMD2 recipe: regression, then beside it the GAN whose head reads the frozen teacher (no DM, no fake score)
+  for (const minutes of [TEACHER_GAN_FROM_MINUTES, CROSSING_MINUTES, GAN_FROM_MINUTES - 1]) {
+    const tg = resolve({ budget: minutes });
+    t.deepEqual([tg.dmStart, tg.fakeWarmup, tg.fakeUpdatesPerGen, tg.lambdaDm, tg.gan, tg.ganFeatures, tg.ganHeadWeight, tg.diffusionGan, tg.ganGenWeight, tg.data, tg.pairs, tg.emaDecay],
+      [TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, 1, 0, true, 'teacher', TEACHER_GAN_HEAD_WEIGHT, false, GAN_GEN_WEIGHT, 'fashion-mnist', 'auto', 0.99]);
+    const u = used(tg, c.teacherGan, c.teacherGanWarmup);
+    t.true(u <= minutes * 60 && u > minutes * 60 - c.teacherGan, `${minutes}: ${u}`);
+    t.true(tg.steps - TEACHER_GAN_DM_START - TEACHER_GAN_WARMUP >= 400, 'the GAN gets the iterations it was measured ahead after');
+  }
+  // without the GAN, between the crossing and PHASED_UNTIL_MINUTES: DM alone after the regression phase
+  t.is(resolve({ budget: CROSSING_MINUTES - 1, gan: false }).lambdaDm, 0);
+  for (const minutes of [CROSSING_MINUTES, PHASED_UNTIL_MINUTES - 1]) {
+    const phased = resolve({ budget: minutes, gan: false });
+    t.deepEqual([phased.dmStart, phased.fakeWarmup, phased.fakeUpdatesPerGen, phased.lambdaDm, phased.pairs, phased.emaDecay, phased.gan], [PHASED_DM_START, PHASED_FAKE_WARMUP, 5, PHASED_LAMBDA_DM, 'auto', 0.99, false]);
+    const u1 = used(phased, c.dmd);
+    t.true(u1 <= minutes * 60 && u1 > minutes * 60 - c.dmd, `${minutes}: ${u1}`);
+  }
   // from GAN_FROM_MINUTES on, at any length: the longer regression phase, then DM and the GAN (clean samples, real Fashion-MNIST)
-  for (const minutes of [GAN_FROM_MINUTES, 60, 120]) {
+  for (const minutes of [GAN_FROM_MINUTES, 90, 120]) {
     const gan = resolve({ budget: minutes });
-    t.deepEqual([gan.dmStart, gan.fakeWarmup, gan.fakeUpdatesPerGen, gan.lambdaDm, gan.gan, gan.diffusionGan, gan.ganGenWeight, gan.data, gan.pairs, gan.emaDecay],
-      [GAN_DM_START, PHASED_FAKE_WARMUP, 5, PHASED_LAMBDA_DM, true, false, GAN_GEN_WEIGHT, 'fashion-mnist', 'auto', 0.99]);
+    t.deepEqual([gan.dmStart, gan.fakeWarmup, gan.fakeUpdatesPerGen, gan.lambdaDm, gan.gan, gan.ganFeatures, gan.diffusionGan, gan.ganGenWeight, gan.data, gan.pairs, gan.emaDecay],
+      [GAN_DM_START, PHASED_FAKE_WARMUP, 5, PHASED_LAMBDA_DM, true, 'fake', false, GAN_GEN_WEIGHT, 'fashion-mnist', 'auto', 0.99]);
     const u = used(gan, c.dmd2);
     t.true(u <= minutes * 60 && u > minutes * 60 - c.dmd2, `${minutes}: ${u}`);
     t.true(gan.steps - GAN_DM_START - PHASED_FAKE_WARMUP >= 150, 'the GAN gets at least the 150 iterations of its first measured lead');
@@ -64,7 +76,7 @@ test('--budget plans regression alone below the crossing, distribution matching 
     t.is(past.steps, Math.floor((minutes * 60 - c.pairsSeconds - c.finalEvalSeconds) / c.regression));
   }
   // flags still win over the plan
-  const own = resolve({ budget: CROSSING_MINUTES, steps: 3000, 'lambda-dm': 2 });
+  const own = resolve({ budget: CROSSING_MINUTES, gan: false, steps: 3000, 'lambda-dm': 2 });
   t.is(own.steps, 3000);
   t.is(own.lambdaDm, 2);
   t.is(own.dmStart, PHASED_DM_START);
@@ -83,14 +95,16 @@ test('--budget plans regression alone below the crossing, distribution matching 
 test('a budget whose plan has the GAN, without Fashion-MNIST installed, is refused with the three ways out; --data or --no-gan need no Fashion-MNIST', (t) => {
   const without = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, (input) => applyRecipe(input, { fashionMnist: () => false }));
   const err = t.throws(() => without({ budget: 60 }), { instanceOf: BudgetError });
-  t.regex(err!.message, /^--budget 60 plans DMD2's GAN \(from 45 minutes on\).*not installed in \/usr\/share\/datasets\/fashion-mnist: install it with 'apt-get install dataset-fashion-mnist', give --data .*, or plan without the GAN with --no-gan$/);
+  t.regex(err!.message, new RegExp(`^--budget 60 plans a GAN \\(from ${TEACHER_GAN_FROM_MINUTES} minutes on\\)`));
+  t.regex(err!.message, /.*not installed in \/usr\/share\/datasets\/fashion-mnist: install it with 'apt-get install dataset-fashion-mnist', give --data .*, or plan without the GAN with --no-gan$/);
   t.is(without({ budget: 60, data: 'my-images' }).data, 'my-images');
   t.false(without({ budget: 60, gan: false }).gan);
   // as the command line gives it
   const argv = yargs(['--budget', '60', '--no-gan']).options(yargsOptions(DMDConfigSchema)).strict().parseSync() as Record<string, unknown>;
   const cli = without(argv);
   t.deepEqual([cli.gan, cli.dmStart, cli.lambdaDm], [false, PHASED_DM_START, PHASED_LAMBDA_DM]);
-  t.is(without({ budget: GAN_FROM_MINUTES - 1 }).lambdaDm, PHASED_LAMBDA_DM, 'below GAN_FROM_MINUTES the plan reads no images');
+  t.throws(() => without({ budget: TEACHER_GAN_FROM_MINUTES }), { instanceOf: BudgetError }, 'the teacher-GAN plan reads images too');
+  t.is(without({ budget: TEACHER_GAN_FROM_MINUTES - 1 }).lambdaDm, 0, 'below TEACHER_GAN_FROM_MINUTES the plan reads no images');
   t.is(without({}).lambdaDm, 0);
 });
 
@@ -211,10 +225,11 @@ test('a planned run knows its budget, and says how long it will take on a machin
   t.is(plannedMinutes(resolve({ budget: 60 })), 60);
   t.is(plannedMinutes(resolve({ budget: 60, gan: false })), 60, 'planned without the GAN');
   t.is(plannedMinutes(resolve({ budget: 43 })), 43);
+  t.is(plannedMinutes(resolve({ budget: 43, gan: false })), 43, 'the phased DM recipe without the GAN');
   t.is(plannedMinutes(resolve({ steps: 100 })), null, '--steps overrides the plan');
   t.is(plannedMinutes(resolve({}), true), null, 'a teacher given in memory');
   t.is(plannedMinutes(resolve({ recipe: 'dmd2' })), null);
-  const { regression, dmd, dmd2 } = BUNDLED_COSTS;
+  const { regression, dmd, dmd2, teacherGan, teacherGanWarmup, fakeWarmup } = BUNDLED_COSTS;
   t.is(budgetSpeedNotice(20, 'regression', regression * 1.15), null, 'within 20% of the reference');
   t.is(budgetSpeedNotice(20, 'regression', regression / 1.15), null);
   t.is(budgetSpeedNotice(20, 'regression', 0.88),
@@ -223,5 +238,10 @@ test('a planned run knows its budget, and says how long it will take on a machin
   // a DMD iteration with the GAN is timed against the GAN's cost
   t.is(budgetSpeedNotice(60, 'dmd', dmd2 * 1.15, { gan: true }), null);
   t.regex(budgetSpeedNotice(60, 'dmd', dmd2 * 1.15)!, new RegExp(`where the plan assumes ${dmd} s`));
+  // the teacher-GAN recipe's iterations and head warm-up against their own costs
+  t.is(budgetSpeedNotice(30, 'dmd', teacherGan * 1.15, { gan: true, ganFeatures: 'teacher' }), null);
+  t.regex(budgetSpeedNotice(30, 'dmd', teacherGan * 1.15, { gan: true })!, new RegExp(`where the plan assumes ${dmd2} s`));
+  t.is(budgetSpeedNotice(30, 'fake-warmup', teacherGanWarmup, { gan: true, ganFeatures: 'teacher' }), null);
+  t.regex(budgetSpeedNotice(30, 'fake-warmup', teacherGanWarmup, { gan: true })!, new RegExp(`where the plan assumes ${fakeWarmup} s`));
   t.regex(budgetSpeedNotice(8, 'regression', regression * 2)!, /about 16 minutes; 8 minutes here are too short for a plan; give --steps/);
 });
