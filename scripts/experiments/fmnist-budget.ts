@@ -83,6 +83,7 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-tgan-100': { label: "regression alone for 600 iterations, 50 warm-up iterations of a GAN head on the frozen teacher's bottleneck, then regression + that GAN (generator weight 0.3, head loss 0.1, clean samples, real Fashion-MNIST) with no distribution matching and no fake score, both turns every iteration", dmd: { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, data: 'fashion-mnist' }, branch: { from: 'reg' } },
   'reg600-tgan-100-hlr1e-3': { label: "as reg600-tgan-100, the head's learning rate 1e-3 (10x: the head alone is trained, so its loss weight hardly matters under Adam)", dmd: { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, fakeLr: 1e-3, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-100-diff500': { label: "as reg600-tgan-100, both inputs noised first (diffusion GAN, table indices below 500: sigma up to 2.5), so that the teacher's bottleneck sees the noise levels it denoises", dmd: { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, diffusionGan: true, diffusionGanMaxTimestep: 500, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
+  'reg300-tgan-100': { label: 'as reg600-tgan-100, branched off regression alone at 300 iterations (the GAN head warms up and takes over earlier)', dmd: { ...reg, lambdaDm: 0, dmStart: 300, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, data: 'fashion-mnist' }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
   'reg-lr1e-3': { label: 'regression only, generator lr 1e-3 (10x)', dmd: { ...reg, lambdaDm: 0, genLr: 1e-3 }, costAs: 'reg' },
@@ -92,9 +93,9 @@ export const PRESETS: Record<string, Preset> = {
   'dmd2-reg-gan10': { label: 'DMD2 (fake:gen 5 + GAN) + regression, the generator GAN weight x10 (3e-2)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist', ganGenWeight: 3e-2 }, costAs: 'dmd2-reg' },
 };
 // second seeds (item 23): the same settings with seed 1 from the branch on (own random streams, fake score and head)
-for (const name of ['reg600-dmd2-clean-10-100-5-head10', 'reg3600-dmd2-clean-10-100-5']) {
+for (const name of ['reg600-dmd2-clean-10-100-5-head10', 'reg3600-dmd2-clean-10-100-5', 'reg600-tgan-100']) {
   const p = PRESETS[name]!;
-  PRESETS[`${name}-seed1`] = { ...p, label: `${name} with seed 1 from the branch on (its own random streams, fake score and GAN head)`, dmd: { ...p.dmd, seed: 1 }, branch: { ...p.branch!, streams: 'own' } };
+  PRESETS[`${name}-seed1`] = { ...p, label: `${name} with seed 1 from the branch on (its own random streams, fake score and GAN head)`, dmd: { ...p.dmd, seed: 1 }, branch: { ...p.branch!, streams: 'own' }, costAs: p.costAs ?? name };
 }
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
 const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metricsEvery: 10, finalEval: 0, keepCheckpoints: 10000 } as const;
@@ -320,8 +321,10 @@ async function calibrate(names: string[]): Promise<void> {
   const cal = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
   for (const name of names) {
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-cal-'));
-    // 'fake-warmup': iterations of the fake score alone (the phase after --dm-start); a phased preset: its last phase
-    const cfg = name === 'fake-warmup' ? await settings('dmd-5', { out: tmp, steps: 1e9, fakeWarmup: 1e8 }) : await settings(name, { out: tmp, steps: 1e9, dmStart: 0, fakeWarmup: 0 });
+    // 'fake-warmup': iterations of the fake score alone (the phase after --dm-start); 'teacher-gan-warmup':
+    // those of the GAN head on the frozen teacher alone (reg600-tgan-100's); a phased preset: its last phase
+    const warmup = { 'fake-warmup': 'dmd-5', 'teacher-gan-warmup': 'reg600-tgan-100' }[name];
+    const cfg = warmup ? await settings(warmup, { out: tmp, steps: 1e9, dmStart: 0, fakeWarmup: 1e8 }) : await settings(name, { out: tmp, steps: 1e9, dmStart: 0, fakeWarmup: 0 });
     const tr = new DMDTrainer(cfg, () => {});
     const warm = 5, n = Number(opt('iterations', '30'));
     for (let i = 0; i < warm; i++) tr.iteration();
@@ -398,7 +401,7 @@ function chart(file: string, title: string, xLabel: string, yLabel: string, seri
 
 /**
  * Minutes of a 2-core machine running the run alone, from the calibrated seconds per iteration of each
- * phase: regression (reg), fake-score warm-up, and the recipe itself (or the run it costs as).
+ * phase: regression (reg), fake-score (or teacher GAN head) warm-up, and the recipe itself (or the run it costs as).
  */
 /** a run's preset; NAME-run1 is an earlier run of preset NAME kept for comparison (its points restored from the published curves) */
 const presetOf = (name: string): Preset | undefined => PRESETS[name.replace(/-run1$/, '')];
@@ -409,7 +412,9 @@ function minutesOf(name: string, cal: Record<string, { secondsPerIteration: numb
   const W = (p?.dmd.fakeWarmup as number | undefined) ?? 0;
   const c = (k: string) => cal[k]?.secondsPerIteration ?? NaN;
   const own = c(p?.costAs ?? name.replace(/-run1$/, ''));
-  return (step) => (Math.min(step, S) * (S ? c('reg') : 0) + Math.min(Math.max(step - S, 0), W) * (W ? c('fake-warmup') : 0) + Math.max(step - S - W, 0) * own) / 60;
+  // the warm-up of a GAN head on the frozen teacher trains no fake score (its own calibration where there is one)
+  const warm = p?.dmd.ganFeatures === 'teacher' && cal['teacher-gan-warmup'] ? c('teacher-gan-warmup') : c('fake-warmup');
+  return (step) => (Math.min(step, S) * (S ? c('reg') : 0) + Math.min(Math.max(step - S, 0), W) * (W ? warm : 0) + Math.max(step - S - W, 0) * own) / 60;
 }
 
 function report(): void {
