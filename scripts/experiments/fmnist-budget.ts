@@ -625,7 +625,7 @@ if (mode === 'train') await train(id!);
 else if (mode === 'invert') await invertPairs();
 else if (mode === 'average') await averageRun(id!);
 else if (mode === 'eval') await evalRun(id!);
-else if (mode === 'calibrate') await calibrate(id ? id.split(',') : [...Object.keys(PRESETS).filter((n) => !PRESETS[n]!.costAs), 'fake-warmup']);
+else if (mode === 'calibrate') await calibrate(id ? id.split(',') : [...Object.keys(PRESETS).filter((n) => !PRESETS[n]!.costAs), 'fake-warmup', 'teacher-gan-warmup']);
 else if (mode === 'report') report();
 else if (mode === 'ganshare') await ganShare(id!);
 else if (mode === 'restore') restore();
