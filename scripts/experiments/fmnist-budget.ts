@@ -95,7 +95,7 @@ export const PRESETS: Record<string, Preset> = {
 // second seeds (item 23): the same settings with seed 1 from the branch on (own random streams, fake score and head)
 for (const name of ['reg600-dmd2-clean-10-100-5-head10', 'reg3600-dmd2-clean-10-100-5', 'reg600-tgan-100']) {
   const p = PRESETS[name]!;
-  PRESETS[`${name}-seed1`] = { ...p, label: `${name} with seed 1 from the branch on (its own random streams, fake score and GAN head)`, dmd: { ...p.dmd, seed: 1 }, branch: { ...p.branch!, streams: 'own' }, costAs: p.costAs ?? name };
+  PRESETS[`${name}-seed1`] = { ...p, label: `${name} with seed 1 from the branch on (its own random streams and GAN head, and fake score where it has one)`, dmd: { ...p.dmd, seed: 1 }, branch: { ...p.branch!, streams: 'own' }, costAs: p.costAs ?? name };
 }
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
 const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metricsEvery: 10, finalEval: 0, keepCheckpoints: 10000 } as const;

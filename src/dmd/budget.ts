@@ -111,23 +111,20 @@ export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPl
   if (!(seconds >= 200 * c.regression)) throw new BudgetError(`--budget ${minutes} is too short: making the pairs and evaluating take ${((c.pairsSeconds + c.finalEvalSeconds) / 60).toFixed(1)} min of it; give at least ${Math.ceil(minimum)} minutes, or --steps`);
   const ganOk = o.gan ?? true;
   const gan = ganOk && minutes >= GAN_FROM_MINUTES;
+  // a phased plan: regression alone for dmStart iterations, `warmup` warm-up iterations, then as many of the last phase as fit
+  const phased = (dmStart: number, warmup: number, warmupCost: number, perIteration: number) =>
+    ({ steps: dmStart + warmup + Math.floor((seconds - dmStart * c.regression - warmup * warmupCost) / perIteration), dmStart, fakeWarmup: warmup, emaDecay: 0.99 });
   const ganImages = { gan: true, diffusionGan: false, ganGenWeight: GAN_GEN_WEIGHT, data: 'fashion-mnist' } as const;
   if (ganOk && !gan && minutes >= TEACHER_GAN_FROM_MINUTES) {
-    const ganSeconds = seconds - TEACHER_GAN_DM_START * c.regression - TEACHER_GAN_WARMUP * c.teacherGanWarmup;
     return {
-      steps: TEACHER_GAN_DM_START + TEACHER_GAN_WARMUP + Math.floor(ganSeconds / c.teacherGan),
-      lambdaDm: 0, dmStart: TEACHER_GAN_DM_START, fakeWarmup: TEACHER_GAN_WARMUP, fakeUpdatesPerGen: 1, emaDecay: 0.99,
-      ...ganImages, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
+      ...phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, c.teacherGanWarmup, c.teacherGan),
+      lambdaDm: 0, fakeUpdatesPerGen: 1, ...ganImages, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
     };
   }
   if (!gan && (minutes < CROSSING_MINUTES || minutes >= PHASED_UNTIL_MINUTES)) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };
-  const dmStart = gan ? GAN_DM_START : PHASED_DM_START;
-  const perIteration = gan ? c.dmd2 : c.dmd;
-  const dmSeconds = seconds - dmStart * c.regression - PHASED_FAKE_WARMUP * c.fakeWarmup;
   return {
-    steps: dmStart + PHASED_FAKE_WARMUP + Math.floor(dmSeconds / perIteration),
-    lambdaDm: PHASED_LAMBDA_DM, dmStart, fakeWarmup: PHASED_FAKE_WARMUP, fakeUpdatesPerGen: 5, emaDecay: 0.99,
-    ...(gan && ganImages),
+    ...phased(gan ? GAN_DM_START : PHASED_DM_START, PHASED_FAKE_WARMUP, c.fakeWarmup, gan ? c.dmd2 : c.dmd),
+    lambdaDm: PHASED_LAMBDA_DM, fakeUpdatesPerGen: 5, ...(gan && ganImages),
   };
 }
 
