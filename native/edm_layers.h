@@ -48,6 +48,8 @@ struct Conv2d : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   int64_t in_channels, out_channels;
   bool up, down, fused;
+  // the filter is [1, 1] (EDM's default): resampling is 2x2 averaging down and nearest-neighbour up
+  bool box_filter = false;
   at::Tensor weight, bias, resample_filter;
 };
 

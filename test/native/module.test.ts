@@ -1,7 +1,7 @@
 // Module handles over the EDM networks: EDM's parameter names, state dicts, train/eval, dtype moves,
 // requires_grad, gradients through one forward call, execution in bfloat16.
 import test from 'ava';
-import { EDMNetwork, noGrad, tidy, randn, tensor, foreach } from '../../src/index.js';
+import { EDMNetwork, noGrad, tidy, randn, tensor, foreach, F, type Tensor } from '../../src/index.js';
 
 const cfg = { model_type: 'SongUNet' as const, img_resolution: 16, img_channels: 3, label_dim: 10, augment_dim: 9, model_channels: 16, channel_mult: [1, 2, 2], num_blocks: 1, attn_resolutions: [8], dropout: 0 };
 
@@ -85,4 +85,28 @@ test('the bottleneck is the encoder output shape', (t) => {
   const s = net.bottleneckShape();
   t.deepEqual(z.shape, [2, s.channels, s.resolution, s.resolution]);
   net.dispose();
+});
+
+// The EDM layers resample with a [1, 1] filter through the pooling kernels (native/edm_layers.cc); this
+// is the identity that keeps them exact: the same bits as EDM's depthwise (transposed) convolution with
+// taps of 1/4 (x4 up), forward and backward, at the shapes of the bundled and preset networks.
+test('box-filter resampling by pooling gives the depthwise convolution\'s bits, forward and backward', (t) => {
+  tidy(() => {
+    for (const [n, c, h] of [[32, 64, 32], [32, 64, 16], [4, 128, 8], [3, 1, 4]] as const) {
+      const taps = tensor([[0.25, 0.25], [0.25, 0.25]]).reshape([1, 1, 2, 2]).repeat([c, 1, 1, 1]);
+      const x = randn([n, c, h, h]).mul(3);
+      const run = (f: (x: Tensor) => Tensor) => {
+        const xi = x.clone().requiresGrad_(true);
+        const y = f(xi);
+        y.mul(tensor(1).add(y.mul(0.1).sin())).sum().backward(); // a gradient that varies per element
+        return { y: y.detach(), g: xi.grad! };
+      };
+      const down = [run((v) => F.conv2d(v, taps, null, { stride: 2, groups: c })), run((v) => F.avgPool2d(v, 2, 2))];
+      const up = [run((v) => F.convTranspose2d(v, taps.mul(4), null, { stride: 2, groups: c })), run((v) => F.interpolate(v, { scaleFactor: 2, mode: 'nearest' }))];
+      for (const [name, [a, b]] of [['down', down], ['up', up]] as const) {
+        t.true(a!.y.equal(b!.y), `${name} ${n}x${c}x${h}: forward`);
+        t.true(a!.g.equal(b!.g), `${name} ${n}x${c}x${h}: backward`);
+      }
+    }
+  });
 });
