@@ -35,22 +35,24 @@ export const BUNDLED_COSTS = {
 export const DEFAULT_BUDGET_MINUTES = 20;
 /**
  * Budgets from this one on (minutes) get regression beside the GAN on the frozen teacher (unless --no-gan):
- * at 25 minutes (20.4 of training) both seeds measured are ahead of regression alone (EMA FD 0.68 and 0.70
- * against 0.706, 1000 samples), and from 31 minutes on clearly (5000 samples, two sampling seeds each: 0.583 /
- * 0.581 and 0.599 / 0.600 at 26.4 minutes of training against 0.613 / 0.617); at 20 minutes (15.4 of
- * training) they are level with it or behind (0.706 and 0.724 against 0.712-0.717), so the default stays
- * regression alone.
+ * at 21 minutes (16.4 of training, 1348 iterations) both seeds measured are ahead of regression alone (EMA FD
+ * 0.679 and 0.698 at 1350 iterations against 0.708-0.717 at 14.5-17.4 minutes, 1000 samples) and pulling
+ * away (0.643 and 0.661 at 20.0 minutes, 1500 iterations, against 0.706); at 20 minutes (15.4 of training)
+ * the second seed is level with it (about 0.71 between its checkpoints), so the default stays regression
+ * alone.
  */
-export const TEACHER_GAN_FROM_MINUTES = 25;
+export const TEACHER_GAN_FROM_MINUTES = 21;
 /** Without the GAN (--no-gan), budgets from this one on (minutes) get a phased recipe: below it regression alone scores better at equal time. */
 export const CROSSING_MINUTES = 42;
 /**
  * Budgets from this one on (minutes) get DMD2's recipe (unless --no-gan): where its measured score (5000
  * samples, two sampling seeds, two runs: 0.556 / 0.553 and 0.570 / 0.571 at 63.9 minutes of training)
- * reaches the teacher-GAN recipe's last measured one (0.560 at 40.8 minutes, 2100 iterations). Between 46
- * minutes and this budget the teacher-GAN recipe runs past its last measured point (its EMA generator was
- * still improving there: 0.659, 0.641, 0.636 over its last three checkpoints, 1000 samples), while DMD2's
- * scored 0.584-0.586 at 45.7 minutes of training and 0.576-0.586 at 51.7.
+ * reaches what the teacher-GAN recipe with a 50-iteration warm-up and generator weight 0.3 scored at 40.8
+ * minutes (0.560; EMA 0.636 on 1000 samples). Today's teacher-GAN settings were ahead of those at every
+ * time measured (to 23.6 minutes of training, 1650 iterations: EMA 0.625 and 0.640 at two seeds), so
+ * from 29 minutes to this budget the plan runs them past their last measured point, where the earlier
+ * settings were still improving; DMD2's recipe scored 0.584-0.586 at 45.7 minutes of training and
+ * 0.576-0.586 at 51.7.
  */
 export const GAN_FROM_MINUTES = 69;
 /**
@@ -65,8 +67,14 @@ export const PHASED_DM_START = 2400;
 export const GAN_DM_START = 3600;
 /** The regression phase of the teacher-GAN recipe: its GAN was measured branched off regression alone here (EMA FD 0.783). */
 export const TEACHER_GAN_DM_START = 600;
-/** The teacher-GAN head's warm-up (iterations of the head alone on the fixed generator) */
-export const TEACHER_GAN_WARMUP = 50;
+/**
+ * The teacher-GAN head's warm-up (iterations of the head alone on the fixed generator): long enough that the
+ * head tells the generator's samples from real ones (mean outputs 0.60 / 0.41) before the generator's GAN
+ * turns begin; with 50 the GAN took over 3-7 minutes later.
+ */
+export const TEACHER_GAN_WARMUP = 400;
+/** The teacher-GAN's generator weight (at 0.3 it pulled more slowly, at 3 less steadily) */
+export const TEACHER_GAN_GEN_WEIGHT = 1;
 /** The teacher-GAN head's loss weight (10x DMD2's 1e-2) */
 export const TEACHER_GAN_HEAD_WEIGHT = 0.1;
 export const PHASED_FAKE_WARMUP = 150;
@@ -118,7 +126,7 @@ export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPl
   if (ganOk && !gan && minutes >= TEACHER_GAN_FROM_MINUTES) {
     return {
       ...phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, c.teacherGanWarmup, c.teacherGan),
-      lambdaDm: 0, fakeUpdatesPerGen: 1, ...ganImages, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
+      lambdaDm: 0, fakeUpdatesPerGen: 1, ...ganImages, ganGenWeight: TEACHER_GAN_GEN_WEIGHT, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
     };
   }
   if (!gan && (minutes < CROSSING_MINUTES || minutes >= PHASED_UNTIL_MINUTES)) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };
