@@ -49,10 +49,10 @@ export const CROSSING_MINUTES = 42;
  * samples, two sampling seeds, two runs: 0.556 / 0.553 and 0.570 / 0.571 at 63.9 minutes of training)
  * reaches what the teacher-GAN recipe with a 50-iteration warm-up and generator weight 0.3 scored at 40.8
  * minutes (0.560; EMA 0.636 on 1000 samples). Today's teacher-GAN settings were ahead of those at every
- * time measured (to 23.6 minutes of training, 1650 iterations: EMA 0.625 and 0.640 at two seeds), so
- * from 29 minutes to this budget the plan runs them past their last measured point, where the earlier
- * settings were still improving; DMD2's recipe scored 0.584-0.586 at 45.7 minutes of training and
- * 0.576-0.586 at 51.7.
+ * time measured (EMA 0.625 and 0.640 at two seeds at 23.6 minutes of training; seed 0 0.578 at 30.8, 1950
+ * iterations, still improving), so from 36 minutes to this budget the plan runs them past their last
+ * measured point; DMD2's recipe scored 0.584-0.586 at 45.7 minutes of training and 0.576-0.586 at 51.7
+ * (5000 samples).
  */
 export const GAN_FROM_MINUTES = 69;
 /**
