@@ -42,6 +42,8 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
   if (cfg.lrDecay > cfg.steps) throw new DMDSetupError(`--lr-decay ${cfg.lrDecay} is longer than the run (--steps ${cfg.steps}): give at most --steps iterations`);
   if (cfg.gan && !cfg.data) throw new DMDSetupError('--gan needs real images: pass --data (e.g. fashion-mnist)');
   if (cfg.ganFeatures !== 'fake' && !cfg.gan) throw new DMDSetupError(`--gan-features ${cfg.ganFeatures} places the GAN head, which only --gan adds: add --gan or drop --gan-features`);
+  if (cfg.ganSamples === 'pairs' && !(cfg.gan && cfg.lambdaDm === 0 && cfg.pairs && cfg.lambdaReg > 0))
+    throw new DMDSetupError('--gan-samples pairs lets the GAN judge the regression batch instead of fresh samples, which needs --gan, --pairs (with --lambda-reg > 0) and --lambda-dm 0 (distribution matching needs fresh samples): add those or drop --gan-samples');
   if (cfg.recipe === 'sd15-dmd' && !cfg.pairs)
     throw new DMDSetupError('--recipe sd15-dmd regresses onto teacher pairs: give --pairs DIR (dmd pairs --teacher T --prompts P --out DIR) or --pairs auto');
   if (cfg.lambdaDm === 0 && !(cfg.pairs && cfg.lambdaReg > 0) && !cfg.gan)

@@ -139,9 +139,9 @@ export class DMDTrainer {
       const cond = this.real.randomConditions(B, (lo, hi, n) => this.rng.randint(lo, hi, n));
       const z = this.rng.randn([B, ...this.real.sampleShape]);
       const t0 = performance.now();
-      const x = generatorTurn ? this.generatorTurn(z, cond, scale, m, phase === 'regression') : noGrad(() => this.generator.forward(z, cond));
+      const judged = generatorTurn ? this.generatorTurn(z, cond, scale, m, phase === 'regression') : { x: noGrad(() => this.generator.forward(z, cond)), cond };
       const t1 = performance.now();
-      if (fakeTurn) this.fakeScoreTurn(x!, cond, fakeScale, m);
+      if (fakeTurn) this.fakeScoreTurn(judged!.x, judged!.cond, fakeScale, m);
       this.turnSeconds.generator = generatorTurn ? (t1 - t0) / 1000 : 0;
       this.turnSeconds.fakeScore = (performance.now() - t1) / 1000;
       return m;
@@ -151,29 +151,27 @@ export class DMDTrainer {
   }
 
   /**
-   * The generator's update: distribution matching, regression and the GAN term, back-propagated with the
-   * critic frozen (`regressionOnly`: the regression phase). Returns G's samples (null: no critic).
+   * The generator's update: DM, regression and the GAN term, back-propagated with the critic frozen (`regressionOnly`:
+   * the regression phase). Returns what the critic judges: G's fresh samples, or the regression batch's (null: no critic).
    */
-  private generatorTurn(z: Tensor, cond: Conditioning, scale: number, m: Record<string, Tensor>, regressionOnly = false): Tensor | null {
+  private generatorTurn(z: Tensor, cond: Conditioning, scale: number, m: Record<string, Tensor>, regressionOnly = false): { x: Tensor; cond: Conditioning } | null {
     const cfg = this.cfg;
     const critic = regressionOnly ? null : this.critic;
-    const x = critic ? this.generator.forward(z, cond) : null;
+    let judged = critic && cfg.ganSamples === 'fresh' ? { x: this.generator.forward(z, cond), cond } : null;
     const backward = () => {
       const terms: Tensor[] = [];
       if (critic && cfg.lambdaDm > 0) {
-        const dm = critic.distributionMatching(x!, cond);
+        const dm = critic.distributionMatching(judged!.x, cond);
         m.loss_dm = dm.loss;
         m.dm_grad_norm = dm.grad.norm();
         terms.push(cfg.lambdaDm === 1 ? dm.loss : dm.loss.mul(cfg.lambdaDm));
       }
       if (this.regression && cfg.lambdaReg > 0) {
-        m.loss_reg = this.regression.loss(this.generator, cfg.batchSize);
-        terms.push(m.loss_reg.mul(cfg.lambdaReg));
+        const { loss, ...outputs } = this.regression.loss(this.generator, cfg.batchSize);
+        terms.push((m.loss_reg = loss).mul(cfg.lambdaReg));
+        judged ??= critic ? outputs : null;
       }
-      if (critic?.head && cfg.ganGenWeight > 0) {
-        m.loss_gan_gen = ganGeneratorLoss(critic.ganLogits(x!, cond));
-        terms.push(m.loss_gan_gen.mul(cfg.ganGenWeight));
-      }
+      if (critic?.head && cfg.ganGenWeight > 0) terms.push((m.loss_gan_gen = ganGeneratorLoss(critic.ganLogits(judged!.x, judged!.cond))).mul(cfg.ganGenWeight));
       this.optG.zeroGrad();
       if (terms.length) terms.reduce((a, b) => a.add(b)).backward();
     };
@@ -185,7 +183,7 @@ export class DMDTrainer {
     this.optG.step(cfg.genLr * scale);
     this.optG.zeroGrad();
     this.generator.updateAverage();
-    return x;
+    return judged;
   }
 
   /** The critic's update on G's detached samples: the fake score's denoising loss and the GAN head's loss. */

@@ -137,6 +137,42 @@ test.serial('--gan-features teacher with --lambda-dm 0: no fake score; G and the
   dispose([teacher0, head0]);
 });
 
+test.serial('--gan-samples pairs: a GAN iteration runs the generator once, on the regression batch, and the head judges those outputs', async (t) => {
+  await pairsReady;
+  const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, lambdaDm: 0, gan: true, ganFeatures: 'teacher' as const, fakeUpdatesPerGen: 1, data: pngClassFolder(dir), emaDecay: 0.9, sampleEvery: 100, checkpointEvery: 100, steps: 4 };
+  const count = (samples: 'fresh' | 'pairs') => {
+    const tr = new DMDTrainer({ ...cfg, ganSamples: samples, out: path.join(dir, `tgan-${samples}`) }, quiet);
+    const outputs: Tensor[] = [];
+    const judged: Tensor[] = [];
+    const forward = tr.generator.forward.bind(tr.generator);
+    tr.generator.forward = (z, c) => {
+      const x = forward(z, c);
+      outputs.push(x.detach().clone().keep());
+      return x;
+    };
+    const headLoss = tr.critic!.ganHeadLoss.bind(tr.critic!);
+    tr.critic!.ganHeadLoss = (real, generated) => {
+      judged.push(generated.x.clone().keep());
+      return headLoss(real, generated);
+    };
+    const m = tr.iteration();
+    const r = { forwards: outputs.length, judged: judged.length === 1 ? outputs.findIndex((o) => o.equal(judged[0]!)) : -2, m };
+    dispose([...outputs, ...judged]);
+    tr.dispose();
+    return r;
+  };
+  const fresh = count('fresh');
+  const pairs = count('pairs');
+  t.is(fresh.forwards, 2, 'DMD2: fresh samples and the regression batch');
+  t.is(pairs.forwards, 1, 'the regression batch alone');
+  t.is(fresh.judged, 0, "the head's turn judges the fresh samples");
+  t.is(pairs.judged, 0, "the head's turn judges the regression batch's outputs");
+  t.true(Number.isFinite(pairs.m.loss_gan_gen!) && Number.isFinite(pairs.m.loss_reg!) && Number.isFinite(pairs.m.loss_gan_head!));
+  t.not(pairs.m.loss_gan_gen, fresh.m.loss_gan_gen);
+  t.throws(() => new DMDTrainer({ ...cfg, ganSamples: 'pairs', lambdaDm: 1, out: path.join(dir, 'tgan-pairs-dm') }, quiet), { message: /--gan-samples pairs .* needs --gan, --pairs .* and --lambda-dm 0/ });
+  t.throws(() => new DMDTrainer({ ...base, ganSamples: 'pairs', lambdaDm: 0, gan: true, data: cfg.data, out: path.join(dir, 'tgan-pairs-nopairs') }, quiet), { message: /--gan-samples pairs/ });
+});
+
 test.serial('--deterministic on the CPU changes nothing: the same losses and weights as the default kernels', async (t) => {
   await pairsReady;
   const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, gan: true, diffusionGan: true, data: pngClassFolder(dir), steps: 6, sampleEvery: 100, checkpointEvery: 100 };

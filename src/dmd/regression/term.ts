@@ -14,6 +14,7 @@ import { PairsDataset } from './pairs.js';
 import { regressionLoss, type RegressionLoss } from './losses.js';
 import type { RankRandom } from '../rng.js';
 import type { OneStepGenerator } from '../generator.js';
+import type { Conditioning } from '../score-model.js';
 
 /** What the pairs must have been made for: the teacher's file, sample shape, classes and prompts. */
 export interface PairsTarget {
@@ -71,14 +72,15 @@ export class RegressionTerm {
     });
   }
 
-  /** The regression loss of the generator on a batch of n pairs. */
-  loss(G: OneStepGenerator, n: number): Tensor {
+  /** The regression loss of the generator on a batch of n pairs, with the generator's outputs x and their conditions. */
+  loss(G: OneStepGenerator, n: number): { loss: Tensor; x: Tensor; cond: Conditioning } {
     return tidy(() => {
       const pb = this.batch(n);
-      const x = G.forward(pb.z, G.G.conditionsOf(pb.index));
-      if (this.s.regression !== 'lpips') return regressionLoss(this.s.regression, x, pb.y);
+      const cond = G.G.conditionsOf(pb.index);
+      const x = G.forward(pb.z, cond);
+      if (this.s.regression !== 'lpips') return { loss: regressionLoss(this.s.regression, x, pb.y), x, cond };
       const y = noGrad(() => G.G.differentiableImages(pb.y));
-      return regressionLoss('lpips', G.G.differentiableImages(x), y, this.lpips, { resize: this.s.lpipsResize, dtype: this.s.dtype });
+      return { loss: regressionLoss('lpips', G.G.differentiableImages(x), y, this.lpips, { resize: this.s.lpipsResize, dtype: this.s.dtype }), x, cond };
     });
   }
 
