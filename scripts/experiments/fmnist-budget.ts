@@ -4,7 +4,7 @@
 //   npx tsx scripts/experiments/fmnist-budget.ts train ID [--steps N] [--every E]   # a resumable dmd-train run, a checkpoint every E iterations
 //   npx tsx scripts/experiments/fmnist-budget.ts eval ID                            # FD/precision/recall of G and its EMA + diagnostics at each new checkpoint
 //   npx tsx scripts/experiments/fmnist-budget.ts calibrate [ID,...]                 # seconds per iteration of each recipe with all threads, alone on the machine
-//   npx tsx scripts/experiments/fmnist-budget.ts compare RUN@STEP ... [--num 5000 --seeds 0,1]  # the EMA generators with more samples and seeds (compare.json)
+//   npx tsx scripts/experiments/fmnist-budget.ts compare RUN@STEP ... [--num 5000 --seeds 0,1 --which G]  # the EMA generators (or G) with more samples and seeds (compare.json)
 //   npx tsx scripts/experiments/fmnist-budget.ts ganshare RUN@STEP [--weight W]      # the GAN generator gradient against the regression's, in the samples and in G's weights
 //   npx tsx scripts/experiments/fmnist-budget.ts average RUN@S1,S2,...                # FD of the uniform average of G's weights at these checkpoints (a short-window EMA, post hoc)
 //   npx tsx scripts/experiments/fmnist-budget.ts invert [--split test --count 1024]   # pairs whose targets are real images, carried up the teacher's ODE (runs/budget/pairs-inverted-*)
@@ -91,6 +91,8 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-tgan-w400-g1': { label: 'as reg600-tgan-w400, the GAN generator weight 1 (3.3x)', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400-g1-lr2e-4': { label: 'as reg600-tgan-w400-g1, the generator lr 2e-4 (2x) from the branch on', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1, genLr: 2e-4 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400-g1-pairs': { label: "as reg600-tgan-w400-g1, the GAN judging the generator's outputs for the regression batch instead of fresh samples (one generator pass per iteration)", dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1, ganSamples: 'pairs' }, branch: { from: 'reg' } },
+  'reg600-tgan-w400-g1-decay310': { label: "reg600-tgan-w400-g1 continued from its iteration 1050 with the generator lr falling linearly to 0 by 1360 (the 20-minute plan's length: G settles where it ends)", dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1, lrDecay: 310 }, branch: { from: 'reg600-tgan-w400-g1', at: 1050 }, costAs: 'reg600-tgan-100' },
+  'reg600-tgan-w400-g1-seed1-decay310': { label: 'the same, continuing reg600-tgan-w400-g1-seed1', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1, lrDecay: 310, seed: 1 }, branch: { from: 'reg600-tgan-w400-g1-seed1', at: 1050 }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400-g3': { label: 'as reg600-tgan-w400, the GAN generator weight 3 (10x)', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 3 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
@@ -101,12 +103,14 @@ export const PRESETS: Record<string, Preset> = {
   'dmd2-reg-gan10': { label: 'DMD2 (fake:gen 5 + GAN) + regression, the generator GAN weight x10 (3e-2)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 5, gan: true, data: 'fashion-mnist', ganGenWeight: 3e-2 }, costAs: 'dmd2-reg' },
 };
 // second seeds (item 23): the same settings with seed 1 from the branch on (own random streams, fake score and head)
-for (const name of ['reg600-dmd2-clean-10-100-5-head10', 'reg3600-dmd2-clean-10-100-5', 'reg600-tgan-100', 'reg600-tgan-w400-g1']) {
+for (const name of ['reg600-dmd2-clean-10-100-5-head10', 'reg3600-dmd2-clean-10-100-5', 'reg600-tgan-100', 'reg600-tgan-w400-g1', 'reg600-tgan-w400-g1-pairs']) {
   const p = PRESETS[name]!;
   PRESETS[`${name}-seed1`] = { ...p, label: `${name} with seed 1 from the branch on (its own random streams and GAN head, and fake score where it has one)`, dmd: { ...p.dmd, seed: 1 }, branch: { ...p.branch!, streams: 'own' }, costAs: p.costAs ?? name };
 }
 // settings every run shares: the default recipe's (lr 1e-4, warm-up 100, batch 32, regression weight 0.25 where used), EMA 0.99, seed 0
-const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metricsEvery: 10, finalEval: 0, keepCheckpoints: 10000 } as const;
+// gan: false unless a preset turns the GAN on: the default recipe's 20-minute plan (which fills what a
+// preset leaves unset) has a GAN since item 27, and the presets without one were made without it
+const shared = { emaDecay: 0.99, seed: 0, device: 'cpu', sampleEvery: 1e9, metricsEvery: 10, finalEval: 0, keepCheckpoints: 10000, gan: false } as const;
 
 function preset(name: string | undefined): Preset {
   const p = name ? PRESETS[name] : undefined;
@@ -310,15 +314,18 @@ async function compare(specs: string[]): Promise<void> {
     if (!c) throw new Error(`${name} has no checkpoint at ${step}`);
     const tr = new DMDTrainer(await settings(name!, { steps: 1e9 }), () => {});
     restoreCheckpoint(tr, c.file);
-    tr.exportGenerator(path.join(tmp, 'ema.safetensors'), tr.ema ? 'ema' : 'G');
+    // --which G scores the generator itself where the run keeps an EMA too
+    const hasEma = !!tr.ema;
+    const which = hasEma && opt('which', 'ema') !== 'G' ? 'ema' : 'G';
+    tr.exportGenerator(path.join(tmp, 'ema.safetensors'), which);
     tr.dispose();
     for (const seed of seeds) {
       const r = await scoreGenerator(path.join(tmp, 'ema.safetensors'), num, seed);
       const minutes = minutesOf(name!, existsSync(path.join(out, 'calibration.json')) ? JSON.parse(readFileSync(path.join(out, 'calibration.json'), 'utf8')) : {})(step);
-      const row = { run: name, step, minutes, num, seed, 'FD-fmnist': r['FD-fmnist'], precision: r.precision, recall: r.recall };
+      const row = { run: name, step, minutes, num, seed, ...(which === 'G' && hasEma && { generator: 'G' }), 'FD-fmnist': r['FD-fmnist'], precision: r.precision, recall: r.recall };
       all.push(row);
       atomicWrite(file, `${JSON.stringify(all, null, 1)}\n`);
-      log(`${spec} (${minutes.toFixed(1)} min), ${num} samples, seed ${seed}: FD ${r['FD-fmnist']!.toFixed(4)}`);
+      log(`${spec} (${minutes.toFixed(1)} min, ${which}), ${num} samples, seed ${seed}: FD ${r['FD-fmnist']!.toFixed(4)}`);
     }
   }
   rmSync(tmp, { recursive: true, force: true });
@@ -639,6 +646,6 @@ else if (mode === 'ganshare') await ganShare(id!);
 else if (mode === 'restore') restore();
 else if (mode === 'compare') await compare(argv.slice(1).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--')));
 else {
-  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2] | calibrate [IDS] | ganshare RUN@STEP [--weight W] | average RUN@S1,S2 | invert [--split test --count N] | report | restore');
+  console.error('usage: fmnist-budget.ts train ID [--steps N --every N] | eval ID [--at S1,S2] [--ema-only] | compare RUN@STEP ... [--num N --seeds S1,S2 --which G] | calibrate [IDS] | ganshare RUN@STEP [--weight W] | average RUN@S1,S2 | invert [--split test --count N] | report | restore');
   process.exit(2);
 }

@@ -14,7 +14,8 @@ await main({
       name: '$0',
       describe: 'distill an EDM teacher into a one-step generator',
       schema: DMDConfigSchema,
-      prepare: applyRecipe,
+      // the default plan without Fashion-MNIST installed falls back to regression alone, and says so here
+      prepare: (input) => applyRecipe(input, { notice: (s) => console.log(`note: ${s}`) }),
       async run(cfg) {
         const trainer = await DMDTrainer.create(cfg);
         try {

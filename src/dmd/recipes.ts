@@ -47,17 +47,18 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
 
 /**
  * What the default recipe sets for the bundled Fashion-MNIST teacher: the plan of --budget (20 minutes
- * unless given, src/dmd/budget.ts) with an EMA generator of decay 0.99 per update. At 20 minutes of a
- * 2-core CPU that is regression alone on the cached pairs, which the budget curves of
- * experiments/fmnist-budget found better than any distribution-matching recipe at that budget (DMD at
- * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.70); from TEACHER_GAN_FROM_MINUTES on it is a
- * short regression phase followed by regression beside a GAN whose head reads the frozen teacher, and for
+ * unless given, src/dmd/budget.ts) with an EMA generator of decay 0.99 per update. Below
+ * TEACHER_GAN_FROM_MINUTES (20, the default) that is regression alone on the cached pairs, which the budget
+ * curves of experiments/fmnist-budget found better than any distribution-matching recipe at 20 minutes (DMD
+ * at fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.71); from it on it is a short regression
+ * phase followed by regression beside a GAN whose head reads the frozen teacher (0.68-0.70 at 20), and for
  * the longest budgets regression to its plateau followed by DMD2 (distribution matching and the GAN beside
  * the regression); the GANs read Fashion-MNIST, Debian's dataset-fashion-mnist, unless --data names other
  * real images. Without the GAN (--no-gan) it is distribution matching in the window where it was measured ahead.
- * `fashionMnist` says whether Fashion-MNIST is installed (tests stand in for the file system).
+ * `fashionMnist` says whether Fashion-MNIST is installed (tests stand in for the file system); without it a
+ * --budget whose plan has a GAN is refused, and the no-flag run plans without the GAN and tells `notice`.
  */
-export function bundledTeacherSettings(input: Record<string, unknown>, o: { fashionMnist?: () => boolean } = {}): Partial<DMDConfig> {
+export function bundledTeacherSettings(input: Record<string, unknown>, o: { fashionMnist?: () => boolean; notice?: (s: string) => void } = {}): Partial<DMDConfig> {
   const minutes = typeof input.budget === 'number' ? input.budget : DEFAULT_BUDGET_MINUTES;
   // without regression (--lambda-reg 0) only the plan's length and EMA apply: DMD with fake:gen 1
   if (input.lambdaReg === 0) {
@@ -66,6 +67,11 @@ export function bundledTeacherSettings(input: Record<string, unknown>, o: { fash
   }
   const plan = planBudget(minutes, { gan: input.gan !== false });
   if (plan.gan && input.data === undefined && !(o.fashionMnist ?? hasFashionMnist)()) {
+    // the no-flag run still runs: the plan without the GAN, said once
+    if (input.budget === undefined && input.gan === undefined) {
+      o.notice?.(`the default ${minutes}-minute plan's GAN compares the generator's samples with real Fashion-MNIST images, which are not installed in ${FASHION_MNIST_DIR}: planning regression alone instead (EMA FD about 0.71 instead of 0.68-0.70); install them with 'apt-get install dataset-fashion-mnist' or give --data for the GAN plan`);
+      return planBudget(minutes, { gan: false });
+    }
     throw new BudgetError(`--budget ${minutes} plans a GAN (from ${TEACHER_GAN_FROM_MINUTES} minutes on), whose head compares the generator's samples with real Fashion-MNIST images, and Fashion-MNIST is not installed in ${FASHION_MNIST_DIR}: install it with 'apt-get install dataset-fashion-mnist', give --data <Fashion-MNIST IDX files or other 32x32 gray images>, or plan without the GAN with --no-gan`);
   }
   return plan;
@@ -87,7 +93,7 @@ export const BUNDLED_T2I_TEACHER: Partial<DMDConfig> = { realGuidance: 3, fakeUp
  * the phased recipes of longer budgets keep it beside distribution matching and the GAN.
  * A teacher given in memory (`teacherInMemory`) is not the bundled one.
  */
-export function applyRecipe(input: Record<string, unknown>, o: { teacherInMemory?: boolean; fashionMnist?: () => boolean } = {}): Record<string, unknown> {
+export function applyRecipe(input: Record<string, unknown>, o: { teacherInMemory?: boolean; fashionMnist?: () => boolean; notice?: (s: string) => void } = {}): Record<string, unknown> {
   const name = (input.recipe ?? 'default') as RecipeName;
   if (!RECIPE_NAMES.includes(name)) return input; // the schema reports the bad value
   const bundled = isBundledDefault(name, input.teacher, o.teacherInMemory);

@@ -109,8 +109,8 @@ export async function trainDMD(tr: RunTrainer, log: (s: string) => void, o: { pr
       total: cfg.steps,
       state: tr.state,
       position: () => tr.step,
-      // --lr-decay 0 is left out so that runs started before the option existed still resume
-      identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'prompts', ...(cfg.lrDecay === 0 ? ['lrDecay'] : [])]), teacher_sha256: tr.teacher.sha256, ...(tr.teacher.prompts && { prompts_sha256: tr.teacher.prompts.sha256 }) },
+      // --lr-decay 0 and --gan-samples fresh are left out so that runs started before the options existed still resume
+      identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'prompts', ...(cfg.lrDecay === 0 ? ['lrDecay'] : []), ...(cfg.ganSamples === 'fresh' ? ['ganSamples'] : [])]), teacher_sha256: tr.teacher.sha256, ...(tr.teacher.prompts && { prompts_sha256: tr.teacher.prompts.sha256 }) },
       config: cfg,
       info: {
         device: tr.device, dtype: cfg.dtype, tf32: isCuda(tr.device) ? cfg.tf32 : 'n/a (CPU)', deterministic: cfg.deterministic, teacher: tr.teacher.path, teacher_sha256: tr.teacher.sha256,

@@ -72,7 +72,7 @@ export class DMDTrainer {
    * `pairs: 'auto'` made (or found in the cache) first. The constructor takes resolved settings.
    */
   static async create(config: Partial<DMDConfig> & Record<string, unknown>, log: (s: string) => void = console.log): Promise<DMDTrainer> {
-    return new DMDTrainer(await resolveAutoPairs(applyRecipe(config) as Partial<DMDConfig> & Record<string, unknown>, log), log);
+    return new DMDTrainer(await resolveAutoPairs(applyRecipe(config, { notice: (s) => log(`note: ${s}`) }) as Partial<DMDConfig> & Record<string, unknown>, log), log);
   }
 
   /** Loads and checks everything a run needs before the first step. `o.teacher`: a teacher model in memory instead of cfg.teacher. */

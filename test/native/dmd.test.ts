@@ -13,6 +13,7 @@ import { DMDTrainer, DMDSetupError } from '../../src/dmd/trainer.js';
 import { resolveAutoPairs } from '../../src/dmd/regression/auto-pairs.js';
 import { fileSha256 } from '../../src/util/fs.js';
 import { NonFiniteLossError } from '../../src/train/errors.js';
+import { CheckpointStore } from '../../src/train/checkpoints.js';
 import { generate } from '../../src/edm/one-step.js';
 import { DEFAULT_FIXTURES, readManifest } from '../parity/fixtures.js';
 import { formulaWeights } from '../parity/kinds.js';
@@ -131,6 +132,9 @@ test.serial('--gan-features teacher with --lambda-dm 0: no fake score; G and the
   const ck = readdirSync(path.join(dir, 'tgan-split', 'checkpoints')).filter((f) => f.endsWith('.safetensors'));
   t.true(ck.length > 0);
   t.false([...readSafetensors(path.join(dir, 'tgan-split', 'checkpoints', ck.at(-1)!)).tensors.keys()].some((k) => k.startsWith('fake/')), 'the checkpoint holds no fake score');
+  const meta = CheckpointStore.load<{ identity: Record<string, unknown> }>(path.join(dir, 'tgan-split', 'checkpoints', ck.at(-1)!));
+  t.false('ganSamples' in meta.meta.identity, 'the default --gan-samples is left out of what resume compares, so checkpoints made before the option resume');
+  dispose(meta.tensors);
   t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'tgan-nogan'), ganFeatures: 'teacher' }, quiet), { message: /--gan-features teacher places the GAN head, which only --gan adds/ });
   a.dispose();
   b2.dispose();
