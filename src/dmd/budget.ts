@@ -1,9 +1,10 @@
 // --budget: the bundled Fashion-MNIST teacher's default recipe planned for a number of minutes of a
 // 2-core CPU, from the costs and the budget curves measured in experiments/fmnist-budget. Below the
 // crossing point (20 minutes, the default), regression alone on the cached teacher pairs is the best use
-// of the time. From it on, regression runs for a short phase, a GAN head on the frozen teacher's bottleneck warms up on the fixed
-// generator, and then the regression goes on beside that GAN (no distribution matching and no fake score:
-// a generator update every iteration), the head judging clean samples against real Fashion-MNIST images.
+// of the time. From it on, regression runs for a short phase, a GAN head on the frozen teacher's
+// bottleneck warms up on the fixed generator, and then the regression goes on beside that GAN (no
+// distribution matching and no fake score: a generator update every iteration), the head judging clean
+// samples against real Fashion-MNIST images.
 // For the longest budgets regression runs until it has nearly levelled off, the fake score and DMD2's
 // head warm up, and DMD2 takes over beside the regression: distribution matching (fake:gen 5, weighted so
 // that it is comparable with the regression) and the GAN at 100x its published generator weight. Without
