@@ -65,6 +65,8 @@ const dmd2AfterReg = { ...reg, fakeWarmup: 150, fakeUpdatesPerGen: 5, lambdaDm: 
 // regression beside a GAN head on the frozen teacher after a regression phase (items 24-26): no DM and no fake
 // score, both turns every iteration, item 24's head warm-up (50), generator weight 0.3 and head loss 0.1 (changes per preset)
 const tganAfterReg = { ...reg, lambdaDm: 0, dmStart: 600, fakeWarmup: 50, fakeUpdatesPerGen: 1, gan: true, ganFeatures: 'teacher', ganGenWeight: 0.3, ganHeadWeight: 0.1, data: 'fashion-mnist' } as const;
+// item 26's settings (400 warm-up iterations, generator weight 1), which --budget plans (items 26-27)
+const tganPlanned = { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1 } as const;
 export const PRESETS: Record<string, Preset> = {
   reg: { label: 'regression only', dmd: { ...reg, lambdaDm: 0 } },
   'dmd-1': { label: 'DMD: DM + regression, fake:gen 1 (the default recipe)', dmd: { ...reg, lambdaDm: 1, fakeUpdatesPerGen: 1 } },
@@ -88,11 +90,11 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-tgan-100-diff500': { label: "as reg600-tgan-100, both inputs noised first (diffusion GAN, table indices below 500: sigma up to 2.5), so that the teacher's bottleneck sees the noise levels it denoises", dmd: { ...tganAfterReg, diffusionGan: true, diffusionGanMaxTimestep: 500 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg300-tgan-100': { label: 'as reg600-tgan-100, branched off regression alone at 300 iterations (the GAN head warms up and takes over earlier)', dmd: { ...tganAfterReg, dmStart: 300 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400': { label: "as reg600-tgan-100, 400 warm-up iterations of the head instead of 50 (the head discriminates before the generator's GAN turns begin)", dmd: { ...tganAfterReg, fakeWarmup: 400 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
-  'reg600-tgan-w400-g1': { label: 'as reg600-tgan-w400, the GAN generator weight 1 (3.3x)', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
-  'reg600-tgan-w400-g1-lr2e-4': { label: 'as reg600-tgan-w400-g1, the generator lr 2e-4 (2x) from the branch on', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1, genLr: 2e-4 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
-  'reg600-tgan-w400-g1-pairs': { label: "as reg600-tgan-w400-g1, the GAN judging the generator's outputs for the regression batch instead of fresh samples (one generator pass per iteration)", dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1, ganSamples: 'pairs' }, branch: { from: 'reg' } },
-  'reg600-tgan-w400-g1-decay310': { label: "reg600-tgan-w400-g1 continued from its iteration 1050 with the generator lr falling linearly to 0 by 1360 (the 20-minute plan's length: G settles where it ends)", dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1, lrDecay: 310 }, branch: { from: 'reg600-tgan-w400-g1', at: 1050 }, costAs: 'reg600-tgan-100' },
-  'reg600-tgan-w400-g1-seed1-decay310': { label: 'the same, continuing reg600-tgan-w400-g1-seed1', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 1, lrDecay: 310, seed: 1 }, branch: { from: 'reg600-tgan-w400-g1-seed1', at: 1050 }, costAs: 'reg600-tgan-100' },
+  'reg600-tgan-w400-g1': { label: 'as reg600-tgan-w400, the GAN generator weight 1 (3.3x)', dmd: tganPlanned, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
+  'reg600-tgan-w400-g1-lr2e-4': { label: 'as reg600-tgan-w400-g1, the generator lr 2e-4 (2x) from the branch on', dmd: { ...tganPlanned, genLr: 2e-4 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
+  'reg600-tgan-w400-g1-pairs': { label: "as reg600-tgan-w400-g1, the GAN judging the generator's outputs for the regression batch instead of fresh samples (one generator pass per iteration)", dmd: { ...tganPlanned, ganSamples: 'pairs' }, branch: { from: 'reg' } },
+  'reg600-tgan-w400-g1-decay310': { label: "reg600-tgan-w400-g1 continued from its iteration 1050 with the generator lr falling linearly to 0 by 1360 (the 20-minute plan's length: G settles where it ends)", dmd: { ...tganPlanned, lrDecay: 310 }, branch: { from: 'reg600-tgan-w400-g1', at: 1050 }, costAs: 'reg600-tgan-100' },
+  'reg600-tgan-w400-g1-seed1-decay310': { label: 'the same, continuing reg600-tgan-w400-g1-seed1', dmd: { ...tganPlanned, lrDecay: 310, seed: 1 }, branch: { from: 'reg600-tgan-w400-g1-seed1', at: 1050 }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400-g3': { label: 'as reg600-tgan-w400, the GAN generator weight 3 (10x)', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 3 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
   'reg-decay480': { label: 'regression only, the generator lr falling linearly to 0 over the last 480 iterations', dmd: { ...reg, lambdaDm: 0, lrDecay: 480 }, costAs: 'reg' },
   'reg-lr3e-4': { label: 'regression only, generator lr 3e-4 (3x)', dmd: { ...reg, lambdaDm: 0, genLr: 3e-4 }, costAs: 'reg' },
