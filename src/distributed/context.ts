@@ -87,6 +87,27 @@ function checkSocketInterfaces(backend: Backend, who: string): void {
     throw new DistributedError(`${who}: ${variable}=${value} names ${missing.map((m) => `'${m}'`).join(', ')}, which this machine (${hostname()}) does not have; its interfaces: ${have.join(', ')}`);
 }
 
+/**
+ * The rendezvous stores this process has opened, by address and role, kept for the process's life. A
+ * process that joins a job a second time (dmd-train's `--pairs auto` step, then its training) goes
+ * through the same store under a fresh key prefix: rank 0 cannot bind its port again while the first
+ * store serves it, and torchrun's agent store still holds the first join's keys.
+ */
+const rootStores = new Map<string, Store>();
+/** how many times this process has joined a job: every rank of a job joins as often, in the same order */
+let joins = 0;
+
+function rootStore(launch: LaunchInfo, timeoutMs: number): Store {
+  const isServer = !launch.agentStore && launch.rank === 0;
+  const key = `${launch.masterAddr}:${launch.masterPort}:${isServer ? 'server' : 'client'}`;
+  let root = rootStores.get(key);
+  if (!root) {
+    root = Store.tcp({ host: launch.masterAddr, port: launch.masterPort, isServer, worldSize: launch.worldSize, timeoutMs });
+    rootStores.set(key, root);
+  }
+  return root;
+}
+
 function byValue(values: string[]): string {
   const groups = new Map<string, number[]>();
   values.forEach((v, r) => groups.set(v, [...(groups.get(v) ?? []), r]));
@@ -156,8 +177,7 @@ export class Distributed {
     let store: Store;
     try {
       // torchrun's agent hosts a store already (every rank a client); otherwise rank 0 hosts one
-      const root = Store.tcp({ host: launch.masterAddr, port: launch.masterPort, isServer: !launch.agentStore && launch.rank === 0, worldSize: launch.worldSize, timeoutMs });
-      store = root.prefix('dmd-torch');
+      store = rootStore(launch, timeoutMs).prefix(`dmd-torch/${++joins}`);
     } catch (e) {
       throw new DistributedError(`${who}: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -1,5 +1,5 @@
 // One process of a multi-process test (started with torchrun's environment by test/native/distributed.test.ts):
-//   tsx dist-worker.ts collectives OUT_DIR
+//   tsx dist-worker.ts collectives OUT_DIR       (collectives, then the job joined a second time)
 //   tsx dist-worker.ts train OUT_DIR '<DMDTrainer settings as JSON>' [iterations]
 // It writes OUT_DIR/rank<R>.json with what the test checks.
 import { writeFileSync } from 'node:fs';
@@ -23,8 +23,14 @@ if (mode === 'collectives') {
   // broadcast from rank 1 through the raw group
   dist.processGroup!.broadcast([bc], 1);
   dist.barrier();
-  write({ rank, size: dist.size, backend: dist.backend, sum: b.toArray(), gathered: g.map((t) => t.toArray()), broadcast: bc.toArray() });
   dist.destroy();
+  // joining the job again in the same process (dmd-train's --pairs auto step, then its training)
+  const { dist: again } = Distributed.forCommand({ device: 'cpu', distTimeout: 30 });
+  const c = tensor([rank + 100]);
+  again.sum(c);
+  again.barrier();
+  write({ rank, size: dist.size, backend: dist.backend, sum: b.toArray(), gathered: g.map((t) => t.toArray()), broadcast: bc.toArray(), secondSum: c.toArray() });
+  again.destroy();
 } else if (mode === 'train') {
   const cfg = JSON.parse(json!) as Record<string, unknown>;
   const tr = new DMDTrainer(cfg, () => {});

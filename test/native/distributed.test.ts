@@ -58,7 +58,7 @@ test('the launch contract: torchrun, SLURM and single-process environments; inco
   t.throws(() => launchFromEnv({ WORLD_SIZE: '2', MASTER_ADDR: 'h' }), { message: /RANK and WORLD_SIZE must be set together/ });
 });
 
-dtest(title('collectives: broadcast, sum, allgather and barrier over Gloo, with rank 0 hosting the store and with an agent store'), async (t) => {
+dtest(title('collectives: broadcast, sum, allgather and barrier over Gloo, with rank 0 hosting the store and with an agent store; a process joins the job a second time'), async (t) => {
   for (const agent of [false, true]) {
     const out = tempDir();
     let store: Store | null = null;
@@ -78,8 +78,10 @@ dtest(title('collectives: broadcast, sum, allgather and barrier over Gloo, with 
       t.deepEqual(v.sum, [3, 5, 7]);
       t.deepEqual(v.gathered, [[0, 1, 2, 3], [10, 11, 12, 13]]);
       t.deepEqual(v.broadcast, [20, 0]);
+      t.deepEqual(v.secondSum, [201], 'a collective after joining the job a second time');
     }
-    if (store) t.true(store.check(['dmd-torch/heartbeat/0', 'dmd-torch/heartbeat/1']));
+    // each join has its own keys in the agent store
+    if (store) t.true(store.check(['dmd-torch/1/heartbeat/0', 'dmd-torch/1/heartbeat/1', 'dmd-torch/2/heartbeat/0', 'dmd-torch/2/heartbeat/1']));
     port = 0;
   }
 });
@@ -170,7 +172,7 @@ dtest(title('a killed rank is named by the survivor within --dist-timeout; the r
   t.true(readFileSync(path.join(split, 'generator.safetensors')).subarray(-4096).equals(readFileSync(path.join(straight, 'generator.safetensors')).subarray(-4096)));
 });
 
-dtest(title('dmd teacher trains data-parallel; a DMD run resumed with another number of processes continues with a warning'), async (t) => {
+dtest(title('dmd teacher trains data-parallel; a DMD run with --pairs auto at 2 processes, resumed with another number of processes, continues with a warning'), async (t) => {
   if (existsSync(FASHION_MNIST_DIR)) {
     const out = path.join(dir, 'teacher2');
     writeFileSync(path.join(dir, 'tiny-net.yaml'), 'network:\n  model_channels: 8\n  num_blocks: 1\n  attn_resolutions: []\n');
@@ -186,9 +188,12 @@ dtest(title('dmd teacher trains data-parallel; a DMD run resumed with another nu
     t.is(lines.at(-1)!.kimg, 0.016);
   }
   const out = path.join(dir, 'regroup');
-  const common = ['src/cli/dmd-train.ts', '--teacher', teacher, '--out', out, '--batch-size', '2', '--device', 'cpu', '--final-eval', '0', '--checkpoint-every', '4', '--sample-every', '1000'];
-  for (const p of await world([...common, '--steps', '4'], 2)) t.is(p.code, 0, p.out);
-  const [one] = await world([...common, '--steps', '8', '--resume'], 1);
+  // --pairs auto: the processes make the pairs together, then join the job again to train
+  const cache = { XDG_CACHE_HOME: path.join(dir, 'regroup-cache') };
+  const common = ['src/cli/dmd-train.ts', '--teacher', teacher, '--out', out, '--batch-size', '2', '--device', 'cpu', '--final-eval', '0', '--checkpoint-every', '4', '--sample-every', '1000', '--pairs', 'auto', '--auto-pairs', '6'];
+  for (const p of await world([...common, '--steps', '4'], 2, cache)) t.is(p.code, 0, p.out);
+  t.is(readdirSync(path.join(dir, 'regroup-cache', 'dmd-torch', 'pairs')).length, 1);
+  const [one] = await world([...common, '--steps', '8', '--resume'], 1, cache);
   t.is(one!.code, 0, one!.out);
   t.regex(one!.out, /warning: the checkpoint was written by 2 process\(es\), this run has 1: it continues, but not bit-exactly/);
 });
