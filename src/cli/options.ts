@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Options } from 'yargs';
 import { parse as parseYAML, YAMLError } from 'yaml';
 import { readRegularFile, FileError } from '../util/fs.js';
-import { formatZodError, kebab } from '../util/zod.js';
+import { formatZodError, kebab, unwrapField as unwrap } from '../util/zod.js';
 
 export class ConfigError extends Error {
   readonly code = 'ERR_CONFIG';
@@ -15,23 +15,6 @@ type AnyObject = z.ZodObject<z.ZodRawShape>;
 
 export { kebab };
 const camel = (s: string) => s.replace(/[-_]([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-
-/** A field's schema without its default/optional/nullable wrappers, with the default and the first description found (zod's public API only). */
-function unwrap(t: z.ZodType): { base: z.ZodType; dflt: unknown; hasDefault: boolean; description: string } {
-  let cur: z.ZodType = t;
-  let dflt: unknown;
-  let hasDefault = false;
-  let description = t.description ?? '';
-  for (;;) {
-    if (cur instanceof z.ZodDefault) {
-      dflt = cur.def.defaultValue;
-      hasDefault = true;
-    } else if (!(cur instanceof z.ZodOptional || cur instanceof z.ZodNullable)) break;
-    cur = (cur as z.ZodDefault | z.ZodOptional | z.ZodNullable).unwrap() as z.ZodType;
-    description ||= cur.description ?? '';
-  }
-  return { base: cur, dflt, hasDefault, description };
-}
 
 /** yargs options for every field of the schema (flag = kebab-case of the field). */
 export function yargsOptions(schema: AnyObject): Record<string, Options> {

@@ -10,6 +10,7 @@ import { FDProbe, type ProbeInputs } from '../metrics/probe.js';
 import { finalEvaluation } from '../metrics/final-eval.js';
 import { runTraining, type RunHooks, type RunResult } from '../train/run.js';
 import { settingsIdentity } from '../train/settings.js';
+import { schemaDefaults } from '../util/zod.js';
 import { describeMemory, PeakTracker, formatBytes } from '../train/memory.js';
 import { reportHooks, writeReport } from '../report/report.js';
 import type { DMDPhase } from './phases.js';
@@ -18,7 +19,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Device } from '../tensor/device.js';
 import type { Distributed } from '../distributed/context.js';
 import type { TrainState } from '../train/state.js';
-import type { DMDConfig } from './config.js';
+import { DMDConfigSchema, type DMDConfig } from './config.js';
 import type { LoadedTeacher } from './setup.js';
 import type { OneStepGenerator } from './generator.js';
 import type { Critic } from './critic.js';
@@ -109,8 +110,9 @@ export async function trainDMD(tr: RunTrainer, log: (s: string) => void, o: { pr
       total: cfg.steps,
       state: tr.state,
       position: () => tr.step,
-      // --lr-decay 0 and --gan-samples fresh are left out so that runs started before the options existed still resume
-      identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'prompts', ...(cfg.lrDecay === 0 ? ['lrDecay'] : []), ...(cfg.ganSamples === 'fresh' ? ['ganSamples'] : [])]), teacher_sha256: tr.teacher.sha256, ...(tr.teacher.prompts && { prompts_sha256: tr.teacher.prompts.sha256 }) },
+      identity: { ...settingsIdentity(cfg, ['steps', 'teacher', 'prompts']), teacher_sha256: tr.teacher.sha256, ...(tr.teacher.prompts && { prompts_sha256: tr.teacher.prompts.sha256 }) },
+      // checkpoints written before a setting existed resume while it is left at its default
+      identityDefaults: schemaDefaults(DMDConfigSchema),
       config: cfg,
       info: {
         device: tr.device, dtype: cfg.dtype, tf32: isCuda(tr.device) ? cfg.tf32 : 'n/a (CPU)', deterministic: cfg.deterministic, teacher: tr.teacher.path, teacher_sha256: tr.teacher.sha256,

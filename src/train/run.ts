@@ -34,6 +34,11 @@ export interface RunDefinition {
   position(): number;
   /** settings that must equal the checkpoint's to resume (teacher hash, batch size, recipe, ...) */
   identity: Record<string, unknown>;
+  /**
+   * the settings' defaults: a setting that a checkpoint's identity lacks (one written before the setting
+   * existed) matches its default, so that such checkpoints still resume when it is left at that
+   */
+  identityDefaults?: Record<string, unknown>;
   /** recorded in run.json and the checkpoints */
   config: unknown;
   /** facts for run.json and the report: device, teacher, parameter counts, global batch, ... */
@@ -104,11 +109,12 @@ export interface RunRecord {
 
 const pad = (s: number) => String(s).padStart(8, '0');
 
-/** Differences between two identities, as "key (checkpoint: a, now: b)". */
-function identityDiff(then: Record<string, unknown>, now: Record<string, unknown>): string[] {
+/** Differences between two identities, as "key (checkpoint: a, now: b)"; a key the checkpoint lacks matches its default. */
+export function identityDiff(then: Record<string, unknown>, now: Record<string, unknown>, defaults: Record<string, unknown> = {}): string[] {
   const keys = [...new Set([...Object.keys(then), ...Object.keys(now)])].sort();
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   return keys
-    .filter((k) => JSON.stringify(then[k]) !== JSON.stringify(now[k]))
+    .filter((k) => !same(then[k], now[k]) && !(!(k in then) && k in defaults && same(defaults[k], now[k])))
     .map((k) => `${k} (checkpoint: ${JSON.stringify(then[k]) ?? 'unset'}, now: ${JSON.stringify(now[k]) ?? 'unset'})`);
 }
 
@@ -159,7 +165,7 @@ function chooseCheckpoint(store: CheckpointStore, s: RunSettings, def: RunDefini
       throw new RunError(`${ck.path}: is a checkpoint of a ${m.kind ?? 'different'} run, not of a ${def.kind} run`);
     if (ck.step > def.total)
       throw new RunError(`${ck.path}: the checkpoint is at step ${ck.step}, beyond the ${def.total} steps asked for; ask for at least ${ck.step} steps to continue it`);
-    const diff = identityDiff(m.identity ?? {}, def.identity);
+    const diff = identityDiff(m.identity ?? {}, def.identity, def.identityDefaults);
     if (diff.length) {
       const msg = `${ck.path} was made with other settings: ${diff.join('; ')}`;
       if (!s.forceResume) throw new RunError(`${msg}. Resume with the same settings, or pass --force-resume to continue with the new ones (not bit-exact)`);

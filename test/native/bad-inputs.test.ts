@@ -212,6 +212,23 @@ test.serial('resume refuses other settings, accepts them with --force-resume (wa
   t.is(cks(out).at(-1), 'checkpoint-00000006.safetensors');
 });
 
+test.serial('a checkpoint written before a setting existed resumes while the setting is at its default, and is refused at another value', async (t) => {
+  const out = path.join(dir, 'resume-older');
+  await run({ out, steps: 4 });
+  // as an older version wrote it: its identity lacks the settings added since (here two of them)
+  const file = path.join(ckDir(out), cks(out).at(-1)!);
+  const r = readSafetensors(file);
+  const meta = JSON.parse(r.metadata.meta!) as { identity: Record<string, unknown> };
+  t.is(meta.identity.lrDecay, 0);
+  delete meta.identity.lrDecay;
+  delete meta.identity.ganSamples;
+  writeSafetensors(file, r.tensors, { ...r.metadata, meta: JSON.stringify(meta) });
+  for (const v of r.tensors.values()) v.dispose();
+  await t.throwsAsync(() => run({ out, steps: 6, resume: true, lrDecay: 2 }), { message: /made with other settings: lrDecay \(checkpoint: unset, now: 2\)/ });
+  await run({ out, steps: 6, resume: true });
+  t.is(cks(out).at(-1), 'checkpoint-00000006.safetensors');
+});
+
 test.serial('resume recovers: unreadable newest checkpoint (warned, previous used), NaN weights refused naming the last finite one, stray temporaries removed', async (t) => {
   const out = path.join(dir, 'resume-recover');
   await run({ out, steps: 6 });

@@ -133,7 +133,7 @@ test.serial('--gan-features teacher with --lambda-dm 0: no fake score; G and the
   t.true(ck.length > 0);
   t.false([...readSafetensors(path.join(dir, 'tgan-split', 'checkpoints', ck.at(-1)!)).tensors.keys()].some((k) => k.startsWith('fake/')), 'the checkpoint holds no fake score');
   const meta = CheckpointStore.load<{ identity: Record<string, unknown> }>(path.join(dir, 'tgan-split', 'checkpoints', ck.at(-1)!));
-  t.false('ganSamples' in meta.meta.identity, 'the default --gan-samples is left out of what resume compares, so checkpoints made before the option resume');
+  t.is(meta.meta.identity.ganSamples, 'fresh', 'resume compares every setting, defaults included');
   dispose(meta.tensors);
   t.throws(() => new DMDTrainer({ ...base, out: path.join(dir, 'tgan-nogan'), ganFeatures: 'teacher' }, quiet), { message: /--gan-features teacher places the GAN head, which only --gan adds/ });
   a.dispose();
