@@ -57,6 +57,7 @@ export const DMDConfigSchema = z.object({
   gan: z.boolean().default(false).describe("DMD2's GAN: a classifier head on the fake score's bottleneck, real images from --data"),
   ganFeatures: z.enum(['fake', 'teacher']).default('fake').describe("what the GAN head reads: fake (DMD2: the fake score's bottleneck, which the head's loss trains too) or teacher (the frozen teacher's bottleneck: only the head learns; with --lambda-dm 0 no fake score is made at all)"),
   ganSamples: z.enum(['fresh', 'pairs']).default('fresh').describe("which of the generator's samples the GAN judges: fresh (DMD2: a batch of new noise) or pairs (the regression batch's outputs, so that an iteration runs the generator once; needs --lambda-dm 0 and --pairs)"),
+  ganBatchSize: z.number().int().min(0).default(0).describe('how many of the batch the GAN judges: its generator term on that many fresh samples, its head on that many generated and real images (0: the whole batch). Fewer makes a GAN iteration cheaper; below --batch-size it needs --lambda-dm 0'),
   ganGenWeight: z.number().min(0).default(3e-3).describe('weight of the generator GAN loss'),
   ganHeadWeight: z.number().min(0).default(1e-2).describe('weight of the head classification loss'),
   diffusionGan: z.boolean().default(false).describe('noise real and generated images before the head ("diffusion GAN")'),

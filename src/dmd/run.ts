@@ -69,7 +69,7 @@ export function describeDMD(tr: RunTrainer): string {
   if (cfg.dmStart > 0) parts.push(`regression alone for the first ${cfg.dmStart} iterations`);
   const head = tr.critic?.head;
   if (cfg.fakeWarmup > 0) parts.push(`then ${cfg.fakeWarmup} iterations of ${tr.critic?.fake ? 'fake-score' : 'GAN-head'} warm-up`);
-  if (head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${cfg.ganFeatures === 'teacher' ? "frozen teacher's" : "fake score's"} ${head.channels}-channel bottleneck, real images ${cfg.data}${cfg.ganSamples === 'pairs' ? ", judging the regression batch's outputs" : ''})`);
+  if (head) parts.push(`GAN (${cfg.diffusionGan ? 'diffusion ' : ''}head on the ${cfg.ganFeatures === 'teacher' ? "frozen teacher's" : "fake score's"} ${head.channels}-channel bottleneck, real images ${cfg.data}${cfg.ganSamples === 'pairs' ? ", judging the regression batch's outputs" : ''}${cfg.ganBatchSize && cfg.ganBatchSize < cfg.batchSize ? `, ${cfg.ganBatchSize} samples of the batch` : ''})`);
   if (cfg.lrDecay > 0) parts.push(`generator lr ${cfg.genLr} falling linearly to 0 over the last ${cfg.lrDecay} iterations`);
   if (tr.ema) parts.push(`EMA ${cfg.emaDecay}`);
   if (tr.teacher.memory) parts.push(`estimated peak memory per process ${describeMemory(tr.teacher.memory, cfg.batchSize)}`);

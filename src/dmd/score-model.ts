@@ -11,6 +11,11 @@ import type { ImageSpec } from '../metrics/classifier.js';
 /** What a sample is conditioned on: one-hot class labels [N, classes], text embeddings [N, tokens, width], or nothing. */
 export type Conditioning = Tensor | null;
 
+/** The first n samples of a batch with their conditioning (the batch itself when it holds no more). */
+export function firstSamples(s: { x: Tensor; cond: Conditioning }, n: number): { x: Tensor; cond: Conditioning } {
+  return s.x.shape[0]! <= n ? s : { x: s.x.narrow(0, 0, n), cond: s.cond?.narrow(0, 0, n) ?? null };
+}
+
 /** Noise levels (indices into the schedule's table) and standard normal noise for a batch; injectable so tests can feed reference values. */
 export interface NoiseDraw {
   /** int64 [N], indices into the schedule's table of levels */

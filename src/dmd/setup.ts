@@ -44,6 +44,10 @@ export function parseDMDSettings(config: Partial<DMDConfig> & Record<string, unk
   if (cfg.ganFeatures !== 'fake' && !cfg.gan) throw new DMDSetupError(`--gan-features ${cfg.ganFeatures} places the GAN head, which only --gan adds: add --gan or drop --gan-features`);
   if (cfg.ganSamples === 'pairs' && !(cfg.gan && cfg.lambdaDm === 0 && cfg.pairs && cfg.lambdaReg > 0))
     throw new DMDSetupError('--gan-samples pairs lets the GAN judge the regression batch instead of fresh samples, which needs --gan, --pairs (with --lambda-reg > 0) and --lambda-dm 0 (distribution matching needs fresh samples): add those or drop --gan-samples');
+  if (cfg.ganBatchSize > 0 && !cfg.gan) throw new DMDSetupError(`--gan-batch-size ${cfg.ganBatchSize} sets how many samples the GAN judges, which only --gan adds: add --gan or drop --gan-batch-size`);
+  if (cfg.ganBatchSize > cfg.batchSize) throw new DMDSetupError(`--gan-batch-size ${cfg.ganBatchSize} is larger than the batch (--batch-size ${cfg.batchSize}): give at most ${cfg.batchSize}`);
+  if (cfg.ganBatchSize > 0 && cfg.ganBatchSize < cfg.batchSize && cfg.lambdaDm > 0)
+    throw new DMDSetupError(`--gan-batch-size ${cfg.ganBatchSize} below --batch-size ${cfg.batchSize} needs --lambda-dm 0: distribution matching and the fake score judge the whole batch of fresh samples`);
   if (cfg.recipe === 'sd15-dmd' && !cfg.pairs)
     throw new DMDSetupError('--recipe sd15-dmd regresses onto teacher pairs: give --pairs DIR (dmd pairs --teacher T --prompts P --out DIR) or --pairs auto');
   if (cfg.lambdaDm === 0 && !(cfg.pairs && cfg.lambdaReg > 0) && !cfg.gan)

@@ -28,7 +28,7 @@ import { Critic } from './critic.js';
 import { OneStepGenerator } from './generator.js';
 import { RankRandom } from './rng.js';
 import { parseDMDSettings, joinRun, loadTeacher, runFingerprint, DMDSetupError, type LoadedTeacher } from './setup.js';
-import type { Conditioning, NoiseSchedule, ScoreModel } from './score-model.js';
+import { firstSamples, type Conditioning, type NoiseSchedule, type ScoreModel } from './score-model.js';
 import { describeDMD, trainDMD, type DMDRunResult } from './run.js';
 import { phaseOf, turnsOf, type DMDPhase } from './phases.js';
 
@@ -139,7 +139,8 @@ export class DMDTrainer {
       const cond = this.real.randomConditions(B, (lo, hi, n) => this.rng.randint(lo, hi, n));
       const z = this.rng.randn([B, ...this.real.sampleShape]);
       const t0 = performance.now();
-      const judged = generatorTurn ? this.generatorTurn(z, cond, scale, m, phase === 'regression') : { x: noGrad(() => this.generator.forward(z, cond)), cond };
+      const noise = firstSamples({ x: z, cond }, cfg.ganBatchSize || B);
+      const judged = generatorTurn ? this.generatorTurn(noise, scale, m, phase === 'regression') : { x: noGrad(() => this.generator.forward(noise.x, noise.cond)), cond: noise.cond };
       const t1 = performance.now();
       if (fakeTurn) this.fakeScoreTurn(judged!.x, judged!.cond, fakeScale, m);
       this.turnSeconds.generator = generatorTurn ? (t1 - t0) / 1000 : 0;
@@ -152,16 +153,17 @@ export class DMDTrainer {
 
   /**
    * The generator's update: DM, regression and the GAN term, back-propagated with the critic frozen (`regressionOnly`:
-   * the regression phase). Returns what the critic judges: G's fresh samples, or the regression batch's (null: no critic).
+   * the regression phase). Returns what the critic judges: G's fresh samples of `noise`, or the regression batch's
+   * (its first --gan-batch-size; null: no critic).
    */
-  private generatorTurn(z: Tensor, cond: Conditioning, scale: number, m: Record<string, Tensor>, regressionOnly = false): { x: Tensor; cond: Conditioning } | null {
+  private generatorTurn(noise: { x: Tensor; cond: Conditioning }, scale: number, m: Record<string, Tensor>, regressionOnly = false): { x: Tensor; cond: Conditioning } | null {
     const cfg = this.cfg;
     const critic = regressionOnly ? null : this.critic;
-    let judged = critic && cfg.ganSamples === 'fresh' ? { x: this.generator.forward(z, cond), cond } : null;
+    let judged = critic && cfg.ganSamples === 'fresh' ? { x: this.generator.forward(noise.x, noise.cond), cond: noise.cond } : null;
     const backward = () => {
       const terms: Tensor[] = [];
       if (critic && cfg.lambdaDm > 0) {
-        const dm = critic.distributionMatching(judged!.x, cond);
+        const dm = critic.distributionMatching(judged!.x, judged!.cond);
         m.loss_dm = dm.loss;
         m.dm_grad_norm = dm.grad.norm();
         terms.push(cfg.lambdaDm === 1 ? dm.loss : dm.loss.mul(cfg.lambdaDm));
@@ -169,7 +171,7 @@ export class DMDTrainer {
       if (this.regression && cfg.lambdaReg > 0) {
         const { loss, ...outputs } = this.regression.loss(this.generator, cfg.batchSize);
         terms.push((m.loss_reg = loss).mul(cfg.lambdaReg));
-        judged ??= critic ? outputs : null;
+        judged ??= critic ? firstSamples(outputs, cfg.ganBatchSize || cfg.batchSize) : null;
       }
       if (critic?.head && cfg.ganGenWeight > 0) terms.push((m.loss_gan_gen = ganGeneratorLoss(critic.ganLogits(judged!.x, judged!.cond))).mul(cfg.ganGenWeight));
       this.optG.zeroGrad();
@@ -195,7 +197,7 @@ export class DMDTrainer {
     if (total) m.loss_fake = total;
     if (critic.head && this.data) {
       const b = this.data.next();
-      const real = { x: this.rng.slice(b.x, cfg.batchSize), cond: this.rng.slice(b.cond, cfg.batchSize) };
+      const real = firstSamples({ x: this.rng.slice(b.x, cfg.batchSize), cond: this.rng.slice(b.cond, cfg.batchSize) }, xd.shape[0]!);
       const gan = critic.ganHeadLoss(real, { x: xd, cond });
       m.loss_gan_head = gan.loss;
       m.d_real = gan.dReal;

@@ -141,13 +141,14 @@ test.serial('--gan-features teacher with --lambda-dm 0: no fake score; G and the
   dispose([teacher0, head0]);
 });
 
-test.serial('--gan-samples pairs: a GAN iteration runs the generator once, on the regression batch, and the head judges those outputs', async (t) => {
+test.serial('--gan-samples pairs: a GAN iteration runs the generator once, on the regression batch, and the head judges those outputs; --gan-batch-size judges the first samples only', async (t) => {
   await pairsReady;
-  const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, lambdaDm: 0, gan: true, ganFeatures: 'teacher' as const, fakeUpdatesPerGen: 1, data: pngClassFolder(dir), emaDecay: 0.9, sampleEvery: 100, checkpointEvery: 100, steps: 4 };
-  const count = (samples: 'fresh' | 'pairs') => {
-    const tr = new DMDTrainer({ ...cfg, ganSamples: samples, out: path.join(dir, `tgan-${samples}`) }, quiet);
+  const cfg = { ...base, pairs: pairsDir, regression: 'l2' as const, lambdaDm: 0, gan: true, ganFeatures: 'teacher' as const, fakeUpdatesPerGen: 1, data: pngClassFolder(dir), emaDecay: 0.9, sampleEvery: 100, checkpointEvery: 100, steps: 4, batchSize: 4 };
+  const count = (samples: 'fresh' | 'pairs', ganBatchSize = 0) => {
+    const tr = new DMDTrainer({ ...cfg, ganSamples: samples, ganBatchSize, out: path.join(dir, `tgan-${samples}-${ganBatchSize}`) }, quiet);
     const outputs: Tensor[] = [];
     const judged: Tensor[] = [];
+    const realRows: number[] = [];
     const forward = tr.generator.forward.bind(tr.generator);
     tr.generator.forward = (z, c) => {
       const x = forward(z, c);
@@ -157,24 +158,39 @@ test.serial('--gan-samples pairs: a GAN iteration runs the generator once, on th
     const headLoss = tr.critic!.ganHeadLoss.bind(tr.critic!);
     tr.critic!.ganHeadLoss = (real, generated) => {
       judged.push(generated.x.clone().keep());
+      realRows.push(real.x.shape[0]!);
       return headLoss(real, generated);
     };
     const m = tr.iteration();
-    const r = { forwards: outputs.length, judged: judged.length === 1 ? outputs.findIndex((o) => o.equal(judged[0]!)) : -2, m };
+    const rows = judged[0]!.shape[0]!;
+    const r = { forwards: outputs.map((o) => o.shape[0]), judged: judged.length === 1 ? outputs.findIndex((o) => o.narrow(0, 0, Math.min(rows, o.shape[0]!)).equal(judged[0]!)) : -2, rows, realRows, m };
     dispose([...outputs, ...judged]);
     tr.dispose();
     return r;
   };
   const fresh = count('fresh');
   const pairs = count('pairs');
-  t.is(fresh.forwards, 2, 'DMD2: fresh samples and the regression batch');
-  t.is(pairs.forwards, 1, 'the regression batch alone');
+  t.deepEqual(fresh.forwards, [4, 4], 'DMD2: fresh samples and the regression batch');
+  t.deepEqual(pairs.forwards, [4], 'the regression batch alone');
   t.is(fresh.judged, 0, "the head's turn judges the fresh samples");
   t.is(pairs.judged, 0, "the head's turn judges the regression batch's outputs");
   t.true(Number.isFinite(pairs.m.loss_gan_gen!) && Number.isFinite(pairs.m.loss_reg!) && Number.isFinite(pairs.m.loss_gan_head!));
   t.not(pairs.m.loss_gan_gen, fresh.m.loss_gan_gen);
+  // --gan-batch-size 1: one fresh sample (or the regression batch's first output) against one real image; the regression keeps the whole batch
+  const freshOne = count('fresh', 1);
+  const pairsOne = count('pairs', 1);
+  t.deepEqual(freshOne.forwards, [1, 4]);
+  t.deepEqual([freshOne.judged, freshOne.rows, freshOne.realRows], [0, 1, [1]]);
+  t.deepEqual(pairsOne.forwards, [4]);
+  t.deepEqual([pairsOne.judged, pairsOne.rows, pairsOne.realRows], [0, 1, [1]]);
+  t.is(freshOne.m.loss_reg, fresh.m.loss_reg, 'the same regression batch and loss');
+  t.true(Number.isFinite(freshOne.m.loss_gan_gen!) && Number.isFinite(freshOne.m.loss_gan_head!));
+  t.deepEqual(count('fresh', 4).m, fresh.m, 'the whole batch is the default');
   t.throws(() => new DMDTrainer({ ...cfg, ganSamples: 'pairs', lambdaDm: 1, out: path.join(dir, 'tgan-pairs-dm') }, quiet), { message: /--gan-samples pairs .* needs --gan, --pairs .* and --lambda-dm 0/ });
   t.throws(() => new DMDTrainer({ ...base, ganSamples: 'pairs', lambdaDm: 0, gan: true, data: cfg.data, out: path.join(dir, 'tgan-pairs-nopairs') }, quiet), { message: /--gan-samples pairs/ });
+  t.throws(() => new DMDTrainer({ ...cfg, ganBatchSize: 2, lambdaDm: 1, out: path.join(dir, 'gb-dm') }, quiet), { message: /--gan-batch-size 2 below --batch-size 4 needs --lambda-dm 0/ });
+  t.throws(() => new DMDTrainer({ ...cfg, ganBatchSize: 5, out: path.join(dir, 'gb-big') }, quiet), { message: /--gan-batch-size 5 is larger than the batch \(--batch-size 4\)/ });
+  t.throws(() => new DMDTrainer({ ...cfg, ganBatchSize: 2, gan: false, ganFeatures: 'fake', out: path.join(dir, 'gb-nogan') }, quiet), { message: /--gan-batch-size 2 sets how many samples the GAN judges, which only --gan adds/ });
 });
 
 test.serial('--deterministic on the CPU changes nothing: the same losses and weights as the default kernels', async (t) => {
