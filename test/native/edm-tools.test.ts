@@ -114,6 +114,17 @@ test('pairs: sharded, deterministic, resumable without rewriting complete shards
   const y = noGrad(() => sampleEDM(net, r.get('z')!, F.oneHot(lab, 10), { numSteps: 2 }).x);
   t.true(y.to('float32').allclose(r.get('y')!, 1e-5, 1e-5));
   await t.throwsAsync(() => makePairs({ ...cfg, steps: 3 }, quiet), { message: /other settings \(sampler differ/ });
+  // the default batch (by teacher and device) makes the same noises and labels as batches of 3, and the
+  // same outputs up to the kernels' rounding at another batch size
+  const auto = path.join(dir, 'pairs-auto-batch');
+  await makePairs(PairsConfigSchema.parse({ ...cfg, batchSize: undefined, out: auto }), quiet);
+  for (const sh of m.shards) {
+    const [a, b] = [readSafetensors(path.join(auto, sh.file)).tensors, readSafetensors(path.join(out, sh.file)).tensors];
+    t.true(a.get('z')!.equal(b.get('z')!) && a.get('label')!.equal(b.get('label')!), sh.file);
+    const d = a.get('y')!.sub(b.get('y')!).abs().max().item();
+    t.log(`${sh.file}: max |y difference| ${d.toExponential(1)}`);
+    t.true(d < 1e-4, `${sh.file}: ${d}`);
+  }
   const ds = new PairsDataset(out);
   const b = ds.batch(5, Generator.create('cpu', 0), 'cpu');
   t.deepEqual(b.z.shape, [5, 1, 32, 32]);

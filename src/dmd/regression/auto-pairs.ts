@@ -8,17 +8,10 @@ import { isStableDiffusion } from '../../sd/checkpoint.js';
 import { makePairs, PairsConfigSchema } from './pairs.js';
 import { defaultTeacherPath } from '../../edm/default-teacher.js';
 import { DMDConfigSchema, type DMDConfig } from '../config.js';
-import { cuda } from '../../tensor/cuda.js';
 
 /** the sampler of the cached pairs: an EDM teacher's Heun ODE with EDM's 18 steps, an SD teacher's DDIM with 50 */
 const HEUN_STEPS = 18;
 const DDIM_STEPS = 50;
-/**
- * An EDM teacher's batch: on a CPU a small one keeps the activations in cache (the bundled teacher's 1024
- * pairs: 4.0 images/s at 32, 3.0 at 128, 2.5 at 256 on a 2-core VM; the same bits at every batch size).
- */
-const EDM_BATCH = { cpu: 32, cuda: 128 } as const;
-
 export function pairsCacheDir(): string {
   return path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'dmd-torch', 'pairs');
 }
@@ -36,10 +29,9 @@ export async function resolveAutoPairs<C extends Partial<DMDConfig>>(cfg: C, log
   const dir = path.join(pairsCacheDir(), `${pathSha256(teacher).slice(0, 16)}-${count}-${sampler}-seed${cfg.seed ?? 0}`);
   log(`--pairs auto: ${count} teacher pairs (${sd ? `DDIM, ${DDIM_STEPS} steps, guidance ${guidance}` : `Heun, ${HEUN_STEPS} steps`}) in ${dir}`);
   const device = cfg.device ?? 'auto';
-  const onCpu = device === 'cpu' || (device === 'auto' && cuda.unavailableReason() !== null);
   const sdSettings = sd ? { prompts, resolution: cfg.resolution, teacherConfig: cfg.teacherConfig, guidance } : {};
   await makePairs(
-    PairsConfigSchema.parse({ teacher, out: dir, count, steps: sd ? DDIM_STEPS : HEUN_STEPS, ...sdSettings, seed: cfg.seed ?? 0, shardSize: 256, batchSize: sd ? 16 : EDM_BATCH[onCpu ? 'cpu' : 'cuda'], device, distBackend: cfg.distBackend, distTimeout: cfg.distTimeout }),
+    PairsConfigSchema.parse({ teacher, out: dir, count, steps: sd ? DDIM_STEPS : HEUN_STEPS, ...sdSettings, seed: cfg.seed ?? 0, shardSize: 256, device, distBackend: cfg.distBackend, distTimeout: cfg.distTimeout }),
     log,
   );
   return { ...cfg, pairs: dir };

@@ -18,7 +18,7 @@ export const PairsConfigSchema = z.object({
   guidance: z.number().positive().optional().describe('classifier-free guidance weight of the teacher (1 = none; default: EDM 1, SD 3 as DMD)'),
   labels: z.enum(['balanced', 'random']).default('balanced').describe('class labels (or prompts): cycled through, or drawn uniformly'),
   shardSize: z.number().int().positive().default(1000).describe('pairs per shard file'),
-  batchSize: fields.batchSize(250, 'samples per teacher batch'),
+  batchSize: z.number().int().min(0).max(1 << 20).default(0).describe('samples per teacher batch (0: by teacher and device: an EDM teacher 32 on a CPU and 128 on a GPU, a Stable Diffusion teacher 16)'),
   seed: fields.seed('noise seed'),
   device: fields.device(),
   ...distributedShape(),

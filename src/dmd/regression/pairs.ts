@@ -52,17 +52,18 @@ function openManifest(cfg: PairsConfig, teacher: { file: string; sha256: string 
 }
 
 /** One shard: its seeded noises and conditions, the teacher's ODE outputs in batches, written atomically. */
-async function makeShard(cfg: PairsConfig, m: PairsManifest, shard: PairsManifest['shards'][number], sample: PairsTeacher['sample'], device: Device, onImages: (n: number) => void): Promise<void> {
+async function makeShard(cfg: PairsConfig, m: PairsManifest, shard: PairsManifest['shards'][number], t: PairsTeacher, device: Device, onImages: (n: number) => void): Promise<void> {
   const g = Generator.create('cpu', deriveSeed(cfg.seed, 1000 + m.shards.indexOf(shard)));
   const zAll = keep(randn([shard.count, ...m.imageShape], { generator: g }));
   const k = conditionCount(m);
   const cls = keep(tidy(() => (k ? (cfg.labels === 'balanced' ? arange(shard.start, shard.start + shard.count).remainder(k) : randint(0, k, [shard.count], { generator: g })) : arange(0, 0))));
   const ys: Tensor[] = [];
   try {
-    for (let b = 0; b < shard.count; b += cfg.batchSize) {
-      const n = Math.min(cfg.batchSize, shard.count - b);
+    const batch = cfg.batchSize || t.defaultBatch;
+    for (let b = 0; b < shard.count; b += batch) {
+      const n = Math.min(batch, shard.count - b);
       ys.push(keep(noGrad(() => tidy(() => {
-        return sample(zAll.narrow(0, b, n).to(device), k ? cls.narrow(0, b, n) : null).to({ device: 'cpu', dtype: 'float32' });
+        return t.sample(zAll.narrow(0, b, n).to(device), k ? cls.narrow(0, b, n) : null).to({ device: 'cpu', dtype: 'float32' });
       }))));
       onImages(n);
       await new Promise<void>((r) => setImmediate(r));
@@ -101,7 +102,7 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
     let done = 0;
     for (const shard of todo) {
       await new Promise<void>((r) => setImmediate(r));
-      await makeShard(cfg, m, shard, (z, idx) => t.sample(z, idx), device, (n) => progress.update((done += n), {}, 'img'));
+      await makeShard(cfg, m, shard, t, device, (n) => progress.update((done += n), {}, 'img'));
       shard.complete = true;
       saveManifest();
       dist.heartbeat();
