@@ -95,6 +95,8 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-tgan-w400-g1-pairs': { label: "as reg600-tgan-w400-g1, the GAN judging the generator's outputs for the regression batch instead of fresh samples (one generator pass per iteration)", dmd: { ...tganPlanned, ganSamples: 'pairs' }, branch: { from: 'reg' } },
   'reg600-tgan-w400-g1-gb16': { label: 'as reg600-tgan-w400-g1, the GAN judging 16 of the 32 samples (--gan-batch-size 16: its generator term on 16 fresh samples, its head on 16 generated and 16 real), continued from its iteration 900 (in the head warm-up)', dmd: { ...tganPlanned, ganBatchSize: 16 }, branch: { from: 'reg600-tgan-w400-g1', at: 900 } },
   'reg600-tgan-w400-g1-gb8': { label: 'the same with 8 of the 32 samples (--gan-batch-size 8)', dmd: { ...tganPlanned, ganBatchSize: 8 }, branch: { from: 'reg600-tgan-w400-g1', at: 900 } },
+  'reg600-tgan-w400-g1-gb4': { label: 'the same with 4 of the 32 samples (--gan-batch-size 4)', dmd: { ...tganPlanned, ganBatchSize: 4 }, branch: { from: 'reg600-tgan-w400-g1', at: 900 } },
+  'reg600-tgan-w400-g1-seed1-gb8': { label: 'reg600-tgan-w400-g1-gb8 at seed 1: continuing reg600-tgan-w400-g1-seed1 from its iteration 900', dmd: { ...tganPlanned, ganBatchSize: 8, seed: 1 }, branch: { from: 'reg600-tgan-w400-g1-seed1', at: 900 } },
   'reg600-tgan-w400-g1-decay310': { label: "reg600-tgan-w400-g1 continued from its iteration 1050 with the generator lr falling linearly to 0 by 1360 (the 20-minute plan's length: G settles where it ends)", dmd: { ...tganPlanned, lrDecay: 310 }, branch: { from: 'reg600-tgan-w400-g1', at: 1050 }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400-g1-seed1-decay310': { label: 'the same, continuing reg600-tgan-w400-g1-seed1', dmd: { ...tganPlanned, lrDecay: 310, seed: 1 }, branch: { from: 'reg600-tgan-w400-g1-seed1', at: 1050 }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400-g3': { label: 'as reg600-tgan-w400, the GAN generator weight 3 (10x)', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 3 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
@@ -341,8 +343,9 @@ async function calibrate(names: string[]): Promise<void> {
   for (const name of names) {
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'budget-cal-'));
     // 'fake-warmup': iterations of the fake score alone (the phase after --dm-start); 'teacher-gan-warmup':
-    // those of the GAN head on the frozen teacher alone (reg600-tgan-100's); a phased preset: its last phase
-    const warmup = { 'fake-warmup': 'dmd-5', 'teacher-gan-warmup': 'reg600-tgan-100' }[name];
+    // those of the GAN head on the frozen teacher alone (reg600-tgan-100's; '-gb8': judging 8 samples); a
+    // phased preset: its last phase
+    const warmup = { 'fake-warmup': 'dmd-5', 'teacher-gan-warmup': 'reg600-tgan-100', 'teacher-gan-warmup-gb8': 'reg600-tgan-w400-g1-gb8' }[name];
     const cfg = warmup ? await settings(warmup, { out: tmp, steps: 1e9, dmStart: 0, fakeWarmup: 1e8 }) : await settings(name, { out: tmp, steps: 1e9, dmStart: 0, fakeWarmup: 0 });
     const tr = new DMDTrainer(cfg, () => {});
     const warm = 5, n = Number(opt('iterations', '30'));

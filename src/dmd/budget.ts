@@ -4,7 +4,7 @@
 // of the time. From it on, regression runs for a short phase, a GAN head on the frozen teacher's
 // bottleneck warms up on the fixed generator, and then the regression goes on beside that GAN (no
 // distribution matching and no fake score: a generator update every iteration), the head judging clean
-// samples against real Fashion-MNIST images.
+// samples against real Fashion-MNIST images (below 23 minutes 8 of the batch's 32, which is cheaper).
 // For the longest budgets regression runs until it has nearly levelled off, the fake score and DMD2's
 // head warm up, and DMD2 takes over beside the regression: distribution matching (fake:gen 5, weighted so
 // that it is comparable with the regression) and the GAN at 100x its published generator weight. Without
@@ -35,13 +35,22 @@ export const BUNDLED_COSTS = {
   teacherGanWarmup: 0.281,
   /** one iteration of regression beside the GAN on the frozen teacher (generator and head turns) */
   teacherGan: 1.315,
+  /**
+   * the same two with the GAN judging TEACHER_GAN_BATCH of the 32 samples: 0.28x and 0.62x of the above
+   * (measured side by side on the idle VM, 2026-12-04: 0.082 against 0.296 s, 0.785 against 1.263 s; a
+   * second measurement of the iteration gave 0.55x, the plan takes the slower one)
+   */
+  teacherGanWarmupSmallBatch: 0.078,
+  teacherGanSmallBatch: 0.817,
 } as const;
 
 /** The default budget of the no-flag run (minutes). */
 export const DEFAULT_BUDGET_MINUTES = 20;
 /**
  * Budgets from this one on (minutes) get regression beside the GAN on the frozen teacher (unless --no-gan),
- * the default's included: at 20 minutes (15.4 of training, 1360 iterations at the costs above) both seeds
+ * the default's included (measured first with the GAN judging the whole batch; with 8 samples, as the
+ * plan now has it at 20 minutes, it is further ahead: TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES). With the
+ * whole batch: at 20 minutes (15.4 of training, 1360 iterations at the costs above) both seeds
  * measured are ahead of regression alone at equal time (EMA FD 0.679 and 0.698 at 1350 iterations against
  * 0.710 for regression alone's 1640 iterations, 1000 samples; 5000 samples: 0.608 and 0.621 against 0.625,
  * the second seed's lead within the noise) and pulling away (0.643 and 0.661 at 1500). Below it regression
@@ -82,6 +91,17 @@ export const TEACHER_GAN_DM_START = 600;
  * of training later, 1.2x the teacher 17 minutes later.
  */
 export const TEACHER_GAN_WARMUP = 400;
+/**
+ * Budgets below this one (minutes) let the teacher-GAN judge TEACHER_GAN_BATCH of the 32 samples
+ * (--gan-batch-size): its iterations then cost 0.62x, and at 20 minutes (1679 iterations instead of 1360)
+ * both seeds measured score better than the whole batch at equal time (EMA FD 0.654 and 0.664 at 1650
+ * iterations, 1000 samples, against 0.679 and 0.698 at 1350). Per iteration the small batch is behind
+ * (0.673 / 0.668 at 1500 against 0.643 / 0.661), so from about 22.4 minutes on the whole batch reaches
+ * what the small batch was last measured at (1650 iterations), and the plan returns to it.
+ */
+export const TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES = 23;
+/** The teacher-GAN's batch below TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES (of 32; at 16 and 4 it was behind 8 at equal time) */
+export const TEACHER_GAN_BATCH = 8;
 /** The teacher-GAN's generator weight (after the same warm-up, 0.3 and 3 were behind it at 16.4 minutes of training) */
 export const TEACHER_GAN_GEN_WEIGHT = 1;
 /** The teacher-GAN head's loss weight (10x DMD2's 1e-2) */
@@ -111,6 +131,8 @@ export interface BudgetPlan {
   /** the teacher-GAN recipe: the head on the frozen teacher's bottleneck */
   ganFeatures?: 'teacher';
   ganHeadWeight?: number;
+  /** the teacher-GAN recipe's GAN batch at short budgets */
+  ganBatchSize?: number;
 }
 
 export class BudgetError extends Error {
@@ -133,9 +155,11 @@ export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPl
     ({ steps: dmStart + warmup + Math.floor((seconds - dmStart * c.regression - warmup * warmupCost) / perIteration), dmStart, fakeWarmup: warmup, emaDecay: 0.99 });
   const ganImages = { gan: true, diffusionGan: false, ganGenWeight: GAN_GEN_WEIGHT, data: 'fashion-mnist' } as const;
   if (ganOk && !gan && minutes >= TEACHER_GAN_FROM_MINUTES) {
+    const small = minutes < TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES;
     return {
-      ...phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, c.teacherGanWarmup, c.teacherGan),
+      ...(small ? phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, c.teacherGanWarmupSmallBatch, c.teacherGanSmallBatch) : phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, c.teacherGanWarmup, c.teacherGan)),
       lambdaDm: 0, fakeUpdatesPerGen: 1, ...ganImages, ganGenWeight: TEACHER_GAN_GEN_WEIGHT, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
+      ...(small && { ganBatchSize: TEACHER_GAN_BATCH }),
     };
   }
   if (!gan && (minutes < CROSSING_MINUTES || minutes >= PHASED_UNTIL_MINUTES)) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };
@@ -171,10 +195,12 @@ export function plannedMinutes(cfg: { recipe?: string | undefined; teacher?: str
  * whether the run's DMD iterations include the GAN (as the plan's do from TEACHER_GAN_FROM_MINUTES on),
  * `ganFeatures`: what its head reads ('teacher': the teacher-GAN recipe, no fake score).
  */
-export function budgetSpeedNotice(minutes: number, phase: DMDPhase, secondsPerIteration: number, o: { gan?: boolean; ganFeatures?: 'fake' | 'teacher' } = {}): string | null {
+export function budgetSpeedNotice(minutes: number, phase: DMDPhase, secondsPerIteration: number, o: { gan?: boolean; ganFeatures?: 'fake' | 'teacher'; ganBatchSize?: number } = {}): string | null {
   const c = BUNDLED_COSTS;
   const teacherGan = o.gan === true && o.ganFeatures === 'teacher';
-  const reference = phase === 'regression' ? c.regression : phase === 'fake-warmup' ? (teacherGan ? c.teacherGanWarmup : c.fakeWarmup) : teacherGan ? c.teacherGan : o.gan ? c.dmd2 : c.dmd;
+  const small = teacherGan && o.ganBatchSize === TEACHER_GAN_BATCH;
+  const [warmup, gan] = small ? [c.teacherGanWarmupSmallBatch, c.teacherGanSmallBatch] : [c.teacherGanWarmup, c.teacherGan];
+  const reference = phase === 'regression' ? c.regression : phase === 'fake-warmup' ? (teacherGan ? warmup : c.fakeWarmup) : teacherGan ? gan : o.gan ? c.dmd2 : c.dmd;
   const ratio = secondsPerIteration / reference;
   if (ratio <= 1.2 && ratio >= 1 / 1.2) return null;
   const took = `--budget ${minutes}: this machine takes ${secondsPerIteration.toFixed(2)} s per ${phase} iteration where the plan assumes ${reference} s (a 2-core reference VM), so the run will take about ${Math.round(minutes * ratio)} minutes`;

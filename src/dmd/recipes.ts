@@ -69,7 +69,7 @@ export function bundledTeacherSettings(input: Record<string, unknown>, o: { fash
   if (plan.gan && input.data === undefined && !(o.fashionMnist ?? hasFashionMnist)()) {
     // the no-flag run still runs: the plan without the GAN, said once
     if (input.budget === undefined && input.gan === undefined) {
-      o.notice?.(`the default ${minutes}-minute plan's GAN compares the generator's samples with real Fashion-MNIST images, which are not installed in ${FASHION_MNIST_DIR}: planning regression alone instead (EMA FD about 0.71 instead of 0.68-0.70); install them with 'apt-get install dataset-fashion-mnist' or give --data for the GAN plan`);
+      o.notice?.(`the default ${minutes}-minute plan's GAN compares the generator's samples with real Fashion-MNIST images, which are not installed in ${FASHION_MNIST_DIR}: planning regression alone instead (EMA FD about 0.71 instead of 0.65-0.66); install them with 'apt-get install dataset-fashion-mnist' or give --data for the GAN plan`);
       return planBudget(minutes, { gan: false });
     }
     throw new BudgetError(`--budget ${minutes} plans a GAN (from ${TEACHER_GAN_FROM_MINUTES} minutes on), whose head compares the generator's samples with real Fashion-MNIST images, and Fashion-MNIST is not installed in ${FASHION_MNIST_DIR}: install it with 'apt-get install dataset-fashion-mnist', give --data <Fashion-MNIST IDX files or other 32x32 gray images>, or plan without the GAN with --no-gan`);

@@ -161,7 +161,7 @@ function budgetSpeedCheck(minutes: number, tr: RunTrainer, log: (s: string) => v
       t0 = performance.now();
       phase = kind();
     } else if (n === last && phase === kind(tr.step - 1)) {
-      const note = budgetSpeedNotice(minutes, phase, (performance.now() - t0) / 1000 / (last - first), { gan: tr.cfg.gan, ganFeatures: tr.cfg.ganFeatures });
+      const note = budgetSpeedNotice(minutes, phase, (performance.now() - t0) / 1000 / (last - first), { gan: tr.cfg.gan, ganFeatures: tr.cfg.ganFeatures, ganBatchSize: tr.cfg.ganBatchSize });
       if (note) log(note);
     }
   };

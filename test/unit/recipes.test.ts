@@ -10,7 +10,7 @@ import { symlinkSync, copyFileSync } from 'node:fs';
 import { tempDir } from '../helpers/tmp.js';
 import { resolveConfig, yargsOptions, ConfigError } from '../../src/cli/options.js';
 import { yargs } from '../../src/cli/yargs.js';
-import { planBudget, plannedMinutes, budgetSpeedNotice, BudgetError, BUNDLED_COSTS, CROSSING_MINUTES, GAN_FROM_MINUTES, PHASED_UNTIL_MINUTES, PHASED_DM_START, GAN_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM, GAN_GEN_WEIGHT, TEACHER_GAN_FROM_MINUTES, TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, TEACHER_GAN_HEAD_WEIGHT, TEACHER_GAN_GEN_WEIGHT } from '../../src/dmd/budget.js';
+import { planBudget, plannedMinutes, budgetSpeedNotice, BudgetError, BUNDLED_COSTS, CROSSING_MINUTES, GAN_FROM_MINUTES, PHASED_UNTIL_MINUTES, PHASED_DM_START, GAN_DM_START, PHASED_FAKE_WARMUP, PHASED_LAMBDA_DM, GAN_GEN_WEIGHT, TEACHER_GAN_FROM_MINUTES, TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, TEACHER_GAN_HEAD_WEIGHT, TEACHER_GAN_GEN_WEIGHT, TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES, TEACHER_GAN_BATCH } from '../../src/dmd/budget.js';
 import { parseDMDSettings } from '../../src/dmd/setup.js';
 
 const resolve = (flags: Record<string, unknown>) => resolveConfig(DMDConfigSchema, flags, null, applyRecipe);
@@ -26,11 +26,14 @@ test('no flags (the bundled teacher): the 20-minute plan, a short regression pha
   t.is(TEACHER_GAN_FROM_MINUTES, 20);
   t.deepEqual([c.gan, c.ganFeatures, c.ganSamples, c.ganGenWeight, c.ganHeadWeight, c.data, c.fakeUpdatesPerGen], [true, 'teacher', 'fresh', TEACHER_GAN_GEN_WEIGHT, TEACHER_GAN_HEAD_WEIGHT, 'fashion-mnist', 1]);
   t.deepEqual([c.dmStart, c.fakeWarmup, c.emaDecay], [TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, 0.99]);
+  // the GAN judges 8 of the 32 samples at this budget
+  t.true(20 < TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES);
+  t.is(c.ganBatchSize, TEACHER_GAN_BATCH);
   // 20 minutes of the reference CPU, less the pairs and the final evaluation, at the phases' speeds
-  const { pairsSeconds, finalEvalSeconds, regression, teacherGanWarmup, teacherGan } = BUNDLED_COSTS;
-  const before = pairsSeconds + finalEvalSeconds + TEACHER_GAN_DM_START * regression + TEACHER_GAN_WARMUP * teacherGanWarmup;
-  t.is(c.steps, TEACHER_GAN_DM_START + TEACHER_GAN_WARMUP + Math.floor((20 * 60 - before) / teacherGan));
-  t.true(c.steps >= 1350, 'at least the 1350 iterations where both seeds measured were ahead of regression alone at equal time');
+  const { pairsSeconds, finalEvalSeconds, regression, teacherGanWarmupSmallBatch, teacherGanSmallBatch } = BUNDLED_COSTS;
+  const before = pairsSeconds + finalEvalSeconds + TEACHER_GAN_DM_START * regression + TEACHER_GAN_WARMUP * teacherGanWarmupSmallBatch;
+  t.is(c.steps, TEACHER_GAN_DM_START + TEACHER_GAN_WARMUP + Math.floor((20 * 60 - before) / teacherGanSmallBatch));
+  t.true(c.steps >= 1650, 'at least the 1650 iterations where both seeds measured were ahead of the whole batch at equal time');
 });
 
 test('--budget plans regression alone below the crossing, regression beside a GAN on the frozen teacher after a short regression phase past it, and DMD2 (DM + GAN) after a longer regression phase from GAN_FROM_MINUTES on; without the GAN, distribution matching after the regression phase in its window', (t) => {
@@ -44,12 +47,15 @@ test('--budget plans regression alone below the crossing, regression beside a GA
   const used = (p: { steps: number; dmStart: number; fakeWarmup: number }, perIteration: number, warmup: number = c.fakeWarmup) =>
     c.pairsSeconds + c.finalEvalSeconds + p.dmStart * c.regression + p.fakeWarmup * warmup + (p.steps - p.dmStart - p.fakeWarmup) * perIteration;
   // from TEACHER_GAN_FROM_MINUTES to the DMD2 recipe: regression, then beside it the GAN whose head reads the frozen teacher (no DM, no fake score)
-  for (const minutes of [TEACHER_GAN_FROM_MINUTES, CROSSING_MINUTES, GAN_FROM_MINUTES - 1]) {
+  // (the GAN judging 8 of the 32 samples below TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES, the whole batch from it on)
+  for (const minutes of [TEACHER_GAN_FROM_MINUTES, TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES - 1, TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES, CROSSING_MINUTES, GAN_FROM_MINUTES - 1]) {
     const tg = resolve({ budget: minutes });
-    t.deepEqual([tg.dmStart, tg.fakeWarmup, tg.fakeUpdatesPerGen, tg.lambdaDm, tg.gan, tg.ganFeatures, tg.ganHeadWeight, tg.diffusionGan, tg.ganGenWeight, tg.data, tg.pairs, tg.emaDecay],
-      [TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, 1, 0, true, 'teacher', TEACHER_GAN_HEAD_WEIGHT, false, TEACHER_GAN_GEN_WEIGHT, 'fashion-mnist', 'auto', 0.99]);
-    const u = used(tg, c.teacherGan, c.teacherGanWarmup);
-    t.true(u <= minutes * 60 && u > minutes * 60 - c.teacherGan, `${minutes}: ${u}`);
+    const small = minutes < TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES;
+    t.deepEqual([tg.dmStart, tg.fakeWarmup, tg.fakeUpdatesPerGen, tg.lambdaDm, tg.gan, tg.ganFeatures, tg.ganHeadWeight, tg.diffusionGan, tg.ganGenWeight, tg.data, tg.pairs, tg.emaDecay, tg.ganBatchSize],
+      [TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, 1, 0, true, 'teacher', TEACHER_GAN_HEAD_WEIGHT, false, TEACHER_GAN_GEN_WEIGHT, 'fashion-mnist', 'auto', 0.99, small ? TEACHER_GAN_BATCH : 0]);
+    const [perIteration, warmup] = small ? [c.teacherGanSmallBatch, c.teacherGanWarmupSmallBatch] : [c.teacherGan, c.teacherGanWarmup];
+    const u = used(tg, perIteration, warmup);
+    t.true(u <= minutes * 60 && u > minutes * 60 - perIteration, `${minutes}: ${u}`);
     t.true(tg.steps - TEACHER_GAN_DM_START - TEACHER_GAN_WARMUP >= 345, 'the GAN gets the iterations it was measured ahead after (350)');
   }
   // without the GAN, between the crossing and PHASED_UNTIL_MINUTES: DM alone after the regression phase
@@ -251,5 +257,9 @@ test('a planned run knows its budget, and says how long it will take on a machin
   t.regex(budgetSpeedNotice(30, 'dmd', teacherGan * 1.15, { gan: true })!, new RegExp(`where the plan assumes ${dmd2} s`));
   t.is(budgetSpeedNotice(30, 'fake-warmup', teacherGanWarmup, { gan: true, ganFeatures: 'teacher' }), null);
   t.regex(budgetSpeedNotice(30, 'fake-warmup', teacherGanWarmup, { gan: true })!, new RegExp(`where the plan assumes ${fakeWarmup} s`));
+  // with the GAN judging 8 samples, against that batch's costs
+  t.is(budgetSpeedNotice(20, 'dmd', BUNDLED_COSTS.teacherGanSmallBatch * 1.15, { gan: true, ganFeatures: 'teacher', ganBatchSize: TEACHER_GAN_BATCH }), null);
+  t.regex(budgetSpeedNotice(20, 'dmd', teacherGan, { gan: true, ganFeatures: 'teacher', ganBatchSize: TEACHER_GAN_BATCH })!, new RegExp(`where the plan assumes ${BUNDLED_COSTS.teacherGanSmallBatch} s`));
+  t.is(budgetSpeedNotice(20, 'fake-warmup', BUNDLED_COSTS.teacherGanWarmupSmallBatch, { gan: true, ganFeatures: 'teacher', ganBatchSize: TEACHER_GAN_BATCH }), null);
   t.regex(budgetSpeedNotice(8, 'regression', regression * 2)!, /about 16 minutes; 8 minutes here are too short for a plan; give --steps/);
 });
