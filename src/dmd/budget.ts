@@ -115,6 +115,12 @@ export const PHASED_LAMBDA_DM = 10;
  */
 export const GAN_GEN_WEIGHT = 0.3;
 
+/** The teacher-GAN recipe's seconds per head warm-up iteration and per iteration, at its GAN batch (--gan-batch-size). */
+function teacherGanCosts(ganBatchSize: number | undefined): { warmup: number; iteration: number } {
+  const c = BUNDLED_COSTS;
+  return ganBatchSize === TEACHER_GAN_BATCH ? { warmup: c.teacherGanWarmupSmallBatch, iteration: c.teacherGanSmallBatch } : { warmup: c.teacherGanWarmup, iteration: c.teacherGan };
+}
+
 /** The settings a plan fixes (dmd-train's flags of the same names). */
 export interface BudgetPlan {
   steps: number;
@@ -155,11 +161,12 @@ export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPl
     ({ steps: dmStart + warmup + Math.floor((seconds - dmStart * c.regression - warmup * warmupCost) / perIteration), dmStart, fakeWarmup: warmup, emaDecay: 0.99 });
   const ganImages = { gan: true, diffusionGan: false, ganGenWeight: GAN_GEN_WEIGHT, data: 'fashion-mnist' } as const;
   if (ganOk && !gan && minutes >= TEACHER_GAN_FROM_MINUTES) {
-    const small = minutes < TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES;
+    const ganBatchSize = minutes < TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES ? TEACHER_GAN_BATCH : undefined;
+    const cost = teacherGanCosts(ganBatchSize);
     return {
-      ...(small ? phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, c.teacherGanWarmupSmallBatch, c.teacherGanSmallBatch) : phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, c.teacherGanWarmup, c.teacherGan)),
+      ...phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, cost.warmup, cost.iteration),
       lambdaDm: 0, fakeUpdatesPerGen: 1, ...ganImages, ganGenWeight: TEACHER_GAN_GEN_WEIGHT, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
-      ...(small && { ganBatchSize: TEACHER_GAN_BATCH }),
+      ...(ganBatchSize && { ganBatchSize }),
     };
   }
   if (!gan && (minutes < CROSSING_MINUTES || minutes >= PHASED_UNTIL_MINUTES)) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };
@@ -198,9 +205,8 @@ export function plannedMinutes(cfg: { recipe?: string | undefined; teacher?: str
 export function budgetSpeedNotice(minutes: number, phase: DMDPhase, secondsPerIteration: number, o: { gan?: boolean; ganFeatures?: 'fake' | 'teacher'; ganBatchSize?: number } = {}): string | null {
   const c = BUNDLED_COSTS;
   const teacherGan = o.gan === true && o.ganFeatures === 'teacher';
-  const small = teacherGan && o.ganBatchSize === TEACHER_GAN_BATCH;
-  const [warmup, gan] = small ? [c.teacherGanWarmupSmallBatch, c.teacherGanSmallBatch] : [c.teacherGanWarmup, c.teacherGan];
-  const reference = phase === 'regression' ? c.regression : phase === 'fake-warmup' ? (teacherGan ? warmup : c.fakeWarmup) : teacherGan ? gan : o.gan ? c.dmd2 : c.dmd;
+  const tg = teacherGanCosts(o.ganBatchSize);
+  const reference = phase === 'regression' ? c.regression : phase === 'fake-warmup' ? (teacherGan ? tg.warmup : c.fakeWarmup) : teacherGan ? tg.iteration : o.gan ? c.dmd2 : c.dmd;
   const ratio = secondsPerIteration / reference;
   if (ratio <= 1.2 && ratio >= 1 / 1.2) return null;
   const took = `--budget ${minutes}: this machine takes ${secondsPerIteration.toFixed(2)} s per ${phase} iteration where the plan assumes ${reference} s (a 2-core reference VM), so the run will take about ${Math.round(minutes * ratio)} minutes`;
