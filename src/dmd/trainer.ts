@@ -171,7 +171,7 @@ export class DMDTrainer {
       if (this.regression && cfg.lambdaReg > 0) {
         const { loss, ...outputs } = this.regression.loss(this.generator, cfg.batchSize);
         terms.push((m.loss_reg = loss).mul(cfg.lambdaReg));
-        judged ??= critic ? firstSamples(outputs, cfg.ganBatchSize || cfg.batchSize) : null;
+        judged ??= critic ? firstSamples(outputs, noise.x.shape[0]!) : null;
       }
       if (critic?.head && cfg.ganGenWeight > 0) terms.push((m.loss_gan_gen = ganGeneratorLoss(critic.ganLogits(judged!.x, judged!.cond))).mul(cfg.ganGenWeight));
       this.optG.zeroGrad();

@@ -110,7 +110,7 @@ export interface RunRecord {
 const pad = (s: number) => String(s).padStart(8, '0');
 
 /** Differences between two identities, as "key (checkpoint: a, now: b)"; a key the checkpoint lacks matches its default. */
-export function identityDiff(then: Record<string, unknown>, now: Record<string, unknown>, defaults: Record<string, unknown> = {}): string[] {
+function identityDiff(then: Record<string, unknown>, now: Record<string, unknown>, defaults: Record<string, unknown> = {}): string[] {
   const keys = [...new Set([...Object.keys(then), ...Object.keys(now)])].sort();
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   return keys
