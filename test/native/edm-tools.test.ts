@@ -134,6 +134,30 @@ test('pairs: sharded, deterministic, resumable without rewriting complete shards
   net.dispose();
 });
 
+test('pairs: another count of the same settings takes the complete shards of a set made before, byte for byte', async (t) => {
+  const cfg = PairsConfigSchema.parse({ teacher, out: path.join(dir, 'reuse-10'), count: 10, steps: 2, shardSize: 4, batchSize: 4, device: 'cpu', seed: 2 });
+  const donor = cfg.out;
+  await makePairs(cfg, quiet);
+  const bytes = (d: string, f: string) => readFileSync(path.join(d, f));
+  for (const count of [8, 12]) {
+    const logs: string[] = [];
+    const out = path.join(dir, `reuse-${count}`);
+    // another teacher setting's set is no donor: its shards are other bytes
+    const other = path.join(dir, 'reuse-other-steps');
+    if (count === 8) await makePairs({ ...cfg, out: other, steps: 3 }, quiet);
+    const m = await makePairs({ ...cfg, count, out }, (s) => logs.push(s), { reuse: [other, donor] });
+    const fresh = await makePairs({ ...cfg, count, out: path.join(dir, `fresh-${count}`) }, quiet);
+    // 8: shards 0-3 and 4-7 are the donor's; 12: those two again, and 8-11 (the donor's third shard holds 8-9) is made
+    const taken = logs.filter((l) => l.includes(`taken from ${donor}`));
+    t.is(taken.length, 2, logs.join('\n'));
+    for (const sh of m.shards) t.true(bytes(out, sh.file).equals(bytes(path.join(dir, `fresh-${count}`), sh.file)), `${count}: ${sh.file}`);
+    t.is(fresh.shards.length, m.shards.length);
+    const ds = new PairsDataset(out);
+    t.is(ds.size, count);
+    ds.dispose();
+  }
+});
+
 // serial: the default CPU generator (dropout) is process-wide, so no other test may draw from it meanwhile
 test.serial('teacher training: a short run writes the teacher and resumes exactly', async (t) => {
   if (!existsSync(FASHION_MNIST_DIR)) return t.pass();

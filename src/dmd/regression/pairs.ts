@@ -4,7 +4,7 @@
 // a manifest; `label` holds class or prompt indices. Resumable: a killed run continues at the first
 // incomplete shard and never rewrites a complete one. The teachers' sampling is in pair-teachers.ts, the
 // settings and the manifest in pairs-format.ts.
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { Tensor } from '../../tensor/tensor.js';
 import { tidy, dispose, keep } from '../../tensor/scope.js';
@@ -16,7 +16,7 @@ import type { Device } from '../../tensor/device.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import { shardComplete } from '../../io/sharded.js';
 import { Progress } from '../../train/progress.js';
-import { pathSha256, ensureDir, atomicWrite } from '../../util/fs.js';
+import { pathSha256, ensureDir, atomicWrite, temporaryPath } from '../../util/fs.js';
 import { withoutLaunch } from '../../util/fields.js';
 import { Distributed } from '../../distributed/context.js';
 import { foreach } from '../../tensor/foreach.js';
@@ -43,12 +43,41 @@ function openManifest(cfg: PairsConfig, teacher: { file: string; sha256: string 
   };
   if (!existsSync(path.join(cfg.out, 'pairs.json'))) return fresh;
   const old = readPairsManifest(cfg.out);
-  const same = (k: keyof PairsManifest) => JSON.stringify(old[k]) === JSON.stringify(fresh[k]);
-  const diff: string[] = (['sampler', 'seed', 'count', 'shardSize', 'labels', 'imageShape', 'labelDim'] as const).filter((k) => !same(k));
-  if (old.teacher.sha256 !== teacher.sha256) diff.unshift('teacher');
-  if (old.prompts?.sha256 !== fresh.prompts?.sha256) diff.push('prompts');
+  const diff = settingsDiff(old, fresh);
   if (diff.length) throw new PairsError(`${cfg.out} holds pairs made with other settings (${diff.join(', ')} differ); use another --out or the same settings to resume`);
   return old;
+}
+
+/** The settings two pairs manifests differ in (their count aside when `anyCount`). */
+function settingsDiff(a: PairsManifest, b: PairsManifest, anyCount = false): string[] {
+  const same = (k: keyof PairsManifest) => JSON.stringify(a[k]) === JSON.stringify(b[k]);
+  const diff: string[] = (['sampler', 'seed', 'count', 'shardSize', 'labels', 'imageShape', 'labelDim'] as const).filter((k) => !same(k) && !(anyCount && k === 'count'));
+  if (a.teacher.sha256 !== b.teacher.sha256) diff.unshift('teacher');
+  if (a.prompts?.sha256 !== b.prompts?.sha256) diff.push('prompts');
+  return diff;
+}
+
+/**
+ * A shard of `m` taken from another pairs directory made with the same settings but another count: a
+ * shard's noises and conditions depend only on the seed and its place, so a complete shard at the same
+ * place holds the same bytes. Copied (atomically); returns the directory it came from, or null.
+ */
+function reuseShard(m: PairsManifest, out: string, shard: PairsManifest['shards'][number], from: readonly string[]): string | null {
+  for (const dir of from) {
+    let other: PairsManifest;
+    try {
+      other = readPairsManifest(dir);
+    } catch {
+      continue;
+    }
+    const same = other.shards.find((s) => s.file === shard.file && s.start === shard.start && s.count === shard.count);
+    if (settingsDiff(other, m, true).length || !same || !shardDone(dir, same)) continue;
+    const tmp = temporaryPath(path.join(out, shard.file));
+    copyFileSync(path.join(dir, same.file), tmp);
+    renameSync(tmp, path.join(out, shard.file));
+    return dir;
+  }
+  return null;
 }
 
 /** One shard: its seeded noises and conditions, the teacher's ODE outputs in batches, written atomically. */
@@ -77,8 +106,11 @@ async function makeShard(cfg: PairsConfig, m: PairsManifest, shard: PairsManifes
   }
 }
 
-/** Makes (or completes) a pairs dataset. */
-export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = console.log): Promise<PairsManifest> {
+/**
+ * Makes (or completes) a pairs dataset. `o.reuse`: other pairs directories whose complete shards this one
+ * may copy where they were made with the same settings (another count): --pairs auto's other caches.
+ */
+export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = console.log, o: { reuse?: readonly string[] } = {}): Promise<PairsManifest> {
   // in a multi-process job the ranks split the shards (shard i goes to rank i mod size); each shard is
   // seeded by its index, so the dataset is byte-identical whatever the number of processes
   const { dist, device } = Distributed.forCommand(cfg);
@@ -102,7 +134,9 @@ export async function makePairs(cfg: PairsConfig, runLog: (s: string) => void = 
     let done = 0;
     for (const shard of todo) {
       await new Promise<void>((r) => setImmediate(r));
-      await makeShard(cfg, m, shard, t, device, (n) => progress.update((done += n), {}, 'img'));
+      const donor = reuseShard(m, cfg.out, shard, o.reuse ?? []);
+      if (donor) log(`pairs: ${shard.file} (pairs ${shard.start}-${shard.start + shard.count - 1}) taken from ${donor}, made with the same settings`);
+      else await makeShard(cfg, m, shard, t, device, (n) => progress.update((done += n), {}, 'img'));
       shard.complete = true;
       saveManifest();
       dist.heartbeat();
