@@ -1,10 +1,11 @@
 // --budget: the bundled Fashion-MNIST teacher's default recipe planned for a number of minutes of a
 // 2-core CPU, from the costs and the budget curves measured in experiments/fmnist-budget. Below the
-// crossing point (20 minutes, the default), regression alone on the cached teacher pairs is the best use
-// of the time. From it on, regression runs for a short phase, a GAN head on the frozen teacher's
-// bottleneck warms up on the fixed generator, and then the regression goes on beside that GAN (no
-// distribution matching and no fake score: a generator update every iteration), the head judging clean
-// samples against real Fashion-MNIST images (below 23 minutes 8 of the batch's 32, which is cheaper).
+// crossing point (10 minutes), regression alone on the cached teacher pairs is the best use of the
+// time. From it on (the default 20 included), regression runs for a short phase, a GAN head on the frozen
+// teacher's bottleneck warms up on the fixed generator, and then the regression goes on beside that GAN
+// (no distribution matching and no fake score: a generator update every iteration), the head judging
+// clean samples against real Fashion-MNIST images (below 34 minutes 8 of the batch's 32 and on 512 pairs,
+// which is cheaper and, at those budgets, better).
 // For the longest budgets regression runs until it has nearly levelled off, the fake score and DMD2's
 // head warm up, and DMD2 takes over beside the regression: distribution matching (fake:gen 5, weighted so
 // that it is comparable with the regression) and the GAN at 100x its published generator weight. Without
@@ -19,7 +20,7 @@ import type { DMDPhase } from './phases.js';
  * are the earlier measurements (slightly high now: those plans end a little early).
  */
 export const BUNDLED_COSTS = {
-  /** making the 1024 Heun-18 pairs of --pairs auto in batches of 32 (first run only; cached after it) */
+  /** making the 1024 Heun-18 pairs of --pairs auto in batches of 32 (first run only; cached after it; fewer take their share) */
   pairsSeconds: 255,
   /** the final evaluation of 1000 samples */
   finalEvalSeconds: 20,
@@ -48,17 +49,15 @@ export const BUNDLED_COSTS = {
 export const DEFAULT_BUDGET_MINUTES = 20;
 /**
  * Budgets from this one on (minutes) get regression beside the GAN on the frozen teacher (unless --no-gan),
- * the default's included (measured first with the GAN judging the whole batch; with 8 samples, as the
- * plan now has it at 20 minutes, it is further ahead: TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES). With the
- * whole batch: at 20 minutes (15.4 of training, 1360 iterations at the costs above) both seeds
- * measured are ahead of regression alone at equal time (EMA FD 0.679 and 0.698 at 1350 iterations against
- * 0.710 for regression alone's 1640 iterations, 1000 samples; 5000 samples: 0.608 and 0.621 against 0.625,
- * the second seed's lead within the noise) and pulling away (0.643 and 0.661 at 1500). Below it regression
- * alone: at 19 minutes (1315 iterations) the second seed is level with it.
- * Before the costs were measured again (and the pairs made in smaller batches) 20 minutes fitted only 1306
- * iterations, where the second seed was level.
+ * the default's included. Below TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES the recipe regresses on 512 pairs
+ * (half the time to make them) and its GAN judges 8 of the batch's 32 samples; its first checkpoint in
+ * the GAN phase (1050 iterations, 9.3 minutes with the pairs) scored EMA FD 0.733 and 0.726 at two seeds,
+ * against about 0.79 for regression alone on 1024 pairs in the same time (0.783 at 600 iterations), and
+ * at 20 minutes (1835 iterations) 0.619 and 0.624 against regression alone's 0.710 (1640 iterations).
+ * At 10 minutes the plan makes 1101 iterations; below it regression alone (the GAN phase would be shorter
+ * than any point measured).
  */
-export const TEACHER_GAN_FROM_MINUTES = 20;
+export const TEACHER_GAN_FROM_MINUTES = 10;
 /** Without the GAN (--no-gan), budgets from this one on (minutes) get a phased recipe: below it regression alone scores better at equal time. */
 export const CROSSING_MINUTES = 42;
 /**
@@ -92,16 +91,21 @@ export const TEACHER_GAN_DM_START = 600;
  */
 export const TEACHER_GAN_WARMUP = 400;
 /**
- * Budgets below this one (minutes) let the teacher-GAN judge TEACHER_GAN_BATCH of the 32 samples
- * (--gan-batch-size): its iterations then cost 0.62x, and at 20 minutes (1679 iterations instead of 1360)
- * both seeds measured score better than the whole batch at equal time (EMA FD 0.654 and 0.664 at 1650
- * iterations, 1000 samples, against 0.679 and 0.698 at 1350). Per iteration the small batch is behind
- * (0.673 / 0.668 at 1500 against 0.643 / 0.661), so from about 22.4 minutes on the whole batch reaches
- * what the small batch was last measured at (1650 iterations), and the plan returns to it.
+ * Budgets below this one (minutes) run the teacher-GAN recipe light: on TEACHER_GAN_SMALL_BATCH_PAIRS pairs
+ * (made in half the time of 1024, and fitted sooner: EMA FD 0.763 after the 600 regression iterations
+ * against 0.783 on 1024) with the GAN judging TEACHER_GAN_BATCH of the batch's 32 samples (0.62x the
+ * iteration's cost). At equal budgets it was ahead of the whole batch on 1024 pairs wherever both were
+ * measured (two seeds each, EMA FD, 1000 samples): 20 minutes 0.619 / 0.624 (1835 iterations) against
+ * 0.679 / 0.698 (1360), 25.6 minutes 0.583 / 0.603 (2250) against about 0.63 / 0.645 (1620), 29.7
+ * minutes 0.542 / 0.563 (2550: 1.02x / 1.06x the teacher) against 0.610 (1800, seed 0 only). From 30 to 33 minutes the plan runs it
+ * past its last measured point (up to 2800 iterations), where the whole batch was measured last (0.578 at
+ * 1950, 32.9 minutes); from 34 on, the whole batch on 1024 pairs.
  */
-export const TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES = 23;
-/** The teacher-GAN's batch below TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES (of 32; at 16 and 4 it was behind 8 at equal time) */
+export const TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES = 34;
+/** The teacher-GAN's batch below TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES (of 32; at 16 and 4 it was behind 8 at equal time, on 1024 pairs) */
 export const TEACHER_GAN_BATCH = 8;
+/** The pairs --pairs auto makes for the teacher-GAN recipe below TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES (on 256 the recipe was level with 512 at 1200 iterations, 0.691 / 0.665 against 0.691 / 0.679, and not measured further) */
+export const TEACHER_GAN_SMALL_BATCH_PAIRS = 512;
 /** The teacher-GAN's generator weight (after the same warm-up, 0.3 and 3 were behind it at 16.4 minutes of training) */
 export const TEACHER_GAN_GEN_WEIGHT = 1;
 /** The teacher-GAN head's loss weight (10x DMD2's 1e-2) */
@@ -139,6 +143,8 @@ export interface BudgetPlan {
   ganHeadWeight?: number;
   /** the teacher-GAN recipe's GAN batch at short budgets */
   ganBatchSize?: number;
+  /** how many pairs --pairs auto makes (unset: the schema's 1024) */
+  autoPairs?: number;
 }
 
 export class BudgetError extends Error {
@@ -151,22 +157,24 @@ export class BudgetError extends Error {
  */
 export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPlan {
   const c = BUNDLED_COSTS;
-  const seconds = minutes * 60 - c.pairsSeconds - c.finalEvalSeconds;
+  const secondsWith = (pairs: number) => minutes * 60 - (c.pairsSeconds * pairs) / 1024 - c.finalEvalSeconds;
+  const seconds = secondsWith(1024);
   const minimum = (c.pairsSeconds + c.finalEvalSeconds + 200 * c.regression) / 60;
   if (!(seconds >= 200 * c.regression)) throw new BudgetError(`--budget ${minutes} is too short: making the pairs and evaluating take ${((c.pairsSeconds + c.finalEvalSeconds) / 60).toFixed(1)} min of it; give at least ${Math.ceil(minimum)} minutes, or --steps`);
   const ganOk = o.gan ?? true;
   const gan = ganOk && minutes >= GAN_FROM_MINUTES;
   // a phased plan: regression alone for dmStart iterations, `warmup` warm-up iterations, then as many of the last phase as fit
-  const phased = (dmStart: number, warmup: number, warmupCost: number, perIteration: number) =>
-    ({ steps: dmStart + warmup + Math.floor((seconds - dmStart * c.regression - warmup * warmupCost) / perIteration), dmStart, fakeWarmup: warmup, emaDecay: 0.99 });
+  const phased = (dmStart: number, warmup: number, warmupCost: number, perIteration: number, left = seconds) =>
+    ({ steps: dmStart + warmup + Math.floor((left - dmStart * c.regression - warmup * warmupCost) / perIteration), dmStart, fakeWarmup: warmup, emaDecay: 0.99 });
   const ganImages = { gan: true, diffusionGan: false, ganGenWeight: GAN_GEN_WEIGHT, data: 'fashion-mnist' } as const;
   if (ganOk && !gan && minutes >= TEACHER_GAN_FROM_MINUTES) {
-    const ganBatchSize = minutes < TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES ? TEACHER_GAN_BATCH : undefined;
+    const small = minutes < TEACHER_GAN_SMALL_BATCH_BELOW_MINUTES;
+    const ganBatchSize = small ? TEACHER_GAN_BATCH : undefined;
     const cost = teacherGanCosts(ganBatchSize);
     return {
-      ...phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, cost.warmup, cost.iteration),
+      ...phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, cost.warmup, cost.iteration, secondsWith(small ? TEACHER_GAN_SMALL_BATCH_PAIRS : 1024)),
       lambdaDm: 0, fakeUpdatesPerGen: 1, ...ganImages, ganGenWeight: TEACHER_GAN_GEN_WEIGHT, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
-      ...(ganBatchSize && { ganBatchSize }),
+      ...(small && { ganBatchSize, autoPairs: TEACHER_GAN_SMALL_BATCH_PAIRS }),
     };
   }
   if (!gan && (minutes < CROSSING_MINUTES || minutes >= PHASED_UNTIL_MINUTES)) return { steps: Math.floor(seconds / c.regression), lambdaDm: 0, dmStart: 0, fakeWarmup: 0, fakeUpdatesPerGen: 1, emaDecay: 0.99 };

@@ -48,10 +48,10 @@ export const RECIPES: Record<RecipeName, Partial<DMDConfig>> = {
 /**
  * What the default recipe sets for the bundled Fashion-MNIST teacher: the plan of --budget (20 minutes
  * unless given, src/dmd/budget.ts) with an EMA generator of decay 0.99 per update. Below
- * TEACHER_GAN_FROM_MINUTES (20, the default) that is regression alone on the cached pairs, which the budget
- * curves of experiments/fmnist-budget found better than any distribution-matching recipe at 20 minutes (DMD
- * at fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.71); from it on it is a short regression
- * phase followed by regression beside a GAN whose head reads the frozen teacher (0.68-0.70 at 20), and for
+ * TEACHER_GAN_FROM_MINUTES (10) that is regression alone on the cached pairs, which the budget curves of
+ * experiments/fmnist-budget found better than any distribution-matching recipe at 20 minutes (DMD at
+ * fake:gen 1, 600 iterations: FD 0.781; regression alone: 0.71); from it on it is a short regression
+ * phase followed by regression beside a GAN whose head reads the frozen teacher (0.62 at 20), and for
  * the longest budgets regression to its plateau followed by DMD2 (distribution matching and the GAN beside
  * the regression); the GANs read Fashion-MNIST, Debian's dataset-fashion-mnist, unless --data names other
  * real images. Without the GAN (--no-gan) it is distribution matching in the window where it was measured ahead.
@@ -69,7 +69,7 @@ export function bundledTeacherSettings(input: Record<string, unknown>, o: { fash
   if (plan.gan && input.data === undefined && !(o.fashionMnist ?? hasFashionMnist)()) {
     // the no-flag run still runs: the plan without the GAN, said once
     if (input.budget === undefined && input.gan === undefined) {
-      o.notice?.(`the default ${minutes}-minute plan's GAN compares the generator's samples with real Fashion-MNIST images, which are not installed in ${FASHION_MNIST_DIR}: planning regression alone instead (EMA FD about 0.71 instead of 0.65-0.66); install them with 'apt-get install dataset-fashion-mnist' or give --data for the GAN plan`);
+      o.notice?.(`the default ${minutes}-minute plan's GAN compares the generator's samples with real Fashion-MNIST images, which are not installed in ${FASHION_MNIST_DIR}: planning regression alone instead (EMA FD about 0.71 instead of 0.62); install them with 'apt-get install dataset-fashion-mnist' or give --data for the GAN plan`);
       return planBudget(minutes, { gan: false });
     }
     throw new BudgetError(`--budget ${minutes} plans a GAN (from ${TEACHER_GAN_FROM_MINUTES} minutes on), whose head compares the generator's samples with real Fashion-MNIST images, and Fashion-MNIST is not installed in ${FASHION_MNIST_DIR}: install it with 'apt-get install dataset-fashion-mnist', give --data <Fashion-MNIST IDX files or other 32x32 gray images>, or plan without the GAN with --no-gan`);
