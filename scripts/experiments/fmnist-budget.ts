@@ -97,6 +97,10 @@ export const PRESETS: Record<string, Preset> = {
   'reg600-tgan-w400-g1-gb8': { label: 'the same with 8 of the 32 samples (--gan-batch-size 8)', dmd: { ...tganPlanned, ganBatchSize: 8 }, branch: { from: 'reg600-tgan-w400-g1', at: 900 } },
   'reg600-tgan-w400-g1-gb4': { label: 'the same with 4 of the 32 samples (--gan-batch-size 4)', dmd: { ...tganPlanned, ganBatchSize: 4 }, branch: { from: 'reg600-tgan-w400-g1', at: 900 } },
   'reg600-tgan-w400-g1-seed1-gb8': { label: 'reg600-tgan-w400-g1-gb8 at seed 1: continuing reg600-tgan-w400-g1-seed1 from its iteration 900', dmd: { ...tganPlanned, ganBatchSize: 8, seed: 1 }, branch: { from: 'reg600-tgan-w400-g1-seed1', at: 900 }, costAs: 'reg600-tgan-w400-g1-gb8' },
+  'p512-tgan-gb8': { label: "the 20-minute plan (item 28: regression 600, the head's warm-up 400, then the teacher-GAN judging 8 samples) on 512 pairs instead of 1024 (half the time to make them), the head judging 8 samples from its warm-up on", dmd: { ...tganPlanned, autoPairs: 512, ganBatchSize: 8 }, costAs: 'reg600-tgan-w400-g1-gb8' },
+  'p512-tgan-gb8-seed1': { label: 'p512-tgan-gb8 at seed 1 (its own random streams from the start, the same pairs)', dmd: { ...tganPlanned, autoPairs: 512, ganBatchSize: 8, seed: 1 }, costAs: 'reg600-tgan-w400-g1-gb8' },
+  'p256-tgan-gb8': { label: 'as p512-tgan-gb8, on 256 pairs (a quarter of the time to make them)', dmd: { ...tganPlanned, autoPairs: 256, ganBatchSize: 8 }, costAs: 'reg600-tgan-w400-g1-gb8' },
+  'p256-tgan-gb8-seed1': { label: 'p256-tgan-gb8 at seed 1 (its own random streams from the start, the same pairs)', dmd: { ...tganPlanned, autoPairs: 256, ganBatchSize: 8, seed: 1 }, costAs: 'reg600-tgan-w400-g1-gb8' },
   'reg600-tgan-w400-g1-decay310': { label: "reg600-tgan-w400-g1 continued from its iteration 1050 with the generator lr falling linearly to 0 by 1360 (the 20-minute plan's length: G settles where it ends)", dmd: { ...tganPlanned, lrDecay: 310 }, branch: { from: 'reg600-tgan-w400-g1', at: 1050 }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400-g1-seed1-decay310': { label: 'the same, continuing reg600-tgan-w400-g1-seed1', dmd: { ...tganPlanned, lrDecay: 310, seed: 1 }, branch: { from: 'reg600-tgan-w400-g1-seed1', at: 1050 }, costAs: 'reg600-tgan-100' },
   'reg600-tgan-w400-g3': { label: 'as reg600-tgan-w400, the GAN generator weight 3 (10x)', dmd: { ...tganAfterReg, fakeWarmup: 400, ganGenWeight: 3 }, branch: { from: 'reg' }, costAs: 'reg600-tgan-100' },
@@ -435,7 +439,9 @@ function minutesOf(name: string, cal: Record<string, { secondsPerIteration: numb
   const c = (k: string) => cal[k]?.secondsPerIteration ?? NaN;
   const own = c(p?.costAs ?? name.replace(/-run1$/, ''));
   // the warm-up of a GAN head on the frozen teacher trains no fake score (its own calibration where there is one)
-  const warm = p?.dmd.ganFeatures === 'teacher' && cal['teacher-gan-warmup'] ? c('teacher-gan-warmup') : c('fake-warmup');
+  // (at 8 samples its own: a run continued from item 26's at 900 warmed up on all 32 until then, and keeps their cost)
+  const warmGb8 = p?.dmd.ganBatchSize === 8 && !p.branch?.at && cal['teacher-gan-warmup-gb8'];
+  const warm = warmGb8 ? c('teacher-gan-warmup-gb8') : p?.dmd.ganFeatures === 'teacher' && cal['teacher-gan-warmup'] ? c('teacher-gan-warmup') : c('fake-warmup');
   return (step) => (Math.min(step, S) * (S ? c('reg') : 0) + Math.min(Math.max(step - S, 0), W) * (W ? warm : 0) + Math.max(step - S - W, 0) * own) / 60;
 }
 
