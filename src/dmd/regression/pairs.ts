@@ -60,7 +60,9 @@ function settingsDiff(a: PairsManifest, b: PairsManifest, anyCount = false): str
 /**
  * A shard of `m` taken from another pairs directory made with the same settings but another count: a
  * shard's noises and conditions depend only on the seed and its place, so a complete shard at the same
- * place holds the same bytes. Copied (atomically); returns the directory it came from, or null.
+ * place holds the same pairs (the same bytes where it was made at the same batch size on the same kind of
+ * device; otherwise the teacher's outputs differ by the kernels' rounding, as a remade shard's would).
+ * Copied (atomically); returns the directory it came from, or null.
  */
 function reuseShard(m: PairsManifest, out: string, shard: PairsManifest['shards'][number], from: readonly string[]): string | null {
   for (const dir of from) {
