@@ -12,6 +12,10 @@
 // the GAN (--no-gan) the phased recipe is distribution matching alone after the regression phase, and
 // only in the window where it was measured ahead; outside it, regression alone.
 import type { DMDPhase } from './phases.js';
+import { DMDConfigSchema } from './config.js';
+
+/** --auto-pairs's default: the count BUNDLED_COSTS.pairsSeconds was measured for */
+const DEFAULT_PAIRS = DMDConfigSchema.shape.autoPairs.parse(undefined);
 
 /**
  * Seconds of each part of a run with the bundled teacher on the reference machine (2-core x86 VM, libtorch
@@ -157,8 +161,8 @@ export class BudgetError extends Error {
  */
 export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPlan {
   const c = BUNDLED_COSTS;
-  const secondsWith = (pairs: number) => minutes * 60 - (c.pairsSeconds * pairs) / 1024 - c.finalEvalSeconds;
-  const seconds = secondsWith(1024);
+  const secondsWith = (pairs: number) => minutes * 60 - (c.pairsSeconds * pairs) / DEFAULT_PAIRS - c.finalEvalSeconds;
+  const seconds = secondsWith(DEFAULT_PAIRS);
   const minimum = (c.pairsSeconds + c.finalEvalSeconds + 200 * c.regression) / 60;
   if (!(seconds >= 200 * c.regression)) throw new BudgetError(`--budget ${minutes} is too short: making the pairs and evaluating take ${((c.pairsSeconds + c.finalEvalSeconds) / 60).toFixed(1)} min of it; give at least ${Math.ceil(minimum)} minutes, or --steps`);
   const ganOk = o.gan ?? true;
@@ -172,7 +176,7 @@ export function planBudget(minutes: number, o: { gan?: boolean } = {}): BudgetPl
     const ganBatchSize = small ? TEACHER_GAN_BATCH : undefined;
     const cost = teacherGanCosts(ganBatchSize);
     return {
-      ...phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, cost.warmup, cost.iteration, secondsWith(small ? TEACHER_GAN_SMALL_BATCH_PAIRS : 1024)),
+      ...phased(TEACHER_GAN_DM_START, TEACHER_GAN_WARMUP, cost.warmup, cost.iteration, secondsWith(small ? TEACHER_GAN_SMALL_BATCH_PAIRS : DEFAULT_PAIRS)),
       lambdaDm: 0, fakeUpdatesPerGen: 1, ...ganImages, ganGenWeight: TEACHER_GAN_GEN_WEIGHT, ganFeatures: 'teacher', ganHeadWeight: TEACHER_GAN_HEAD_WEIGHT,
       ...(small && { ganBatchSize, autoPairs: TEACHER_GAN_SMALL_BATCH_PAIRS }),
     };

@@ -21,7 +21,7 @@ export function pairsCacheDir(): string {
 export async function resolveAutoPairs<C extends Partial<DMDConfig>>(cfg: C, log: (s: string) => void = console.log): Promise<C> {
   if (cfg.pairs !== 'auto') return cfg;
   const teacher = path.resolve(cfg.teacher ?? defaultTeacherPath());
-  const count = cfg.autoPairs ?? 1024;
+  const count = cfg.autoPairs ?? DMDConfigSchema.shape.autoPairs.parse(undefined);
   const sd = isStableDiffusion(teacher);
   // an SD teacher's pairs use the run's real guidance: the generator regresses onto the distribution it matches
   const guidance = DMDConfigSchema.shape.realGuidance.parse(cfg.realGuidance);
